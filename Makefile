@@ -1,0 +1,99 @@
+# rankclip.cpp build.
+#   make          build the library, the `rankclip` tool, the tests and the benchmark
+#   make test     run the test suite (GPU tests skip without a GPU)
+#   make bench    run the benchmarks (ours, then PyTorch's when python3-torch is installed)
+#   make demo     install dependencies, build, run the main job
+#   make cuda     build with the CUDA backend (autodetected when nvcc is found; CUDA=0 disables)
+#   make gpu-check  on a GPU machine: build with CUDA, run CUDA tests and GPU benchmarks
+#   make clean
+CXX      ?= g++
+PYTHON   ?= /usr/bin/python3
+BUILD    ?= build
+DEPS     ?= /usr
+CXXFLAGS ?= -O2 -march=native
+CXXFLAGS += -std=c++17 -fopenmp -Wall -Wextra -Wno-unused-parameter -MMD -MP -I. -I$(DEPS)/include/eigen3 -I$(DEPS)/include
+LDFLAGS  += -fopenmp -L$(DEPS)/lib -L$(DEPS)/lib/x86_64-linux-gnu
+LDLIBS   += -lpthread
+
+# ---- CUDA backend: on when nvcc exists, unless CUDA=0 ----
+CUDA_HOME ?= /usr/local/cuda
+NVCC      ?= $(CUDA_HOME)/bin/nvcc
+CUDA      ?= $(if $(wildcard $(NVCC)),1,0)
+USE_CUDNN ?= 0
+CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+
+ENGINE_SRC := $(wildcard engine/*.cpp engine/cpu/*.cpp engine/ops/*.cpp)
+LIB_SRC    := $(ENGINE_SRC) $(wildcard nn/*.cpp models/*.cpp train/*.cpp data/*.cpp)
+CUDA_SRC   := $(wildcard cuda/*.cu)
+CUDA_CPP   := $(wildcard cuda/*.cpp)
+TEST_SRC   := $(wildcard tests/*.cpp)
+
+ifeq ($(CUDA),1)
+CXXFLAGS += -DRANKCLIP_CUDA -I$(CUDA_HOME)/include
+NVCCFLAGS ?= -O2 -std=c++17 $(CUDA_ARCH) -I. -Xcompiler -fopenmp -DRANKCLIP_CUDA --expt-relaxed-constexpr
+LDFLAGS  += -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib -Wl,-rpath,$(CUDA_HOME)/lib64
+LDLIBS   += -lcudart -lcublas -lcublasLt
+LIB_SRC  += $(CUDA_CPP)
+ifeq ($(USE_CUDNN),1)
+CXXFLAGS += -DRANKCLIP_CUDNN
+NVCCFLAGS += -DRANKCLIP_CUDNN
+LDLIBS   += -lcudnn
+endif
+LIB_OBJ  := $(LIB_SRC:%.cpp=$(BUILD)/%.o) $(CUDA_SRC:%.cu=$(BUILD)/%.cu.o)
+else
+LIB_OBJ  := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
+endif
+TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
+
+LIB   := $(BUILD)/librankclip.a
+TOOL  := $(BUILD)/rankclip
+TESTS := $(BUILD)/run_tests
+BENCH := $(BUILD)/bench_engine
+
+.PHONY: all test bench demo cuda gpu-check clean deps
+all: $(LIB) $(TOOL) $(TESTS) $(BENCH)
+
+$(BUILD)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(TOOL): $(BUILD)/tools/rankclip.o $(LIB)
+	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(TESTS): $(TEST_OBJ) $(LIB)
+	$(CXX) $(LDFLAGS) $^ -o $@ -lgtest -lgtest_main $(LDLIBS)
+
+$(BENCH): $(BUILD)/bench/bench_engine.o $(LIB)
+	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+test: $(TESTS)
+	tools/run-tests.sh $(TESTS)
+
+bench: $(BENCH)
+	tools/run-bench.sh $(BENCH) $(PYTHON)
+
+demo: deps
+	$(MAKE) $(TOOL)
+	$(TOOL) demo
+
+deps:
+	tools/install-deps.sh
+
+cuda:
+	$(MAKE) CUDA=1
+
+gpu-check:
+	tools/gpu-check.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

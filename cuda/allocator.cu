@@ -1,0 +1,86 @@
+// cuda/allocator.cu
+// defines: the binding of CachingAllocator (cuda/allocator.h) to cudaMalloc/cudaFree, one
+// allocator per device, and PinnedBuffer over cudaMallocHost/cudaFreeHost.
+#include <array>
+#include <memory>
+#include <mutex>
+
+#include "cuda/allocator.h"
+#include "cuda/cuda_check.h"
+
+namespace rankclip {
+
+namespace {
+
+// Runs `fn` with `device` current, restoring the previous device afterwards.
+template <typename Fn>
+auto on_device(int device, Fn fn) {
+    int previous = 0;
+    RC_CUDA_CHECK(cudaGetDevice(&previous));
+    if (previous != device) RC_CUDA_CHECK(cudaSetDevice(device));
+    struct Restore {
+        int previous, device;
+        ~Restore() {
+            if (previous != device) cudaSetDevice(previous);
+        }
+    } restore{previous, device};
+    return fn();
+}
+
+void* device_malloc(int device, size_t nbytes) {
+    return on_device(device, [&]() -> void* {
+        void* ptr = nullptr;
+        cudaError_t err = cudaMalloc(&ptr, nbytes);
+        if (err == cudaErrorMemoryAllocation) {
+            cudaGetLastError();  // not sticky: clear it, the allocator frees its cache and retries
+            return nullptr;
+        }
+        RC_CUDA_CHECK(err);
+        return ptr;
+    });
+}
+
+void device_free(int device, void* ptr) {
+    on_device(device, [&] {
+        RC_CUDA_CHECK(cudaFree(ptr));
+        return 0;
+    });
+}
+
+constexpr int kMaxDevices = 64;
+
+}  // namespace
+
+CachingAllocator& cuda_allocator(int device) {
+    RC_CHECK(device >= 0 && device < kMaxDevices, "cuda allocator: bad device index ", device);
+    // Never destroyed: blocks may be freed during static destruction, after the CUDA runtime
+    // has started to shut down; leaking the cache at exit is harmless.
+    static std::array<CachingAllocator*, kMaxDevices> allocators{};
+    static std::mutex mutex;
+    std::lock_guard<std::mutex> lock(mutex);
+    if (allocators[device] == nullptr) {
+        allocators[device] = new CachingAllocator(
+            [device](size_t n) { return device_malloc(device, n); },
+            [device](void* p) { device_free(device, p); }, CachingAllocator::caching_from_env(),
+            "cuda:" + std::to_string(device));
+    }
+    return *allocators[device];
+}
+
+PinnedBuffer::PinnedBuffer(size_t nbytes) : nbytes_(nbytes) {
+    if (nbytes == 0) return;
+    cudaError_t err = cudaMallocHost(&data_, nbytes);
+    if (err != cudaSuccess) {
+        cudaGetLastError();
+        data_ = nullptr;
+        nbytes_ = 0;
+        throw Error(str_cat("PinnedBuffer: cudaMallocHost of ", nbytes, " bytes failed: ",
+                            cudaGetErrorString(err)));
+    }
+}
+
+PinnedBuffer::~PinnedBuffer() {
+    if (data_ != nullptr) cudaFreeHost(data_);  // no throwing from a destructor
+}
+
+}  // namespace rankclip

@@ -1,0 +1,375 @@
+// cuda/dev/attention_forward.cu
+// defines: scaled-dot-product attention forward variants, q (BH, Tq, D), k, v (BH, Tk, D) ->
+// out (BH, Tq, D), lse (BH, Tq), optional causal mask (key j visible to query i iff j <= i);
+// a CPU reference, the correctness check over shapes and block sizes, and a benchmark against
+// a cuBLAS-based naive attention (S = Q K^T in global memory, softmax, O = P V).
+//   kernel1: one warp per query row, looping over every key (online softmax, no tiles).
+//   kernel2: flash-style tiles: K/V tiles of 32 keys in shared memory, one lane per key for the
+//            scores, one lane per head dim for P V; one query row per warp.
+//   kernel3: kernel2 with four query rows per warp (each K/V value read from shared memory
+//            serves four rows). This is the design of cuda/attention.cu.
+//   kernel4: kernel3 with 128-bit shared-memory reads for the scores (float4 along D).
+// The number of warps per block is the "block size" swept by the checks.
+// Usage: ./attention_forward [variant]   (no argument: all variants)
+#include "common.h"
+
+// ---------------------------------------------------------------------------------------------
+// CPU reference (double)
+
+void attention_forward_cpu(const float* q, const float* k, const float* v, float* out, float* lse, int BH,
+                           int Tq, int Tk, int D, bool causal, float scale) {
+    std::vector<double> p(Tk), acc(D);
+    for (int bh = 0; bh < BH; bh++)
+        for (int i = 0; i < Tq; i++) {
+            const float* qi = q + (size_t(bh) * Tq + i) * D;
+            int keys = causal ? std::min(Tk, i + 1) : Tk;
+            double m = -INFINITY;
+            for (int j = 0; j < keys; j++) {
+                const float* kj = k + (size_t(bh) * Tk + j) * D;
+                double s = 0;
+                for (int d = 0; d < D; d++) s += double(qi[d]) * kj[d];
+                p[j] = s * scale;
+                m = std::max(m, p[j]);
+            }
+            double sum = 0;
+            for (int j = 0; j < keys; j++) sum += (p[j] = std::exp(p[j] - m));
+            std::fill(acc.begin(), acc.end(), 0.0);
+            for (int j = 0; j < keys; j++)
+                for (int d = 0; d < D; d++) acc[d] += p[j] * v[(size_t(bh) * Tk + j) * D + d];
+            for (int d = 0; d < D; d++) out[(size_t(bh) * Tq + i) * D + d] = float(acc[d] / sum);
+            lse[size_t(bh) * Tq + i] = float(m + std::log(sum));
+        }
+}
+
+// ---------------------------------------------------------------------------------------------
+// kernel1: one warp per query row; lane c owns dims c, c + 32, ... (kDL of them)
+
+template <int kDL>
+__global__ void attention_forward_kernel1(const float* q, const float* k, const float* v, float* out, float* lse,
+                                          int BH, int Tq, int Tk, int D, bool causal, float scale) {
+    int64_t row = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;  // bh * Tq + i
+    int lane = threadIdx.x % 32;
+    if (row >= int64_t(BH) * Tq) return;
+    int64_t bh = row / Tq;
+    int i = int(row % Tq);
+    const float* qi = q + row * D;
+    float qv[kDL], o[kDL];
+    for (int c = 0; c < kDL; c++) {
+        int d = c * 32 + lane;
+        qv[c] = d < D ? qi[d] : 0.0f;
+        o[c] = 0.0f;
+    }
+    float m = -INFINITY, l = 0.0f;
+    int keys = causal ? min(Tk, i + 1) : Tk;
+    for (int j = 0; j < keys; j++) {
+        const float* kj = k + (bh * Tk + j) * D;
+        const float* vj = v + (bh * Tk + j) * D;
+        float s = 0.0f;
+        for (int c = 0; c < kDL; c++) {
+            int d = c * 32 + lane;
+            if (d < D) s += qv[c] * kj[d];
+        }
+        s = warp_sum(s) * scale;
+        float m_new = fmaxf(m, s);
+        float alpha = expf(m - m_new), p = expf(s - m_new);
+        l = l * alpha + p;
+        for (int c = 0; c < kDL; c++) {
+            int d = c * 32 + lane;
+            o[c] = o[c] * alpha + (d < D ? p * vj[d] : 0.0f);
+        }
+        m = m_new;
+    }
+    for (int c = 0; c < kDL; c++) {
+        int d = c * 32 + lane;
+        if (d < D) out[row * D + d] = l > 0 ? o[c] / l : 0.0f;
+    }
+    if (lane == 0) lse[row] = l > 0 ? m + logf(l) : -INFINITY;
+}
+
+// ---------------------------------------------------------------------------------------------
+// kernels 2-4: tiled. Block = `warps` warps, each with kRows query rows; the block's query tile
+// is warps * kRows rows. Keys come in tiles of 32, one per lane. Shared memory (floats):
+//   Qs (query tile, Dp) | Ks (32, Dp + kPad) | Vs (32, Dp), Dp = 32 * kDL
+// The K rows are padded so that lane j reading Ks[j][d] hits distinct banks (kPad = 1 for
+// scalar reads; 4 for float4 reads, which a quarter-warp serves 8 lanes at a time).
+
+constexpr int kKeyTile = 32;
+
+template <int kDL, int kRows, bool kVec4>
+__global__ void attention_forward_tiled(const float* __restrict__ q, const float* __restrict__ k,
+                                        const float* __restrict__ v, float* __restrict__ out,
+                                        float* __restrict__ lse, int Tq, int Tk, int D, int n_qtiles,
+                                        bool causal, float scale) {
+    constexpr int Dp = kDL * 32;
+    constexpr int kPad = kVec4 ? 4 : 1;
+    extern __shared__ __align__(16) float smem[];
+    const int warps = blockDim.x / 32, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int query_tile = warps * kRows;
+    float* Qs = smem;                          // (query_tile, Dp)
+    float* Ks = Qs + query_tile * Dp;          // (32, Dp + kPad)
+    float* Vs = Ks + kKeyTile * (Dp + kPad);   // (32, Dp)
+
+    const int64_t bh = blockIdx.x / n_qtiles;
+    const int q0 = (blockIdx.x % n_qtiles) * query_tile;
+    const float* qb = q + bh * Tq * D;
+    const float* kb = k + bh * Tk * D;
+    const float* vb = v + bh * Tk * D;
+
+    for (int idx = threadIdx.x; idx < query_tile * Dp; idx += blockDim.x) {
+        int r = idx / Dp, d = idx % Dp, i = q0 + r;
+        Qs[idx] = (i < Tq && d < D) ? qb[int64_t(i) * D + d] : 0.0f;
+    }
+    float m[kRows], l[kRows], o[kRows][kDL];
+    for (int r = 0; r < kRows; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+        for (int c = 0; c < kDL; c++) o[r][c] = 0.0f;
+    }
+    const int row0 = warp * kRows;  // this warp's first row in the tile
+    const int q_last = min(Tq, q0 + query_tile) - 1;
+    const int k_end = causal ? min(Tk, q_last + 1) : Tk;
+
+    for (int k0 = 0; k0 < k_end; k0 += kKeyTile) {
+        __syncthreads();  // the previous tile is consumed (and Qs is written, the first time)
+        for (int idx = threadIdx.x; idx < kKeyTile * Dp; idx += blockDim.x) {
+            int j = idx / Dp, d = idx % Dp, key = k0 + j;
+            bool in = key < Tk && d < D;
+            Ks[j * (Dp + kPad) + d] = in ? kb[int64_t(key) * D + d] : 0.0f;
+            Vs[j * Dp + d] = in ? vb[int64_t(key) * D + d] : 0.0f;
+        }
+        __syncthreads();
+
+        // scores: lane = key
+        float s[kRows];
+        for (int r = 0; r < kRows; r++) s[r] = 0.0f;
+        const float* krow = Ks + lane * (Dp + kPad);
+        if constexpr (kVec4) {
+#pragma unroll 8
+            for (int d = 0; d < Dp; d += 4) {
+                float4 kv = *reinterpret_cast<const float4*>(krow + d);
+#pragma unroll
+                for (int r = 0; r < kRows; r++) {
+                    float4 qv = *reinterpret_cast<const float4*>(Qs + (row0 + r) * Dp + d);
+                    s[r] += qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w;
+                }
+            }
+        } else {
+#pragma unroll 16
+            for (int d = 0; d < Dp; d++) {
+                float kv = krow[d];
+#pragma unroll
+                for (int r = 0; r < kRows; r++) s[r] += Qs[(row0 + r) * Dp + d] * kv;
+            }
+        }
+        // online softmax; p replaces s
+        const int key = k0 + lane;
+#pragma unroll
+        for (int r = 0; r < kRows; r++) {
+            int i = q0 + row0 + r;
+            bool visible = key < Tk && (!causal || key <= i);
+            float x = visible ? s[r] * scale : -INFINITY;
+            float m_new = fmaxf(m[r], warp_max(x));
+            float p = 0.0f, alpha = 1.0f;
+            if (m_new != -INFINITY) {  // warp-uniform
+                p = expf(x - m_new);
+                alpha = expf(m[r] - m_new);
+            }
+            l[r] = l[r] * alpha + p;  // per-lane partial sums; alpha is the same for every lane
+            m[r] = m_new;
+#pragma unroll
+            for (int c = 0; c < kDL; c++) o[r][c] *= alpha;
+            s[r] = p;
+        }
+        // o += P V: lane = head dim
+        const int jn = min(kKeyTile, k_end - k0);
+        for (int j = 0; j < jn; j++) {
+            float vj[kDL];
+#pragma unroll
+            for (int c = 0; c < kDL; c++) vj[c] = Vs[j * Dp + c * 32 + lane];
+#pragma unroll
+            for (int r = 0; r < kRows; r++) {
+                float pj = __shfl_sync(0xffffffffu, s[r], j);
+#pragma unroll
+                for (int c = 0; c < kDL; c++) o[r][c] += pj * vj[c];
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < kRows; r++) {
+        int i = q0 + row0 + r;
+        float lsum = warp_sum(l[r]);
+        if (i >= Tq) continue;
+        float inv = lsum > 0.0f ? 1.0f / lsum : 0.0f;
+        float* orow = out + (bh * Tq + i) * D;
+#pragma unroll
+        for (int c = 0; c < kDL; c++) {
+            int d = c * 32 + lane;
+            if (d < D) orow[d] = o[r][c] * inv;
+        }
+        if (lane == 0) lse[bh * Tq + i] = lsum > 0.0f ? m[r] + logf(lsum) : -INFINITY;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the cuBLAS reference: S = scale Q K^T (BH, Tq, Tk) in global memory, masked softmax in place,
+// O = P V
+
+__global__ void masked_softmax_rows(float* s, float* lse, int64_t rows, int Tq, int Tk, bool causal, float scale) {
+    int64_t row = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x % 32;
+    if (row >= rows) return;
+    int i = int(row % Tq);
+    float* sr = s + row * Tk;
+    int keys = causal ? min(Tk, i + 1) : Tk;
+    float m = -INFINITY, sum = 0.0f;
+    for (int j = lane; j < keys; j += 32) {
+        float x = sr[j] * scale;
+        if (x > m) {
+            sum = sum * expf(m - x) + 1.0f;
+            m = x;
+        } else {
+            sum += expf(x - m);
+        }
+    }
+    warp_online_merge(m, sum);
+    for (int j = lane; j < Tk; j += 32) sr[j] = j < keys ? expf(sr[j] * scale - m) / sum : 0.0f;
+    if (lane == 0) lse[row] = m + logf(sum);
+}
+
+struct CublasAttention {
+    cublasHandle_t handle;
+    float* scores = nullptr;
+    CublasAttention() { CUBLAS_CHECK(cublasCreate(&handle)); }
+    ~CublasAttention() {
+        cublasDestroy(handle);
+        if (scores) cudaFree(scores);
+    }
+    void operator()(const float* q, const float* k, const float* v, float* out, float* lse, int BH, int Tq,
+                    int Tk, int D, bool causal, float scale) {
+        if (!scores) scores = device_alloc<float>(size_t(BH) * Tq * Tk);
+        const float one = 1.0f, zero = 0.0f;
+        // row-major S (Tq, Tk) = Q (Tq, D) K^T: column-major S^T (Tk, Tq) = K (Tk, D as col-major D x Tk)^T ...
+        CUBLAS_CHECK(cublasSgemmStridedBatched(handle, CUBLAS_OP_T, CUBLAS_OP_N, Tk, Tq, D, &one, k, D,
+                                               int64_t(Tk) * D, q, D, int64_t(Tq) * D, &zero, scores, Tk,
+                                               int64_t(Tq) * Tk, BH));
+        int64_t rows = int64_t(BH) * Tq;
+        masked_softmax_rows<<<unsigned(ceil_div<int64_t>(rows, 4)), 128>>>(scores, lse, rows, Tq, Tk, causal, scale);
+        CUDA_CHECK_LAUNCH();
+        // row-major O (Tq, D) = P (Tq, Tk) V (Tk, D): column-major O^T = V^T P^T
+        CUBLAS_CHECK(cublasSgemmStridedBatched(handle, CUBLAS_OP_N, CUBLAS_OP_N, D, Tq, Tk, &one, v, D,
+                                               int64_t(Tk) * D, scores, Tk, int64_t(Tq) * Tk, &zero, out, D,
+                                               int64_t(Tq) * D, BH));
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
+// launcher
+
+template <int kDL>
+void attention_forward_dl(int variant, const float* q, const float* k, const float* v, float* out, float* lse,
+                          int BH, int Tq, int Tk, int D, bool causal, float scale, int warps) {
+    if (variant == 1) {
+        int64_t rows = int64_t(BH) * Tq;
+        attention_forward_kernel1<kDL><<<unsigned(ceil_div<int64_t>(rows, warps)), warps * 32>>>(
+            q, k, v, out, lse, BH, Tq, Tk, D, causal, scale);
+        CUDA_CHECK_LAUNCH();
+        return;
+    }
+    const int rows = variant == 2 ? 1 : 4;
+    const int pad = variant == 4 ? 4 : 1;
+    const int query_tile = warps * rows, Dp = kDL * 32;
+    const int n_qtiles = ceil_div(Tq, query_tile);
+    size_t smem = (size_t(query_tile) * Dp + size_t(kKeyTile) * (Dp + pad) + size_t(kKeyTile) * Dp) * sizeof(float);
+    dim3 grid(unsigned(int64_t(BH) * n_qtiles));
+    auto launch = [&](auto kernel) {
+        if (smem > 48 * 1024)
+            CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+        kernel<<<grid, warps * 32, smem>>>(q, k, v, out, lse, Tq, Tk, D, n_qtiles, causal, scale);
+    };
+    if (variant == 2) launch(attention_forward_tiled<kDL, 1, false>);
+    if (variant == 3) launch(attention_forward_tiled<kDL, 4, false>);
+    if (variant == 4) launch(attention_forward_tiled<kDL, 4, true>);
+    CUDA_CHECK_LAUNCH();
+}
+
+void attention_forward(int variant, const float* q, const float* k, const float* v, float* out, float* lse,
+                       int BH, int Tq, int Tk, int D, bool causal, float scale, int warps) {
+    if (D <= 32) attention_forward_dl<1>(variant, q, k, v, out, lse, BH, Tq, Tk, D, causal, scale, warps);
+    else if (D <= 64) attention_forward_dl<2>(variant, q, k, v, out, lse, BH, Tq, Tk, D, causal, scale, warps);
+    else if (D <= 128) attention_forward_dl<4>(variant, q, k, v, out, lse, BH, Tq, Tk, D, causal, scale, warps);
+    else attention_forward_dl<8>(variant, q, k, v, out, lse, BH, Tq, Tk, D, causal, scale, warps);
+}
+
+int main(int argc, char** argv) {
+    require_cuda_device_or_exit("attention_forward");
+    const int variant = selected_variant(argc, argv);
+    const int n_variants = 4;
+    bool ok = true;
+
+    struct Case { int BH, Tq, Tk, D; bool causal; };
+    const Case cases[] = {{1, 1, 1, 1, false},   {2, 7, 7, 16, true},    {3, 77, 77, 64, true},
+                          {2, 50, 50, 64, false}, {1, 33, 65, 128, false}, {1, 65, 33, 128, true},
+                          {2, 130, 130, 80, true}, {1, 40, 70, 256, true}, {2, 5, 300, 32, false}};
+    for (const Case& t : cases) {
+        size_t nq = size_t(t.BH) * t.Tq * t.D, nk = size_t(t.BH) * t.Tk * t.D;
+        std::vector<float> q = random_normal(nq, 21), k = random_normal(nk, 22), v = random_normal(nk, 23);
+        std::vector<float> out(nq), lse(size_t(t.BH) * t.Tq);
+        float scale = 1.0f / std::sqrt(float(t.D));
+        attention_forward_cpu(q.data(), k.data(), v.data(), out.data(), lse.data(), t.BH, t.Tq, t.Tk, t.D, t.causal, scale);
+        float *dq = device_from_host(q), *dk = device_from_host(k), *dv = device_from_host(v);
+        float *dout = device_alloc<float>(nq), *dlse = device_alloc<float>(lse.size());
+        for (int var = 1; var <= n_variants; var++) {
+            if (variant && var != variant) continue;
+            for (int warps : {1, 2, 4, 8}) {
+                CUDA_CHECK(cudaMemset(dout, 0, nq * sizeof(float)));
+                attention_forward(var, dq, dk, dv, dout, dlse, t.BH, t.Tq, t.Tk, t.D, t.causal, scale, warps);
+                CUDA_CHECK(cudaDeviceSynchronize());
+                bool good = validate_device("out", dout, out.data(), nq, 2e-5f, 1e-4f) &&
+                            validate_device("lse", dlse, lse.data(), lse.size(), 2e-5f, 1e-5f);
+                if (!good)
+                    std::printf("kernel%d failed at BH=%d Tq=%d Tk=%d D=%d causal=%d warps=%d\n", var, t.BH, t.Tq,
+                                t.Tk, t.D, int(t.causal), warps);
+                ok &= good;
+            }
+        }
+        {  // the cuBLAS reference must agree too
+            CublasAttention reference;
+            reference(dq, dk, dv, dout, dlse, t.BH, t.Tq, t.Tk, t.D, t.causal, scale);
+            CUDA_CHECK(cudaDeviceSynchronize());
+            bool good = validate_device("out", dout, out.data(), nq, 2e-5f, 1e-4f);
+            if (!good) std::printf("cuBLAS reference failed at BH=%d Tq=%d Tk=%d D=%d\n", t.BH, t.Tq, t.Tk, t.D);
+            ok &= good;
+        }
+        for (float* p : {dq, dk, dv, dout, dlse}) CUDA_CHECK(cudaFree(p));
+    }
+    std::printf("correctness: %s\n", ok ? "ok" : "FAILED");
+
+    // benchmark: CLIP text tower (B 256, 8 heads, T 77, causal), ViT-B/16 (B 128, 12 heads,
+    // T 197), and a long sequence
+    const Case bench[] = {{256 * 8, 77, 77, 64, true}, {128 * 12, 197, 197, 64, false}, {8 * 16, 1024, 1024, 128, true}};
+    for (const Case& t : bench) {
+        size_t nq = size_t(t.BH) * t.Tq * t.D, nk = size_t(t.BH) * t.Tk * t.D;
+        float *dq = device_from_host(random_normal(nq, 24)), *dk = device_from_host(random_normal(nk, 25));
+        float *dv = device_from_host(random_normal(nk, 26));
+        float *dout = device_alloc<float>(nq), *dlse = device_alloc<float>(size_t(t.BH) * t.Tq);
+        float scale = 1.0f / std::sqrt(float(t.D));
+        double flops = 4.0 * t.BH * double(t.Tq) * t.Tk * t.D * (t.causal ? 0.5 : 1.0);
+        std::printf("benchmark BH=%d T=%d D=%d causal=%d (F32)\n", t.BH, t.Tq, t.D, int(t.causal));
+        CublasAttention reference;
+        float ref_ms = benchmark_ms(10, [&] { reference(dq, dk, dv, dout, dlse, t.BH, t.Tq, t.Tk, t.D, t.causal, scale); });
+        report_flops("cuBLAS naive attention (S in global memory)", ref_ms, flops, 0);
+        for (int var = 1; var <= n_variants; var++) {
+            if (variant && var != variant) continue;
+            for (int warps : {4, 8}) {
+                float ms = benchmark_ms(10, [&] {
+                    attention_forward(var, dq, dk, dv, dout, dlse, t.BH, t.Tq, t.Tk, t.D, t.causal, scale, warps);
+                });
+                char what[64];
+                std::snprintf(what, sizeof what, "kernel%d, %d warps", var, warps);
+                report_flops(what, ms, flops, ref_ms);
+            }
+        }
+        for (float* p : {dq, dk, dv, dout, dlse}) CUDA_CHECK(cudaFree(p));
+    }
+    return finish("attention_forward", ok);
+}

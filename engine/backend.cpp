@@ -1,0 +1,108 @@
+// engine/backend.cpp
+// defines: the backend registry (backend_for) and the default "missing kernel" implementations,
+// so that a backend lacking a kernel fails with the op, device and dtype named.
+#include "engine/backend.h"
+
+#include "engine/cpu/cpu_backend.h"
+#ifdef RANKCLIP_CUDA
+#include "cuda/cuda_backend.h"
+#endif
+
+namespace rankclip {
+
+const char* unary_op_name(UnaryOp op) {
+    static const char* names[] = {"neg", "exp", "log", "sqrt", "rsqrt", "abs", "tanh", "sigmoid",
+                                  "relu", "reciprocal", "gelu", "gelu_tanh", "quick_gelu", "pow",
+                                  "clamp", "affine", "sign"};
+    return names[int(op)];
+}
+
+const char* binary_op_name(BinaryOp op) {
+    static const char* names[] = {"add", "sub", "mul", "div", "maximum", "minimum", "eq", "gt", "lt",
+                                  "ge", "le", "gelu_backward", "gelu_tanh_backward",
+                                  "quick_gelu_backward"};
+    return names[int(op)];
+}
+
+static Backend* registry[2] = {nullptr, nullptr};
+
+void register_backend(DeviceType type, Backend* backend) { registry[int(type)] = backend; }
+
+bool has_backend(DeviceType type) {
+    if (type == DeviceType::CPU) return true;
+#ifdef RANKCLIP_CUDA
+    return cuda_available();
+#else
+    return registry[int(type)] != nullptr;
+#endif
+}
+
+Backend& backend_for(Device device) {
+    if (device.is_cpu()) return cpu_backend();
+#ifdef RANKCLIP_CUDA
+    if (!registry[int(DeviceType::CUDA)]) {
+        RC_CHECK(cuda_available(), "device ", device.str(), ": no CUDA device is available on this machine");
+        cuda_backend();
+    }
+#endif
+    Backend* b = registry[int(device.type)];
+    RC_CHECK(b, "device ", device.str(), ": this build has no backend for it (build with `make cuda`)");
+    return *b;
+}
+
+void Backend::missing(const char* op, const Tensor& t) const {
+    throw Error(str_cat(op, ": no ", name(), " kernel for dtype ", dtype_name(t.dtype()), " (tensor ",
+                        t.str(), ")"));
+}
+
+// Defaults: every kernel is "missing" until a backend overrides it.
+void Backend::copy(const Tensor& src, Tensor&) { missing("copy", src); }
+void Backend::copy_to_host(const void*, void*, size_t) { throw Error(str_cat("copy_to_host: not supported by ", name())); }
+void Backend::copy_from_host(const void*, void*, size_t) { throw Error(str_cat("copy_from_host: not supported by ", name())); }
+void Backend::fill(Tensor& dst, double) { missing("fill", dst); }
+void Backend::unary(UnaryOp op, const Tensor& x, Tensor&, double, double) { missing(unary_op_name(op), x); }
+void Backend::binary(BinaryOp op, const Tensor& a, const Tensor&, Tensor&) { missing(binary_op_name(op), a); }
+void Backend::where(const Tensor&, const Tensor& a, const Tensor&, Tensor&) { missing("where", a); }
+void Backend::reduce_rows(ReduceOp, const Tensor& x, Tensor&) { missing("reduce", x); }
+void Backend::argmax_rows(const Tensor& x, Tensor&) { missing("argmax", x); }
+void Backend::cumsum_rows(const Tensor& x, Tensor&, bool) { missing("cumsum", x); }
+void Backend::sort_rows(const Tensor& x, Tensor&, Tensor&, bool) { missing("sort", x); }
+void Backend::matmul(const Tensor& a, const Tensor&, Tensor&, bool, bool) { missing("matmul", a); }
+void Backend::softmax_rows(const Tensor& x, Tensor&, bool) { missing("softmax", x); }
+void Backend::softmax_rows_backward(const Tensor& y, const Tensor&, Tensor&, bool) { missing("softmax_backward", y); }
+void Backend::layer_norm(const Tensor& x, const Tensor&, const Tensor&, Tensor&, Tensor&, Tensor&, double) {
+    missing("layer_norm", x);
+}
+void Backend::layer_norm_backward(const Tensor& gy, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                  Tensor&, Tensor&, Tensor&) {
+    missing("layer_norm_backward", gy);
+}
+void Backend::cross_entropy(const Tensor& logits, const Tensor&, Tensor&, Tensor&, int64_t) {
+    missing("cross_entropy", logits);
+}
+void Backend::cross_entropy_backward(const Tensor& logits, const Tensor&, const Tensor&, const Tensor&, Tensor&,
+                                     int64_t) {
+    missing("cross_entropy_backward", logits);
+}
+void Backend::index_select(const Tensor& x, const Tensor&, Tensor&, int64_t, int64_t, int64_t) {
+    missing("index_select", x);
+}
+void Backend::index_add(const Tensor& g, const Tensor&, Tensor&, int64_t, int64_t, int64_t) {
+    missing("index_add", g);
+}
+void Backend::gather(const Tensor& x, const Tensor&, Tensor&, int64_t, int64_t, int64_t, int64_t) {
+    missing("gather", x);
+}
+void Backend::scatter_add(const Tensor& g, const Tensor&, Tensor&, int64_t, int64_t, int64_t, int64_t) {
+    missing("scatter_add", g);
+}
+void Backend::dropout_mask(Tensor& out, double, uint64_t, uint64_t) { missing("dropout", out); }
+void Backend::attention(const Tensor& q, const Tensor&, const Tensor&, Tensor&, Tensor&, bool, double) {
+    missing("attention", q);
+}
+void Backend::attention_backward(const Tensor& q, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                 const Tensor&, Tensor&, Tensor&, Tensor&, bool, double) {
+    missing("attention_backward", q);
+}
+
+}  // namespace rankclip

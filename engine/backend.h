@@ -1,0 +1,124 @@
+// engine/backend.h
+// defines: Backend, the op table of one device type. Every kernel the engine needs is a virtual
+// function here; the CPU backend (engine/cpu/) implements all of them, the CUDA backend (cuda/)
+// registers itself at start-up when built. A kernel a backend lacks throws an error naming the
+// op, the device and the dtype (see `missing`).
+//
+// Contract: output tensors are allocated by the caller (contiguous, right shape and dtype, on
+// this device). Inputs are contiguous unless the comment says "strided". All dims are already
+// wrapped and checked by the op front-ends in engine/ops/, so kernels only compute.
+#pragma once
+#include <cstdint>
+
+#include "engine/tensor.h"
+
+namespace rankclip {
+
+enum class UnaryOp {
+    Neg, Exp, Log, Sqrt, Rsqrt, Abs, Tanh, Sigmoid, Relu, Reciprocal,
+    Gelu,        // exact: x * Phi(x)
+    GeluTanh,    // tanh approximation
+    QuickGelu,   // x * sigmoid(1.702 x)
+    Pow,         // x ^ p0
+    Clamp,       // min(max(x, p0), p1)
+    Affine,      // x * p0 + p1
+    Sign,
+};
+
+enum class BinaryOp {
+    Add, Sub, Mul, Div, Maximum, Minimum,
+    Eq, Gt, Lt, Ge, Le,     // 1 where true, else 0, in the output dtype
+    // gradients of the activations: a = x, b = grad of the output
+    GeluBackward, GeluTanhBackward, QuickGeluBackward,
+};
+
+enum class ReduceOp { Sum, Max, Min };
+
+const char* unary_op_name(UnaryOp op);
+const char* binary_op_name(BinaryOp op);
+
+struct Backend {
+    virtual ~Backend() = default;
+    virtual const char* name() const = 0;
+
+    // --- memory ---
+    virtual void* allocate(size_t nbytes) = 0;
+    virtual void deallocate(void* ptr, size_t nbytes) = 0;
+    // dst and src have the same shape; src strided (any strides, may be 0), dst strided;
+    // dtypes may differ (this is cast). Both live on this backend's device.
+    virtual void copy(const Tensor& src, Tensor& dst);
+    // Contiguous host <-> device transfer of nbytes.
+    virtual void copy_to_host(const void* device_src, void* host_dst, size_t nbytes);
+    virtual void copy_from_host(const void* host_src, void* device_dst, size_t nbytes);
+    virtual void fill(Tensor& dst, double value);  // dst strided
+    virtual void synchronize() {}
+
+    // --- elementwise (inputs strided; already expanded to out's shape) ---
+    virtual void unary(UnaryOp op, const Tensor& x, Tensor& out, double p0, double p1);
+    virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out);
+    virtual void where(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out);
+
+    // --- reductions over the last dim of x: (N, R) -> (N) ---
+    virtual void reduce_rows(ReduceOp op, const Tensor& x, Tensor& out);
+    virtual void argmax_rows(const Tensor& x, Tensor& out_i64);
+    // inclusive cumulative sum along rows: (N, R) -> (N, R); reverse sums from the end
+    virtual void cumsum_rows(const Tensor& x, Tensor& out, bool reverse);
+    // stable sort of each row; indices are I64
+    virtual void sort_rows(const Tensor& x, Tensor& values, Tensor& indices, bool descending);
+
+    // --- matmul: a (batch, M, K) or (batch, K, M) if trans_a; b (batch, K, N) or (batch, N, K)
+    //     if trans_b; out (batch, M, N). out = a @ b. ---
+    virtual void matmul(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bool trans_b);
+
+    // --- fused nn kernels, rows of x are (N, C) ---
+    virtual void softmax_rows(const Tensor& x, Tensor& out, bool log);
+    // gx = y * (gy - sum(gy * y)) for softmax; gx = gy - exp(y) * sum(gy) for log_softmax
+    virtual void softmax_rows_backward(const Tensor& y, const Tensor& gy, Tensor& gx, bool log);
+    virtual void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& out,
+                            Tensor& mean, Tensor& rstd, double eps);
+    virtual void layer_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& w,
+                                     const Tensor& mean, const Tensor& rstd, Tensor& gx,
+                                     Tensor& gw, Tensor& gb);
+    // losses[n] = logsumexp(logits[n]) - logits[n, target[n]]; lse saved; target I64;
+    // rows whose target equals ignore_index get loss 0.
+    virtual void cross_entropy(const Tensor& logits, const Tensor& target, Tensor& losses,
+                               Tensor& lse, int64_t ignore_index);
+    // glogits[n] = grad_losses[n] * (softmax(logits[n]) - onehot(target[n]))
+    virtual void cross_entropy_backward(const Tensor& logits, const Tensor& target,
+                                        const Tensor& lse, const Tensor& grad_losses,
+                                        Tensor& glogits, int64_t ignore_index);
+
+    // --- indexing. x viewed as (outer, n, inner) around the indexed dim; index I64 ---
+    // out (outer, len(index), inner) = x[:, index, :]
+    virtual void index_select(const Tensor& x, const Tensor& index, Tensor& out,
+                              int64_t outer, int64_t n, int64_t inner);
+    // gx (outer, n, inner) += g (outer, len(index), inner) scattered by index, deterministic
+    virtual void index_add(const Tensor& g, const Tensor& index, Tensor& gx,
+                           int64_t outer, int64_t n, int64_t inner);
+    // out (outer, m, inner)[o, j, i] = x (outer, n, inner)[o, index[o, j, i], i]
+    virtual void gather(const Tensor& x, const Tensor& index, Tensor& out,
+                        int64_t outer, int64_t n, int64_t m, int64_t inner);
+    // gx[o, index[o, j, i], i] += g[o, j, i], deterministic
+    virtual void scatter_add(const Tensor& g, const Tensor& index, Tensor& gx,
+                             int64_t outer, int64_t n, int64_t m, int64_t inner);
+
+    // --- randomness: out[i] = 1/(1-p) if keep else 0, keep iff uniform(seed, offset+i) >= p
+    virtual void dropout_mask(Tensor& out, double p, uint64_t seed, uint64_t offset);
+
+    // --- attention: q (B, H, Tq, D), k, v (B, H, Tk, D) -> out (B, H, Tq, D), lse (B, H, Tq)
+    virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
+                           Tensor& lse, bool causal, double scale);
+    virtual void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const Tensor& out, const Tensor& lse, const Tensor& gout,
+                                    Tensor& gq, Tensor& gk, Tensor& gv, bool causal, double scale);
+
+protected:
+    [[noreturn]] void missing(const char* op, const Tensor& t) const;
+};
+
+// The backend of a device type. CPU is always there; CUDA only when built and registered.
+Backend& backend_for(Device device);
+void register_backend(DeviceType type, Backend* backend);
+bool has_backend(DeviceType type);
+
+}  // namespace rankclip
