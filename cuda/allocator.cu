@@ -40,11 +40,14 @@ void* device_malloc(int device, size_t nbytes) {
     });
 }
 
-void device_free(int device, void* ptr) {
-    on_device(device, [&] {
-        RC_CUDA_CHECK(cudaFree(ptr));
-        return 0;
-    });
+// Never throws: it runs from tensor destructors, also after a kernel fault left the context
+// unusable or while the runtime shuts down at exit, when the memory is lost anyway.
+void device_free(int device, void* ptr) noexcept {
+    int previous = 0;
+    if (cudaGetDevice(&previous) != cudaSuccess) previous = device;
+    if (previous != device) cudaSetDevice(device);
+    if (cudaFree(ptr) != cudaSuccess) cudaGetLastError();
+    if (previous != device) cudaSetDevice(previous);
 }
 
 constexpr int kMaxDevices = 64;

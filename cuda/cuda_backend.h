@@ -1,9 +1,12 @@
 // cuda/cuda_backend.h
 // defines: CudaBackend, the engine's op table for CUDA devices (see engine/backend.h for the
 // contract of every kernel), and cuda_backend(), which creates and registers it on first use.
-// Files: cuda/allocator.* (caching allocator), cuda/cuda_backend.cu (memory, copies,
-// elementwise, reductions, indexing, sort, cumsum, dropout), cuda/matmul.cu (cuBLAS/cuBLASLt),
-// cuda/softmax.cu, cuda/layer_norm.cu, cuda/cross_entropy.cu, cuda/attention.cu (fused kernels).
+// Files: cuda/device.{h,cpp} (per-device stream, cuBLAS handle, registration),
+// cuda/allocator.* (caching allocator, pinned buffers), cuda/cuda_backend.cu (memory, copies,
+// elementwise, where, dropout), cuda/rows.cu (reductions, argmax, cumsum, sort),
+// cuda/indexing.cu (index_select/add, gather/scatter_add), cuda/kernel_common.cuh (their shared
+// helpers), cuda/matmul.cu (cuBLAS), cuda/softmax.cu, cuda/layer_norm.cu, cuda/cross_entropy.cu,
+// cuda/attention.cu (fused kernels).
 #pragma once
 #include "engine/backend.h"
 

@@ -26,6 +26,10 @@ __device__ __forceinline__ float acc_log(float x) { return logf(x); }
 __device__ __forceinline__ double acc_log(double x) { return log(x); }
 __device__ __forceinline__ float acc_sqrt(float x) { return sqrtf(x); }
 __device__ __forceinline__ double acc_sqrt(double x) { return sqrt(x); }
+// A product rounded on its own, never fused into a following add (no FMA contraction): where
+// an exact cancellation matters, e.g. layer_norm's dxhat - mean(dxhat) with C = 1.
+__device__ __forceinline__ float acc_mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double acc_mul_rn(double a, double b) { return __dmul_rn(a, b); }
 template <typename A> __device__ __forceinline__ A acc_max(A a, A b) { return a > b ? a : b; }
 template <typename A> __device__ __forceinline__ A neg_inf() { return -A(INFINITY); }
 

@@ -41,7 +41,10 @@ Tensor make_view(const Tensor& base, Shape shape, Shape strides, int64_t offset)
     return Tensor(impl);
 }
 
-int64_t Tensor::size(int64_t d) const { return impl_->shape[wrap_dim(d, dim(), "size")]; }
+int64_t Tensor::size(int64_t d) const {
+    RC_CHECK(dim() > 0, "size: tensor ", str(), " has no dims");
+    return impl_->shape[wrap_dim(d, dim(), "size")];
+}
 
 bool Tensor::is_contiguous() const {
     int64_t expected = 1;

@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "engine/ops.h"
@@ -26,8 +28,9 @@ using Inputs = const std::vector<Tensor>&;
 // F64 tensor of `shape` from host values.
 Tensor f64(const std::vector<double>& values, const Shape& shape) { return from_vector(values, shape, DType::F64); }
 
-// Well-separated values: a random permutation of the half-integers * 0.25 (so every value is
-// at least ~0.2 from every other, from 0 and from every multiple of 0.25), plus small noise.
+// Well-separated values: a random permutation of the half-integers * 0.25, plus noise of at
+// most 0.02, so every value is >= 0.2 from every other and >= 0.1 from 0 and from every
+// multiple of 0.25.
 // Safe for max/sort (no ties), abs/relu (no zeros) and clamp at multiples of 0.25.
 Tensor distinct(const Shape& shape, uint64_t seed) {
     Generator gen(seed);
@@ -629,6 +632,68 @@ TEST(GradCheckViews, ContiguousClone) {
     gradcheck([](Inputs in) { return in[0].clone(); }, {randn64({2, 3}, 442)});
     gradcheck([](Inputs in) { return in[0].clone(); }, {randn64({4, 5}, 443).narrow(1, 1, 2)});
     gradcheck([](Inputs in) { return in[0].expand({3, 3}).clone(); }, {randn64({3, 1}, 444)});
+}
+
+// ---------------------------------------------------------------- 0-d tensors with dim 0 / -1
+
+TEST(GradCheckScalar, DimArgumentsOnZeroDimTensors) {
+    // as torch, a 0-d tensor accepts dim 0 and -1, and reducing over it is the identity
+    gradcheck([](Inputs in) { return sum(in[0], {0}); }, {randn64({}, 470)});
+    gradcheck([](Inputs in) { return sum(in[0], {-1}, true); }, {randn64({}, 471)});
+    gradcheck([](Inputs in) { return mean(in[0], {0}); }, {randn64({}, 472)});
+    gradcheck([](Inputs in) { return amax(in[0], {0}) + amin(in[0], {-1}); }, {randn64({}, 473)});
+    gradcheck([](Inputs in) { return logsumexp(in[0], {0}); }, {randn64({}, 474)});
+    gradcheck([](Inputs in) { return max(in[0], 0).first; }, {randn64({}, 475)});
+    gradcheck([](Inputs in) { return gather(in[0], 0, i64({0}, {})); }, {randn64({}, 476)});
+    gradcheck([](Inputs in) { return index_select(in[0], -1, i64({0}, {1})); }, {randn64({}, 477)});
+    gradcheck([](Inputs in) { return flip(in[0], {0}); }, {randn64({}, 478)});
+    gradcheck([](Inputs in) { return in[0].squeeze(0) * 2.0; }, {randn64({}, 479)});
+    gradcheck([](Inputs in) { return in[0].transpose(0, -1) * 2.0; }, {randn64({}, 480)});
+    gradcheck([](Inputs in) { return l2_normalize(in[0] + 3.0) * in[0]; }, {randn64({}, 481)});
+    gradcheck([](Inputs in) { return sort(in[0], 0).first * in[0]; }, {randn64({}, 482)});
+    EXPECT_EQ(sum(randn64({}, 483), {0}).dim(), 0);
+    EXPECT_EQ(max(randn64({}, 484), -1).second.item(), 0);
+    EXPECT_EQ(argmax(randn64({}, 485), 0).dim(), 0);
+}
+
+TEST(GradCheckScalar, ZeroDimErrors) {
+    // dims other than 0 / -1, and ops that need a dim to cut, throw (never read out of bounds)
+    Tensor x = randn64({}, 486);
+    auto expect_error = [](const std::function<void()>& f, const std::string& op) {
+        try {
+            f();
+            ADD_FAILURE() << op << ": no error";
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find(op), std::string::npos) << e.what();
+        }
+    };
+    expect_error([&] { sum(x, {1}); }, "sum");
+    expect_error([&] { amax(x, {-2}); }, "amax");
+    expect_error([&] { max(x, 1); }, "argmax");
+    expect_error([&] { cat({x, x}, 0); }, "cat");
+    expect_error([&] { x.narrow(0, 0, 1); }, "narrow");
+    expect_error([&] { x.select(0, 0); }, "select");
+    expect_error([&] { x.size(0); }, "size");
+    expect_error([&] { index_select(x, 0, i64({0, 0}, {2})); }, "index_select");
+}
+
+// ---------------------------------------------------------------- empty tensors
+
+TEST(GradCheckEmpty, GradientsOfEmptyAndZeroSizedInputs) {
+    // an empty input still gets a (empty) gradient; a non-empty one gets exact zeros where its
+    // elements do not reach the output
+    Tensor empty03 = zeros({0, 3}, DType::F64);
+    gradcheck([](Inputs in) { return cat({in[0], in[1]}, 0); }, {empty03, randn64({2, 3}, 490)});
+    gradcheck([](Inputs in) { return sum(in[0], {0}); }, {empty03});
+    gradcheck([](Inputs in) { return matmul(in[0], in[1]); }, {zeros({2, 0}, DType::F64), zeros({0, 3}, DType::F64)});
+    gradcheck([](Inputs in) { return matmul(in[0], in[1]); }, {empty03, randn64({3, 2}, 491)});
+    gradcheck([](Inputs in) { return softmax(in[0], -1) + log_softmax(in[0], 0); }, {empty03});
+    gradcheck([](Inputs in) { return layer_norm(in[0], in[1], in[2]); }, {empty03, randn64({3}, 492), randn64({3}, 493)});
+    gradcheck([](Inputs in) { return cross_entropy(in[0], zeros({0}, DType::I64), Reduction::Sum); }, {empty03});
+    gradcheck([](Inputs in) { return index_select(in[0], 0, zeros({0}, DType::I64)); }, {randn64({3, 2}, 494)});
+    // no queries: k and v get zero gradients
+    gradcheck([](Inputs in) { return scaled_dot_product_attention(in[0], in[1], in[2]); },
+              {zeros({1, 2, 0, 3}, DType::F64), randn64({1, 2, 2, 3}, 495), randn64({1, 2, 2, 3}, 496)});
 }
 
 // ---------------------------------------------------------------- compositions

@@ -573,7 +573,7 @@ int main(int argc, char** argv) {
         report_flops("cuBLAS attention backward (S, dP in memory)", ref_ms, flops, 0);
         for (int var = 1; var <= n_variants; var++) {
             if (variant && var != variant) continue;
-            for (int warps : {2, 4}) {
+            for (int warps : {4, 8}) {
                 float ms = benchmark_ms(5, [&] { attention_backward(var, b, t.BH, t.Tq, t.Tk, t.D, t.causal, scale, warps); });
                 char what[64];
                 std::snprintf(what, sizeof what, "kernel%d, %d warps", var, warps);

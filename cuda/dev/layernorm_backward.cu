@@ -9,7 +9,8 @@
 //   kernel3: fused: each block takes a chunk of rows, one warp per row computes dx and adds
 //            dy * xhat, dy into its own shared-memory accumulators (no two warps share one);
 //            the block then sums its warps in order into partials (blocks, C), reduced as in
-//            kernel2. x and dy are read once from DRAM. This is the one in cuda/layer_norm.cu.
+//            kernel2. x and dy are read once from DRAM. cuda/layer_norm.cu uses it with 8 warps
+//            when their accumulators fit in 100 KiB (C <= 1600), kernel2 for wider rows.
 // Usage: ./layernorm_backward [variant]   (no argument: all variants)
 #include "common.h"
 
@@ -258,7 +259,12 @@ void layernorm_backward(int variant, const float* dy, const float* x, const floa
             if (smem > 48 * 1024)
                 CUDA_CHECK(cudaFuncSetAttribute(layernorm_backward_kernel3,
                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-            int blocks = std::min({scratch.max_chunks, 2 * num_sms(), ceil_div(N, block_size / 32)});
+            // as many blocks as fit on the GPU at once (two per SM was too few: 8 warps per SM)
+            int blocks_per_sm = 0;
+            CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm, layernorm_backward_kernel3,
+                                                                     block_size, smem));
+            int blocks = std::min({scratch.max_chunks, num_sms() * std::max(blocks_per_sm, 1),
+                                   ceil_div(N, block_size / 32)});
             int rows_per_block = ceil_div(N, blocks);
             blocks = ceil_div(N, rows_per_block);
             layernorm_backward_kernel3<<<blocks, block_size, smem>>>(dy, x, w, mean, rstd, dx, scratch.dw_partial,
@@ -278,7 +284,7 @@ int main(int argc, char** argv) {
     const int n_variants = 3;
     bool ok = true;
     Scratch scratch;
-    scratch.max_chunks = 1024;
+    scratch.max_chunks = 4096;
     const size_t max_C = 8192;
     scratch.dw_partial = device_alloc<float>(scratch.max_chunks * max_C);
     scratch.db_partial = device_alloc<float>(scratch.max_chunks * max_C);

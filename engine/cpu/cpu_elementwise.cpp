@@ -38,6 +38,7 @@ static void copy_kernel(const Tensor& src, Tensor& dst) {
 
 void CpuBackend::copy(const Tensor& src, Tensor& dst) {
     RC_CHECK(src.shape() == dst.shape(), "copy: shapes differ: ", src.str(), " -> ", dst.str());
+    if (src.numel() == 0) return;  // empty tensors have no buffer: memcpy must not see null
     if (src.dtype() == dst.dtype() && src.is_contiguous() && dst.is_contiguous()) {
         std::memcpy(dst.raw_data(), src.raw_data(), size_t(src.numel()) * dtype_size(src.dtype()));
         return;

@@ -13,6 +13,8 @@ namespace rankclip {
 void CpuBackend::reduce_rows(ReduceOp op, const Tensor& x, Tensor& out) {
     int64_t R = x.shape().back(), N = x.numel() / std::max<int64_t>(R, 1);
     if (R == 0) N = out.numel();
+    // checked here, not in the loop: an exception must not leave an OpenMP region
+    RC_CHECK(op == ReduceOp::Sum || R > 0 || N == 0, "max/min: cannot reduce an empty dimension");
     dispatch_floating(x.dtype(), "reduce", [&](auto tag) {
         using T = decltype(tag);
         const T* xs = static_cast<const T*>(x.raw_data());
@@ -25,7 +27,6 @@ void CpuBackend::reduce_rows(ReduceOp op, const Tensor& x, Tensor& out) {
                 for (int64_t r = 0; r < R; r++) s += load(row + r);
                 store(ys + n, s);
             } else {
-                RC_CHECK(R > 0, "max/min: cannot reduce an empty dimension");
                 double best = load(row);
                 for (int64_t r = 1; r < R; r++) {
                     double v = load(row + r);

@@ -5,6 +5,7 @@
 // Causal masking is top-left aligned, as torch's is_causal: query i sees keys j <= i.
 #include <cmath>
 
+#include "engine/autocast.h"
 #include "engine/backend.h"
 #include "engine/ops.h"
 
@@ -25,7 +26,9 @@ static void check_qkv(const Tensor& q, const Tensor& k, const Tensor& v) {
     RC_CHECK(q.device() == k.device() && k.device() == v.device(), "attention: q, k, v on different devices");
 }
 
-Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale) {
+Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, bool causal,
+                                    double scale) {
+    Tensor q = autocast_low(q_in), k = autocast_low(k_in), v = autocast_low(v_in);  // bf16 under autocast
     check_qkv(q, k, v);
     scale = default_scale(q, scale);
     Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
@@ -41,6 +44,10 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
                Tensor gv = empty(v.shape(), v.dtype(), v.device());
                Tensor gc = g.dtype() == q.dtype() ? g.contiguous() : g.to(q.dtype()).contiguous();
                if (q.numel()) backend_for(q.device()).attention_backward(q, k, v, o, lse, gc, gq, gk, gv, causal, scale);
+               else {  // no queries (Tq = 0): k and v still get their (zero) gradient
+                   gk.zero_();
+                   gv.zero_();
+               }
                return {gq, gk, gv};
            });
     return out;

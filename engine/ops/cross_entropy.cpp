@@ -3,6 +3,7 @@
 // backward is the fused (softmax - onehot) — and cross_entropy_composite, the reference built
 // from log_softmax and gather. Reductions as torch: mean over rows whose target is not
 // ignore_index, sum, or none.
+#include "engine/autocast.h"
 #include "engine/backend.h"
 #include "engine/ops.h"
 
@@ -26,7 +27,8 @@ static Tensor reduce_losses(const Tensor& losses, const Tensor& target, Reductio
     return sum(losses) * (1.0 / double(counted));  // 0/0 = NaN when every row is ignored, as torch
 }
 
-Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduction, int64_t ignore_index) {
+Tensor cross_entropy(const Tensor& logits_in, const Tensor& target, Reduction reduction, int64_t ignore_index) {
+    Tensor logits = autocast_full(logits_in);  // fp32 under autocast
     check_ce_args(logits, target);
     Tensor lc = logits.contiguous(), tc = target.contiguous();
     DType stat = logits.dtype() == DType::F64 ? DType::F64 : DType::F32;
@@ -53,7 +55,10 @@ Tensor cross_entropy_composite(const Tensor& logits, const Tensor& target, Reduc
     }
     Tensor index = from_vector(safe, {int64_t(t.size()), 1}, DType::I64, logits.device());
     Tensor picked = gather(log_softmax_composite(logits, 1), 1, index).squeeze(1);
-    Tensor losses = -picked * from_vector(keep, {int64_t(t.size())}, logits.dtype(), logits.device());
+    // where, not a multiply by keep: when every row is ignored the mean's gradient is inf, and
+    // inf * 0 would make the logits' gradient NaN; torch gives 0 there
+    Tensor keep_mask = from_vector(keep, {int64_t(t.size())}, logits.dtype(), logits.device());
+    Tensor losses = where(keep_mask, -picked, zeros({}, logits.dtype(), logits.device()));
     return reduce_losses(losses, target, reduction, ignore_index);
 }
 

@@ -28,6 +28,10 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
     check_index(index, x, "index_select");
     RC_CHECK(index.dim() <= 1, "index_select: index must be 0-D or 1-D, got ", index.str());
     dim = wrap_dim(dim, x.dim(), "index_select");
+    if (x.dim() == 0) {  // as torch: one index, a 0-d result
+        RC_CHECK(index.numel() == 1, "index_select: a 0-d input needs one index, got ", index.str());
+        return index_select(x.reshape({1}), 0, index.reshape({1})).reshape({});
+    }
     int64_t outer, n, inner;
     split_at(x.shape(), dim, outer, n, inner);
     Shape shape = x.shape();
@@ -54,6 +58,7 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
     check_index(index, x, "gather");
     RC_CHECK(index.dim() == x.dim(), "gather: index ", index.str(), " and input ", x.str(), " differ in dims");
     dim = wrap_dim(dim, x.dim(), "gather");
+    if (x.dim() == 0) return gather(x.reshape({1}), 0, index.reshape({1})).reshape({});
     Tensor src = x;
     for (int64_t d = 0; d < x.dim(); d++) {  // like torch, index may be smaller than x off the gather dim
         if (d == dim) continue;

@@ -2,12 +2,14 @@
 // defines: layer_norm (fused kernel; forward saves mean and rstd per row, backward computes
 // dx, dw, db in one kernel) and layer_norm_composite (the same from primitive ops: the
 // reference the fused op is tested against). Normalises over the last dim.
+#include "engine/autocast.h"
 #include "engine/backend.h"
 #include "engine/ops.h"
 
 namespace rankclip {
 
-Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, double eps) {
+Tensor layer_norm(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, double eps) {
+    Tensor x = autocast_full(x_in), w = autocast_full(w_in), b = autocast_full(b_in);  // fp32 under autocast
     RC_CHECK(x.dim() >= 1 && is_floating(x.dtype()), "layer_norm: needs a floating tensor of at least 1 dim, got ",
              x.str());
     int64_t C = x.shape().back();

@@ -3,6 +3,7 @@
 // dims) and its backward. A transposed operand is passed to the GEMM as a transpose flag, not
 // copied; (B, T, K) @ (K, N) runs as one (B*T, K) @ (K, N) GEMM.
 //   forward:  C = A B      backward:  dA = dC B^T,  dB = A^T dC   (summed over broadcast batches)
+#include "engine/autocast.h"
 #include "engine/backend.h"
 #include "engine/ops.h"
 
@@ -74,7 +75,8 @@ static Tensor matmul_recorded(const Tensor& a, const Tensor& b) {
     return out;
 }
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+    Tensor a = autocast_low(a_in), b = autocast_low(b_in);  // bf16 under autocast
     RC_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: both operands need at least 1 dim, got ", a.str(), " and ",
              b.str());
     if (a.dim() == 1 && b.dim() == 1) return matmul(a.unsqueeze(0), b.unsqueeze(-1)).reshape({});  // dot product

@@ -16,6 +16,10 @@ using Grads = std::vector<Tensor>;
 // Sorted, unique, wrapped dims; empty means all dims.
 static std::vector<int64_t> normalize_dims(const std::vector<int64_t>& dims, int64_t ndim, const char* op) {
     std::vector<int64_t> out;
+    if (ndim == 0) {  // a 0-d tensor accepts dim 0 / -1 (as torch) and has nothing to reduce
+        for (int64_t d : dims) wrap_dim(d, ndim, op);
+        return out;
+    }
     if (dims.empty())
         for (int64_t d = 0; d < ndim; d++) out.push_back(d);
     for (int64_t d : dims) out.push_back(wrap_dim(d, ndim, op));
@@ -97,6 +101,7 @@ Tensor amin(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) { r
 
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
     dim = wrap_dim(dim, x.dim(), "argmax");
+    if (x.dim() == 0) return zeros({}, DType::I64, x.device());
     Tensor rows = as_rows(x, {dim});
     Tensor out = empty(reduced_shape(x.shape(), {dim}, keepdim), DType::I64, x.device());
     backend_for(x.device()).argmax_rows(rows, out);

@@ -12,6 +12,7 @@ using Grads = std::vector<Tensor>;
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
     RC_CHECK(!tensors.empty(), "cat: no tensors given");
     const Tensor& first = tensors[0];
+    RC_CHECK(first.dim() > 0, "cat: cannot concatenate 0-d tensors (use stack)");
     dim = wrap_dim(dim, first.dim(), "cat");
     Shape shape = first.shape();
     shape[dim] = 0;
@@ -62,6 +63,7 @@ Tensor flip(const Tensor& x, const std::vector<int64_t>& dims) {
     Tensor out = x;
     for (int64_t d : dims) {
         d = wrap_dim(d, x.dim(), "flip");
+        if (x.dim() == 0) continue;  // flipping a 0-d tensor is the identity
         int64_t n = x.shape()[d];
         out = index_select(out, d, arange(double(n - 1), -1.0, -1.0, DType::I64, x.device()));
     }

@@ -1,6 +1,7 @@
 // engine/ops/softmax.cpp
 // defines: softmax and log_softmax (fused row kernels, backward from the saved output) and their
 // composites from primitive ops, which the fused versions are tested against.
+#include "engine/autocast.h"
 #include "engine/backend.h"
 #include "engine/ops.h"
 
@@ -21,7 +22,8 @@ static Tensor softmax_last(const Tensor& x, bool log) {
     return out;
 }
 
-static Tensor softmax_dim(const Tensor& x, int64_t dim, bool log) {
+static Tensor softmax_dim(const Tensor& x_in, int64_t dim, bool log) {
+    Tensor x = autocast_full(x_in);  // fp32 under autocast
     if (x.dim() == 0) return softmax_last(x.reshape({1}), log).reshape({});
     dim = wrap_dim(dim, x.dim(), log ? "log_softmax" : "softmax");
     if (dim == x.dim() - 1) return softmax_last(x, log);

@@ -59,11 +59,14 @@ Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
 Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
     std::vector<int64_t> dims(static_cast<size_t>(dim()));
     for (int64_t i = 0; i < dim(); i++) dims[i] = i;
-    std::swap(dims[wrap_dim(d0, dim(), "transpose")], dims[wrap_dim(d1, dim(), "transpose")]);
+    d0 = wrap_dim(d0, dim(), "transpose");
+    d1 = wrap_dim(d1, dim(), "transpose");
+    if (dim() > 0) std::swap(dims[d0], dims[d1]);  // a 0-d tensor transposes to itself
     return permute(dims);
 }
 
 Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
+    RC_CHECK(dim() > 0, "narrow: cannot narrow a 0-d tensor");
     d = wrap_dim(d, dim(), "narrow");
     if (start < 0) start += shape()[d];
     RC_CHECK(start >= 0 && length >= 0 && start + length <= shape()[d], "narrow: range [", start, ", ",
@@ -81,6 +84,7 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
 }
 
 Tensor Tensor::select(int64_t d, int64_t index) const {
+    RC_CHECK(dim() > 0, "select: cannot select from a 0-d tensor");
     d = wrap_dim(d, dim(), "select");
     if (index < 0) index += shape()[d];
     return narrow(d, index, 1).squeeze(d);
@@ -111,7 +115,7 @@ Tensor Tensor::expand(const Shape& target) const {
 
 Tensor Tensor::squeeze(int64_t d) const {
     d = wrap_dim(d, dim(), "squeeze");
-    if (shape()[d] != 1) return *this;
+    if (dim() == 0 || shape()[d] != 1) return *this;
     Shape shape = this->shape(), strides = this->strides();
     shape.erase(shape.begin() + d);
     strides.erase(strides.begin() + d);

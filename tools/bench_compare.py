@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""tools/bench_compare.py: the table of `make bench` (needs no torch; any python3 runs it).
+
+Reads the JSON lines of bench/bench_engine.cpp ("impl": "rankclip") and tools/bench_torch.py
+("impl": "pytorch") from one file, pairs the cases by (device, case, shape), and prints each
+case's figure for both and the speed ratio ours/PyTorch = PyTorch's median time / ours (both did
+the same work, so > 1 means we are faster). The figure is GFLOP/s for GEMM (with the fraction of
+the measured fp32 peak), GB/s for the memory-bound kernels, milliseconds for the rest.
+
+Usage: bench_compare.py build/bench.jsonl [--markdown]
+"""
+import json
+import math
+import sys
+
+
+def load(path):
+    lines = []
+    with open(path) as f:
+        for raw in f:
+            raw = raw.strip()
+            if raw.startswith("{"):
+                try:
+                    lines.append(json.loads(raw))
+                except json.JSONDecodeError:
+                    print(f"bench_compare: skipping a line that is not JSON: {raw[:80]}", file=sys.stderr)
+    return lines
+
+
+def figure(rec, peak):
+    if rec["case"] == "gemm":
+        text = f"{rec['gflops']:.1f} GFLOP/s"
+        if peak:
+            text += f" ({rec['gflops'] / peak:.0%})"
+        return text
+    if "gbps" in rec:
+        return f"{rec['gbps']:.2f} GB/s"
+    return f"{rec['median_ms']:.3g} ms"
+
+
+def main():
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    markdown = "--markdown" in sys.argv[1:]
+    if len(args) != 1:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    records = load(args[0])
+    peaks = {r["threads"]: r["gflops"] for r in records if r.get("case") == "fp32_peak"}
+    results = {}  # (device, case, shape) -> {impl: record}
+    order = []
+    for r in records:
+        if "skip" in r:
+            print(f"{r['impl']}: skipped ({r['skip']})")
+            continue
+        if "median_ms" not in r:
+            continue
+        key = (r["device"], r["case"], r["shape"])
+        if key not in results:
+            results[key] = {}
+            order.append(key)
+        results[key][r["impl"]] = r
+    if not order:
+        print("bench_compare: no benchmark results", file=sys.stderr)
+        sys.exit(1)
+    have_torch = any("pytorch" in v for v in results.values())
+
+    header = ["case", "shape", "device", "ours", "PyTorch", "ours/PyTorch speed"]
+    rows, ratios = [], []
+    for key in order:
+        ours, torch = results[key].get("rankclip"), results[key].get("pytorch")
+        peak = peaks.get(ours["threads"]) if ours else None
+        ratio = ""
+        if ours and torch:
+            r = torch["median_ms"] / ours["median_ms"]
+            ratios.append(r)
+            ratio = f"{r:.2f}x"
+        rows.append([key[1], key[2], key[0], figure(ours, peak) if ours else "-",
+                     figure(torch, peak) if torch else "-", ratio])
+
+    if markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + "|".join("---" for _ in header) + "|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+    else:
+        widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+        for row in [header] + rows:
+            print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+    for threads, peak in sorted(peaks.items()):
+        print(f"\nmeasured fp32 peak ({threads} threads): {peak:.1f} GFLOP/s; GEMM percentages are of it")
+    if ratios:
+        geomean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+        print(f"geometric mean of ours/PyTorch speed over {len(ratios)} cases: {geomean:.2f}x "
+              "(> 1: we are faster)")
+    elif not have_torch:
+        print("\nPyTorch results missing: ours alone")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# tools/run-bench.sh: what `make bench` runs. Runs the engine benchmark (bench/bench_engine.cpp)
+# and its PyTorch twin (tools/bench_torch.py) with the same thread count, saves their JSON lines
+# next to the benchmark binary (build/bench.jsonl), and prints the comparison table
+# (tools/bench_compare.py). Without torch it prints ours alone and says so.
+#
+# Usage: tools/run-bench.sh BENCH [PYTHON] [bench args...]
+#   BENCH   the bench_engine binary           PYTHON  a python3 with torch (default /usr/bin/python3)
+#   bench args, or $BENCH_ARGS: passed to both programs, e.g. --quick, --device cuda
+#   RANKCLIP_THREADS=N  thread count for both (default: the number of cores)
+set -euo pipefail
+
+bench=${1:?usage: tools/run-bench.sh BENCH [PYTHON] [bench args...]}
+python=${2:-/usr/bin/python3}
+shift $(( $# >= 2 ? 2 : 1 ))
+args=("$@")
+if [[ -n "${BENCH_ARGS:-}" ]]; then read -r -a extra <<< "$BENCH_ARGS"; args+=("${extra[@]}"); fi
+
+here=$(cd "$(dirname "$0")" && pwd)
+threads=${RANKCLIP_THREADS:-$(nproc)}
+out="$(dirname "$bench")/bench.jsonl"
+
+[[ -x "$bench" ]] || { echo "run-bench: $bench is not built (make $bench)" >&2; exit 1; }
+# the table needs only plain python3; prefer the given one
+compare_python=$python
+command -v "$compare_python" > /dev/null 2>&1 || compare_python=python3
+
+cores=$(nproc)
+load=$(cut -d' ' -f1 /proc/loadavg)
+echo "bench: $threads threads on $cores cores; load average $load; results in $out"
+if awk -v l="$load" -v c="$cores" 'BEGIN { exit !(l > c / 2) }'; then
+    echo "bench: warning: the machine is busy (load $load on $cores cores): timings will be disturbed"
+fi
+
+: > "$out"
+echo "bench: rankclip ${args[*]:-}"
+RANKCLIP_THREADS=$threads "$bench" --threads "$threads" "${args[@]}" | tee -a "$out"
+
+if "$python" -c "import torch" > /dev/null 2>&1; then
+    echo "bench: pytorch ($("$python" -c 'import torch; print(torch.__version__)')) ${args[*]:-}"
+    OMP_NUM_THREADS=$threads "$python" "$here/bench_torch.py" --threads "$threads" "${args[@]}" | tee -a "$out"
+else
+    echo "bench: PyTorch is not available to $python: showing ours alone"
+fi
+
+echo
+"$compare_python" "$here/bench_compare.py" "$out"
