@@ -1,0 +1,36 @@
+// nn/multihead_attention.cpp
+// defines: MultiheadAttention's construction (torch's initialisation order) and forward.
+// The backward is the engine's: linear, views and the fused attention op each record theirs.
+#include "nn/multihead_attention.h"
+
+#include "engine/ops.h"
+#include "nn/init.h"
+
+namespace rankclip {
+
+MultiheadAttention::MultiheadAttention(int64_t width, int64_t heads, Generator& gen, bool causal)
+    : width_(width), heads_(heads), causal_(causal) {
+    RC_CHECK(width > 0 && heads > 0 && width % heads == 0, "MultiheadAttention: width ", width,
+             " must be a positive multiple of heads ", heads);
+    in_proj_weight = register_parameter("in_proj_weight", empty({3 * width, width}));
+    in_proj_bias = register_parameter("in_proj_bias", empty({3 * width}));
+    out_proj = register_module("out_proj", std::make_shared<Linear>(width, width, gen));
+    // torch's _reset_parameters, after out_proj has drawn its own values
+    init::xavier_uniform_(in_proj_weight, gen);
+    init::constant_(in_proj_bias, 0.0);
+    init::constant_(out_proj->bias, 0.0);
+}
+
+Tensor MultiheadAttention::forward(const Tensor& x) const {
+    RC_CHECK(x.dim() == 3 && x.size(2) == width_, "MultiheadAttention(width ", width_, "): input must be (B, T, ",
+             width_, "), got ", x.str());
+    int64_t B = x.size(0), T = x.size(1), H = heads_, D = width_ / heads_;
+    Tensor qkv = matmul(x, in_proj_weight.t()) + in_proj_bias;          // (B, T, 3W)
+    qkv = qkv.reshape({B, T, 3, H, D}).permute({2, 0, 3, 1, 4});        // (3, B, H, T, D)
+    Tensor q = qkv.select(0, 0), k = qkv.select(0, 1), v = qkv.select(0, 2);  // (B, H, T, D) each
+    Tensor y = scaled_dot_product_attention(q, k, v, causal_);          // (B, H, T, D)
+    y = y.permute({0, 2, 1, 3}).reshape({B, T, width_});                // (B, T, W), heads side by side
+    return out_proj->forward(y);                                        // (B, T, W)
+}
+
+}  // namespace rankclip
