@@ -30,7 +30,7 @@ TEST_SRC   := $(wildcard tests/*.cpp)
 
 ifeq ($(CUDA),1)
 CXXFLAGS += -DRANKCLIP_CUDA -I$(CUDA_HOME)/include
-NVCCFLAGS ?= -O2 -std=c++17 $(CUDA_ARCH) -I. -Xcompiler -fopenmp -DRANKCLIP_CUDA --expt-relaxed-constexpr
+NVCCFLAGS ?= -O2 -std=c++17 $(CUDA_ARCH) -I. -Xcompiler -fopenmp -DRANKCLIP_CUDA --expt-relaxed-constexpr -MMD -MP
 LDFLAGS  += -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib -Wl,-rpath,$(CUDA_HOME)/lib64
 LDLIBS   += -lcudart -lcublas -lcublasLt
 LIB_SRC  += $(CUDA_CPP)
@@ -49,9 +49,10 @@ LIB   := $(BUILD)/librankclip.a
 TOOL  := $(BUILD)/rankclip
 TESTS := $(BUILD)/run_tests
 BENCH := $(BUILD)/bench_engine
+BENCH_MODELS := $(BUILD)/bench_models
 
 .PHONY: all test bench demo cuda gpu-check clean deps
-all: $(LIB) $(TOOL) $(TESTS) $(BENCH)
+all: $(LIB) $(TOOL) $(TESTS) $(BENCH) $(BENCH_MODELS)
 
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
@@ -74,10 +75,13 @@ $(TESTS): $(TEST_OBJ) $(LIB)
 $(BENCH): $(BUILD)/bench/bench_engine.o $(LIB)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
+$(BENCH_MODELS): $(BUILD)/bench/bench_models.o $(LIB)
+	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
 test: $(TESTS)
 	tools/run-tests.sh $(TESTS)
 
-bench: $(BENCH)
+bench: $(BENCH) $(BENCH_MODELS)
 	tools/run-bench.sh $(BENCH) $(PYTHON)
 
 demo: deps

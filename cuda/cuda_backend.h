@@ -59,6 +59,9 @@ struct CudaBackend : Backend {
 
     void dropout_mask(Tensor& out, double p, uint64_t seed, uint64_t offset) override;
 
+    // cuda/adamw.cu
+    void adamw(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWScalars& s) override;
+
     // cuda/attention.cu
     void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse,
                    bool causal, double scale) override;

@@ -57,14 +57,17 @@ struct MinOp {
 };
 
 // x: (N, R) -> out: (N). All values are exact in double, so max/min give the element itself.
-template <typename T, typename Op>
+template <typename T, typename Op, bool kSquare = false>
 __global__ void reduce_rows_kernel(const T* __restrict__ x, T* __restrict__ out, int64_t N,
                                    int64_t R, double identity, Op op) {
     __shared__ double shared[kMaxRowThreads / 32];
     for (int64_t row = blockIdx.x; row < N; row += gridDim.x) {
         const T* xr = x + row * R;
         double acc = identity;
-        for (int64_t r = threadIdx.x; r < R; r += blockDim.x) acc = op(acc, double(load(xr + r)));
+        for (int64_t r = threadIdx.x; r < R; r += blockDim.x) {
+            double v = double(load(xr + r));
+            acc = op(acc, kSquare ? v * v : v);
+        }
         acc = block_reduce(acc, op, shared);
         if (threadIdx.x == 0) store(out + row, acc);
     }
@@ -128,7 +131,7 @@ void CudaBackend::reduce_rows(ReduceOp op, const Tensor& x, Tensor& out) {
     int64_t R = x.dim() ? x.shape().back() : 1;
     int64_t N = out.numel();
     if (N == 0) return;
-    RC_CHECK(R > 0 || op == ReduceOp::Sum, "max/min: cannot reduce an empty dimension (", x.str(), ")");
+    RC_CHECK(R > 0 || op == ReduceOp::Sum || op == ReduceOp::SumSquares, "max/min: cannot reduce an empty dimension (", x.str(), ")");
     CudaContext& ctx = cuda_context(out.device().index);
     RC_GPU_FLOAT_TYPES(x.dtype(), "reduce", x, {
         const T* xs = static_cast<const T*>(x.raw_data());
@@ -137,6 +140,9 @@ void CudaBackend::reduce_rows(ReduceOp op, const Tensor& x, Tensor& out) {
         switch (op) {
             case ReduceOp::Sum:
                 reduce_rows_kernel<<<blocks, threads, 0, ctx.stream>>>(xs, ys, N, R, 0.0, SumOp{});
+                break;
+            case ReduceOp::SumSquares:
+                reduce_rows_kernel<T, SumOp, true><<<blocks, threads, 0, ctx.stream>>>(xs, ys, N, R, 0.0, SumOp{});
                 break;
             case ReduceOp::Max:
                 reduce_rows_kernel<<<blocks, threads, 0, ctx.stream>>>(xs, ys, N, R, -INFINITY, MaxOp{});

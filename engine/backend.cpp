@@ -97,6 +97,9 @@ void Backend::scatter_add(const Tensor& g, const Tensor&, Tensor&, int64_t, int6
     missing("scatter_add", g);
 }
 void Backend::dropout_mask(Tensor& out, double, uint64_t, uint64_t) { missing("dropout", out); }
+void Backend::adamw(Tensor& param, const Tensor&, Tensor&, Tensor&, const AdamWScalars&) {
+    missing("adamw", param);
+}
 void Backend::attention(const Tensor& q, const Tensor&, const Tensor&, Tensor&, Tensor&, bool, double) {
     missing("attention", q);
 }

@@ -32,7 +32,16 @@ enum class BinaryOp {
     GeluBackward, GeluTanhBackward, QuickGeluBackward,
 };
 
-enum class ReduceOp { Sum, Max, Min };
+enum class ReduceOp { Sum, Max, Min, SumSquares };
+
+// The scalars of one AdamW step, each computed in double and rounded once to float (as torch
+// hands Python floats to its kernels: 1 - b1 is not 1.0f - float(b1)).
+struct AdamWScalars {
+    float beta1, one_minus_beta1, beta2, one_minus_beta2, eps;
+    float decay;          // 1 - lr * weight_decay
+    float neg_step_size;  // -lr / (1 - beta1^t)
+    float bc2_sqrt;       // sqrt(1 - beta2^t)
+};
 
 const char* unary_op_name(UnaryOp op);
 const char* binary_op_name(BinaryOp op);
@@ -104,6 +113,13 @@ struct Backend {
 
     // --- randomness: out[i] = 1/(1-p) if keep else 0, keep iff uniform(seed, offset+i) >= p
     virtual void dropout_mask(Tensor& out, double p, uint64_t seed, uint64_t offset);
+
+    // --- optimizer: one AdamW step over contiguous F32 param/grad/m/v of the same size, in place,
+    //     with torch.optim.AdamW's operations in its order (so results agree to the last bits):
+    //     p = p * decay;  m = m * b1 + (1 - b1) * g;  v = v * b2 + ((1 - b2) * g) * g;
+    //     p = p + (-step_size * m) / (sqrt(v) / bc2_sqrt + eps)
+    //     with decay = 1 - lr wd, step_size = lr / (1 - b1^t), bc2_sqrt = sqrt(1 - b2^t) ---
+    virtual void adamw(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWScalars& s);
 
     // --- attention: q (B, H, Tq, D), k, v (B, H, Tk, D) -> out (B, H, Tq, D), lse (B, H, Tq)
     virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,

@@ -138,6 +138,17 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
 Tensor attention_composite(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = false,
                            double scale = -1.0);
 
+// ---- optimizer kernels (engine/ops/optim.cpp); in place, never recorded ----
+struct AdamWHyper {
+    double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.01;
+};
+// One fused AdamW step (torch.optim.AdamW's update) over contiguous F32 tensors of one shape,
+// typically flat slabs holding every parameter; step counts from 1.
+void adamw_step_(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWHyper& hyper, int64_t step);
+// sqrt(sum of squares of every element of every tensor), 0-d (F64 if any input is, else F32);
+// deterministic. For gradient clipping.
+Tensor global_norm(const std::vector<Tensor>& tensors);
+
 // ---- runtime settings (engine/parallel.cpp) ----
 // Number of CPU threads for kernels; default from RANKCLIP_THREADS, else all cores.
 void set_num_threads(int n);

@@ -64,7 +64,7 @@ class Bench:
 
     def line(self, case, shape, timing, **extra):
         median_ms, runs = timing
-        out = {"impl": "pytorch", "device": str(self.device), "case": case,
+        out = {"impl": "pytorch", "version": torch.__version__, "device": str(self.device), "case": case,
                "shape": "x".join(str(d) for d in shape), "threads": torch.get_num_threads(),
                "runs": runs, "median_ms": round4(median_ms)}
         out.update(extra)
@@ -111,23 +111,30 @@ class Bench:
             F.cross_entropy(logits, target).backward()
         self.bandwidth("cross_entropy_fwd_bwd", (N, C), self.time_median(step), 4 * (3 * N * C + 2 * N) + 16 * N)
 
-    # torch 1.13 has no fused scaled_dot_product_attention: this is what its
-    # nn.MultiheadAttention runs (two batched GEMMs around a softmax).
+    # torch >= 2.0: its fused F.scaled_dot_product_attention ("variant": "sdpa"). torch 1.13 has
+    # none; there it is what its nn.MultiheadAttention runs, two batched GEMMs around a softmax
+    # ("variant": "composite").
     def attention_forward_backward(self, B, H, T, D, causal):
         q, k, v = (self.randn(B, H, T, D).requires_grad_() for _ in range(3))
         gout = self.randn(B, H, T, D)
         mask = torch.ones(T, T, dtype=torch.bool, device=self.device).triu(1) if causal else None
         scale = 1.0 / math.sqrt(D)
+        fused = hasattr(F, "scaled_dot_product_attention")
 
         def step():
             q.grad = k.grad = v.grad = None
-            s = (q @ k.transpose(-1, -2)) * scale
-            if causal:
-                s = s.masked_fill(mask, float("-inf"))
-            (torch.softmax(s, -1) @ v).backward(gout)
+            if fused:
+                out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+            else:
+                s = (q @ k.transpose(-1, -2)) * scale
+                if causal:
+                    s = s.masked_fill(mask, float("-inf"))
+                out = torch.softmax(s, -1) @ v
+            out.backward(gout)
         t = self.time_median(step)
         self.line("attention_causal_fwd_bwd" if causal else "attention_fwd_bwd", (B, H, T, D), t,
-                  gflops=round4(12.0 * B * H * T * T * D / (t[0] * 1e-3) / 1e9))
+                  gflops=round4(12.0 * B * H * T * T * D / (t[0] * 1e-3) / 1e9),
+                  variant="sdpa" if fused else "composite")
 
     # One SGD step of x (B, I) -> Linear(I, W) -> GELU -> Linear(W, W) -> GELU -> Linear(W, K)
     # -> mean cross-entropy; weights stored (in, out) as in bench_engine.cpp.

@@ -116,7 +116,7 @@ class VisionTransformer(nn.Module):
         x = self.conv1(x)                          # (B, W, G, G)
         x = x.reshape(x.shape[0], x.shape[1], -1)  # (B, W, G*G)
         x = x.permute(0, 2, 1)                     # (B, G*G, W)
-        cls = self.class_embedding + torch.zeros(x.shape[0], 1, x.shape[-1], dtype=x.dtype)
+        cls = self.class_embedding + torch.zeros(x.shape[0], 1, x.shape[-1], dtype=x.dtype, device=x.device)
         x = torch.cat([cls, x], dim=1)             # (B, G*G + 1, W)
         x = x + self.positional_embedding
         x = self.ln_pre(x)
@@ -173,7 +173,7 @@ class CLIP(nn.Module):
         x = x.permute(1, 0, 2)                         # (B, L, W)
         x = self.ln_final(x)
         # pooled at the end-of-text token, the largest id of each row
-        return x[torch.arange(x.shape[0]), text.argmax(dim=-1)] @ self.text_projection
+        return x[torch.arange(x.shape[0], device=x.device), text.argmax(dim=-1)] @ self.text_projection
 
     def forward(self, image, text):
         image_features = self.encode_image(image)
@@ -187,7 +187,7 @@ class CLIP(nn.Module):
 
 def clip_loss(logits_per_image):
     """The symmetric InfoNCE loss: mean of the cross-entropies over rows and over columns."""
-    labels = torch.arange(logits_per_image.shape[0])
+    labels = torch.arange(logits_per_image.shape[0], device=logits_per_image.device)
     ce = nn.functional.cross_entropy
     return (ce(logits_per_image, labels) + ce(logits_per_image.t(), labels)) / 2
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # tools/run-bench.sh: what `make bench` runs. Runs the engine benchmark (bench/bench_engine.cpp)
-# and its PyTorch twin (tools/bench_torch.py) with the same thread count, saves their JSON lines
-# next to the benchmark binary (build/bench.jsonl), and prints the comparison table
-# (tools/bench_compare.py). Without torch it prints ours alone and says so.
+# and its PyTorch twin (tools/bench_torch.py), then the model benchmark (bench_models beside
+# BENCH, from bench/bench_models.cpp) and its twin (tools/bench_models_torch.py), all with the
+# same thread count; saves their JSON lines next to the benchmark binary (build/bench.jsonl), and
+# prints the comparison table (tools/bench_compare.py). Without torch it prints ours alone and
+# says so.
 #
 # Usage: tools/run-bench.sh BENCH [PYTHON] [bench args...]
 #   BENCH   the bench_engine binary           PYTHON  a python3 with torch (default /usr/bin/python3)
@@ -41,6 +43,18 @@ if "$python" -c "import torch" > /dev/null 2>&1; then
     OMP_NUM_THREADS=$threads "$python" "$here/bench_torch.py" --threads "$threads" "${args[@]}" | tee -a "$out"
 else
     echo "bench: PyTorch is not available to $python: showing ours alone"
+fi
+
+models="$(dirname "$bench")/bench_models"
+if [[ -x "$models" ]]; then
+    echo "bench: rankclip models ${args[*]:-}"
+    RANKCLIP_THREADS=$threads "$models" --threads "$threads" "${args[@]}" | tee -a "$out"
+    if "$python" -c "import torch" > /dev/null 2>&1; then
+        echo "bench: pytorch models ${args[*]:-}"
+        OMP_NUM_THREADS=$threads "$python" "$here/bench_models_torch.py" --threads "$threads" "${args[@]}" | tee -a "$out"
+    fi
+else
+    echo "bench: $models is not built: skipping the model benchmark"
 fi
 
 echo

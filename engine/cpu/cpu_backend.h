@@ -51,6 +51,7 @@ struct CpuBackend : Backend {
     void scatter_add(const Tensor& g, const Tensor& index, Tensor& gx, int64_t outer, int64_t n, int64_t m,
                      int64_t inner) override;
     void dropout_mask(Tensor& out, double p, uint64_t seed, uint64_t offset) override;
+    void adamw(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWScalars& s) override;
 
     void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse, bool causal,
                    double scale) override;

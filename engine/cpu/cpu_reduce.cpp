@@ -14,7 +14,7 @@ void CpuBackend::reduce_rows(ReduceOp op, const Tensor& x, Tensor& out) {
     int64_t R = x.shape().back(), N = x.numel() / std::max<int64_t>(R, 1);
     if (R == 0) N = out.numel();
     // checked here, not in the loop: an exception must not leave an OpenMP region
-    RC_CHECK(op == ReduceOp::Sum || R > 0 || N == 0, "max/min: cannot reduce an empty dimension");
+    RC_CHECK(op == ReduceOp::Sum || op == ReduceOp::SumSquares || R > 0 || N == 0, "max/min: cannot reduce an empty dimension");
     dispatch_floating(x.dtype(), "reduce", [&](auto tag) {
         using T = decltype(tag);
         const T* xs = static_cast<const T*>(x.raw_data());
@@ -25,6 +25,10 @@ void CpuBackend::reduce_rows(ReduceOp op, const Tensor& x, Tensor& out) {
             if (op == ReduceOp::Sum) {
                 double s = 0;
                 for (int64_t r = 0; r < R; r++) s += load(row + r);
+                store(ys + n, s);
+            } else if (op == ReduceOp::SumSquares) {
+                double s = 0;
+                for (int64_t r = 0; r < R; r++) s += double(load(row + r)) * double(load(row + r));
                 store(ys + n, s);
             } else {
                 double best = load(row);

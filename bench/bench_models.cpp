@@ -1,0 +1,199 @@
+// bench/bench_models.cpp
+// defines: the model benchmark program (`make bench` runs it after bench_engine, then
+// tools/bench_models_torch.py, its PyTorch twin on the mirror of the same model, with the same
+// cases and method). For each config (default: tiny at batch 64, small at batch 32) it times
+//   clip_<name>_fwd      forward of both towers, normalised features and logits, no autograd
+//                        (inference), as CLIP::forward;
+//   clip_<name>_fwd_bwd  forward with autograd, the CLIP loss
+//                        (CE(logits, arange) + CE(logits^T, arange)) / 2, backward into every
+//                        parameter's gradient (dropped before the next step: zero_grad);
+// and prints one JSON line per case:
+//   {"impl":"rankclip","device":"cpu","case":"clip_tiny_fwd_bwd","shape":"64x3x32x32","batch":64,
+//    "threads":2,"runs":...,"median_ms":...,"images_per_s":...}
+// A batch is B images (B, 3, S, S) and B token sequences (B, context_length) of the full vocabulary.
+//
+// Method (shared with bench_engine.cpp and the twin): one untimed warm-up step, then timed steps
+// until at least 10 steps and 0.3 s, or at least 3 steps and 1.5 s; the median is reported.
+//
+// Usage: bench_models [--threads N] [--quick] [--device cpu|cuda] [--configs tiny,small]
+//                     [--batch N]
+//   --quick  CI smoke: batch 8 and shorter timing.   --batch overrides every config's batch.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/json.h"
+#include "engine/ops.h"
+#include "engine/random.h"
+#include "models/clip.h"
+
+using namespace rankclip;
+
+namespace {
+
+struct Options {
+    int threads = 0;  // 0: all cores (or RANKCLIP_THREADS)
+    bool quick = false;
+    Device device = Device::cpu();
+    std::vector<std::string> configs = {"tiny", "small"};
+    int64_t batch = 0;  // 0: the config's default
+};
+
+using Clock = std::chrono::steady_clock;
+
+// 4 significant digits, as bench_engine prints.
+double round4(double x) {
+    if (x == 0 || !std::isfinite(x)) return x;
+    double scale = std::pow(10.0, 3 - int(std::floor(std::log10(std::fabs(x)))));
+    return std::round(x * scale) / scale;
+}
+
+struct Timing {
+    double median_ms = 0;
+    int runs = 0;
+};
+
+Timing time_median(const Options& opt, const std::function<void()>& step) {
+    Backend& backend = backend_for(opt.device);
+    double min_s = opt.quick ? 0.05 : 0.3, slow_s = opt.quick ? 0.2 : 1.5;
+    int min_runs = opt.quick ? 3 : 10;
+    step();
+    backend.synchronize();
+    std::vector<double> ms;
+    double total = 0;
+    while (!((int(ms.size()) >= min_runs && total >= min_s) || (ms.size() >= 3 && total >= slow_s))) {
+        auto t0 = Clock::now();
+        step();
+        backend.synchronize();
+        double s = std::chrono::duration<double>(Clock::now() - t0).count();
+        ms.push_back(s * 1e3);
+        total += s;
+    }
+    std::sort(ms.begin(), ms.end());
+    size_t n = ms.size();
+    return {n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]), int(n)};
+}
+
+void print_line(const Json& line) {
+    std::printf("%s\n", line.dump().c_str());
+    std::fflush(stdout);
+}
+
+int64_t default_batch(const std::string& config) { return config == "tiny" ? 64 : 32; }
+
+// The symmetric CLIP loss over a (B, B) logits matrix whose diagonal holds the matching pairs.
+Tensor clip_loss(const Tensor& logits_per_image) {
+    int64_t B = logits_per_image.size(0);
+    Tensor labels = arange(0, double(B), 1, DType::I64, logits_per_image.device());
+    return (cross_entropy(logits_per_image, labels) + cross_entropy(logits_per_image.t(), labels)) * 0.5;
+}
+
+void bench_config(const Options& opt, const std::string& name) {
+    const CLIPConfig config = clip_config(name);
+    const int64_t B = opt.batch > 0 ? opt.batch : opt.quick ? 8 : default_batch(name);
+    const int64_t S = config.image_size, L = config.context_length, V = config.vocab_size;
+    Generator gen(1234);
+    CLIP model(config, gen);
+    model.to(opt.device);
+
+    Tensor images = randn({B, 3, S, S}, gen).to(opt.device);  // (B, 3, S, S)
+    // ids in [1, V - 1), the end-of-text id V - 1 at a row-dependent position, zeros after it
+    std::vector<int64_t> ids = randint(1, V - 1, {B, L}, gen).to_vector<int64_t>();
+    for (int64_t b = 0; b < B; b++) {
+        int64_t eot = L / 2 + b % (L / 2);
+        ids[b * L + eot] = V - 1;
+        for (int64_t t = eot + 1; t < L; t++) ids[b * L + t] = 0;
+    }
+    Tensor text = from_vector(ids, {B, L}, DType::I64, opt.device);  // (B, L)
+
+    auto report = [&](const std::string& kind, const Timing& t) {
+        Json line = Json::object();
+        line.set("impl", "rankclip");
+        line.set("device", opt.device.str());
+        line.set("case", "clip_" + name + "_" + kind);
+        line.set("shape", str_cat(B, "x3x", S, "x", S));
+        line.set("batch", B);
+        line.set("threads", get_num_threads());
+        line.set("runs", t.runs);
+        line.set("median_ms", round4(t.median_ms));
+        line.set("images_per_s", round4(B / (t.median_ms * 1e-3)));
+        print_line(line);
+    };
+
+    report("fwd", time_median(opt, [&] {
+               NoGradGuard no_grad;
+               model.forward(images, text);
+           }));
+    report("fwd_bwd", time_median(opt, [&] {
+               model.zero_grad();
+               CLIPOutput out = model.forward(images, text);
+               clip_loss(out.logits_per_image).backward();
+           }));
+}
+
+std::vector<std::string> split_commas(const std::string& s) {
+    std::vector<std::string> out;
+    std::stringstream in(s);
+    for (std::string item; std::getline(in, item, ',');)
+        if (!item.empty()) out.push_back(item);
+    return out;
+}
+
+Options parse_args(int argc, char** argv) {
+    Options opt;
+    for (int i = 1; i < argc; i++) {
+        std::string arg = argv[i];
+        auto value = [&]() -> std::string {
+            RC_CHECK(i + 1 < argc, "bench_models: ", arg, " needs a value");
+            return argv[++i];
+        };
+        if (arg == "--threads") {
+            opt.threads = std::atoi(value().c_str());
+            RC_CHECK(opt.threads > 0, "bench_models: --threads needs a positive count");
+        } else if (arg == "--quick") {
+            opt.quick = true;
+        } else if (arg == "--device") {
+            std::string d = value();
+            RC_CHECK(d == "cpu" || d == "cuda", "bench_models: --device is cpu or cuda, got '", d, "'");
+            opt.device = d == "cpu" ? Device::cpu() : Device::cuda(0);
+        } else if (arg == "--configs") {
+            opt.configs = split_commas(value());
+            for (const std::string& c : opt.configs) clip_config(c);  // an unknown name fails here
+        } else if (arg == "--batch") {
+            opt.batch = std::atoll(value().c_str());
+            RC_CHECK(opt.batch > 0, "bench_models: --batch needs a positive count");
+        } else if (arg == "--help" || arg == "-h") {
+            std::printf("usage: bench_models [--threads N] [--quick] [--device cpu|cuda] [--configs tiny,small] "
+                        "[--batch N]\n");
+            std::exit(0);
+        } else {
+            throw Error(str_cat("bench_models: unknown argument '", arg, "' (see --help)"));
+        }
+    }
+    return opt;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        Options opt = parse_args(argc, argv);
+        if (opt.threads > 0) set_num_threads(opt.threads);
+        if (opt.device.is_cuda() && !has_backend(DeviceType::CUDA)) {
+            print_line(Json::object({{"impl", "rankclip"}, {"skip", "no CUDA device"}}));
+            return 0;
+        }
+        for (const std::string& name : opt.configs) bench_config(opt, name);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bench_models: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

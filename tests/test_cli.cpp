@@ -1,0 +1,235 @@
+// tests/test_cli.cpp
+// tests: the `rankclip` program (tools/rankclip.cpp), run as a user runs it: --help, info,
+// embed, and its errors (one line on stderr, non-zero exit). The binary is $RANKCLIP_BIN, else
+// `rankclip` beside the test binary (make builds both into the same directory); when it is not
+// there the tests skip, saying so.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "data/npy.h"
+#include "engine/ops.h"
+#include "models/checkpoint.h"
+#include "test_util.h"
+
+using namespace rankclip;
+using rankclip::test::expect_close;
+
+namespace {
+
+std::string rankclip_binary() {
+    if (const char* env = std::getenv("RANKCLIP_BIN")) return env;
+    char self[PATH_MAX];
+    ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0) return "";
+    self[n] = '\0';
+    return (std::filesystem::path(self).parent_path() / "rankclip").string();
+}
+
+#define REQUIRE_BINARY()                                                                                 \
+    const std::string bin = rankclip_binary();                                                           \
+    if (bin.empty() || ::access(bin.c_str(), X_OK) != 0)                                                 \
+        GTEST_SKIP() << "the rankclip program is not built at '" << bin                                  \
+                     << "' (make builds it beside run_tests; or set RANKCLIP_BIN): CLI tests not run";
+
+struct TempDir {
+    std::string path;
+    TempDir() {
+        char tmpl[] = "/tmp/rankclip_cli_XXXXXX";
+        char* p = ::mkdtemp(tmpl);
+        if (!p) throw std::runtime_error("mkdtemp failed");
+        path = p;
+    }
+    ~TempDir() { std::filesystem::remove_all(path); }
+    std::string file(const std::string& name) const { return path + "/" + name; }
+};
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+struct Result {
+    int status = -1;  // the exit status
+    std::string out, err;
+};
+
+// Runs `bin args` with stdout and stderr captured into files of `dir`.
+Result run(const std::string& bin, const std::string& args, const TempDir& dir) {
+    const std::string out = dir.file("stdout.txt"), err = dir.file("stderr.txt");
+    int raw = std::system((bin + " " + args + " > " + out + " 2> " + err).c_str());
+    Result r;
+    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+int count_lines(const std::string& text) { return int(std::count(text.begin(), text.end(), '\n')); }
+
+CLIPConfig small_config() {
+    CLIPConfig c = clip_config("tiny");
+    c.vision_layers = 1, c.text_layers = 1, c.vocab_size = 1000;
+    return c;
+}
+
+// Expects a failure: non-zero exit, one line on stderr that contains every part.
+void expect_failure(const Result& r, std::initializer_list<std::string> parts) {
+    EXPECT_NE(r.status, 0) << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
+    for (const std::string& p : parts) EXPECT_TRUE(contains(r.err, p)) << "'" << r.err << "' lacks '" << p << "'";
+}
+
+}  // namespace
+
+TEST(Cli, HelpListsTheCommands) {
+    REQUIRE_BINARY();
+    TempDir dir;
+    Result r = run(bin, "--help", dir);
+    EXPECT_EQ(r.status, 0);
+    for (const char* command : {"demo", "info CHECKPOINT", "embed --checkpoint"})
+        EXPECT_TRUE(contains(r.out, command)) << r.out;
+
+    Result unknown = run(bin, "frobnicate", dir);
+    expect_failure(unknown, {"frobnicate"});
+    Result none = run(bin, "", dir);
+    EXPECT_NE(none.status, 0);
+    EXPECT_TRUE(contains(none.err, "usage")) << none.err;
+}
+
+TEST(Cli, InfoPrintsConfigCountAndTensors) {
+    REQUIRE_BINARY();
+    TempDir dir;
+    CLIPConfig config = small_config();
+    Generator gen(21);
+    CLIP model(config, gen);
+    const std::string path = dir.file("model.safetensors");
+    save_clip(path, model, DType::BF16, {{"step", "99"}});
+
+    Result r = run(bin, "info " + path, dir);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_TRUE(contains(r.out, "format: rankclip-clip-v1")) << r.out;
+    EXPECT_TRUE(contains(r.out, "dtype: BF16")) << r.out;
+    EXPECT_TRUE(contains(r.out, "parameters: " + std::to_string(model.num_parameters()) + " in " +
+                                    std::to_string(model.named_parameters().size()) + " tensors"))
+        << r.out;
+    EXPECT_TRUE(contains(r.out, "metadata step: 99")) << r.out;
+    Json config_json = config.to_json();
+    for (const auto& [key, value] : config_json.as_object())
+        EXPECT_TRUE(contains(r.out, key + " ")) << key;
+    // one line per tensor: name, dtype, shape
+    for (auto& [name, p] : model.named_parameters()) {
+        std::string line;
+        bool found = false;
+        std::istringstream lines(r.out);
+        while (std::getline(lines, line)) {
+            std::istringstream words(line);
+            std::string first;
+            words >> first;
+            if (first != name) continue;
+            found = true;
+            EXPECT_TRUE(contains(line, "BF16") && contains(line, shape_str(p.shape()))) << line;
+        }
+        EXPECT_TRUE(found) << name << " not listed";
+    }
+
+    // a preset is recognised
+    Generator gen2(22);
+    CLIP tiny(clip_config("tiny"), gen2);
+    save_clip(dir.file("tiny.safetensors"), tiny);
+    Result t = run(bin, "info " + dir.file("tiny.safetensors"), dir);
+    EXPECT_TRUE(contains(t.out, "config (preset tiny)")) << t.out;
+
+    expect_failure(run(bin, "info " + dir.file("missing.safetensors"), dir), {dir.file("missing.safetensors")});
+    expect_failure(run(bin, "info", dir), {"usage: rankclip info CHECKPOINT"});
+}
+
+TEST(Cli, EmbedWritesTheNormalisedFeatures) {
+    REQUIRE_BINARY();
+    TempDir dir;
+    CLIPConfig config = small_config();
+    Generator gen(23);
+    CLIP model(config, gen);
+    const std::string ck = dir.file("model.safetensors");
+    save_clip(ck, model);
+
+    const int64_t N = 5;  // with --batch-size 2: batches of 2, 2 and 1
+    Tensor images = randn({N, 3, config.image_size, config.image_size}, gen);
+    std::vector<int64_t> ids = randint(1, config.vocab_size - 1, {N, 16}, gen).to_vector<int64_t>();
+    for (int64_t r = 0; r < N; r++) ids[r * 16 + 3 + 2 * r] = config.vocab_size - 1;  // end-of-text
+    Tensor texts = from_vector(ids, {N, 16}, DType::I64);  // shorter than the context: allowed
+    write_npy(dir.file("images.npy"), images);
+    write_npy(dir.file("texts.npy"), texts);
+
+    Result r = run(bin, "embed --checkpoint " + ck + " --images " + dir.file("images.npy") + " --texts " +
+                            dir.file("texts.npy") + " --out " + dir.file("feats") + " --batch-size 2",
+                   dir);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_TRUE(contains(r.out, "feats.image.npy")) << r.out;
+
+    NoGradGuard no_grad;
+    Tensor want_image = l2_normalize(model.encode_image(images), -1);
+    Tensor want_text = l2_normalize(model.encode_text(texts), -1);
+    Tensor got_image = read_npy(dir.file("feats.image.npy")), got_text = read_npy(dir.file("feats.text.npy"));
+    EXPECT_EQ(got_image.dtype(), DType::F32);
+    EXPECT_EQ(got_image.shape(), (Shape{N, config.embed_dim}));
+    expect_close(got_image, want_image, 1e-5, 1e-6, "image features");
+    expect_close(got_text, want_text, 1e-5, 1e-6, "text features");
+
+    // texts alone, --out ending in .npy, int32 ids
+    write_npy(dir.file("texts32.npy"), texts.to(DType::I32));
+    r = run(bin, "embed --checkpoint " + ck + " --texts " + dir.file("texts32.npy") + " --out " +
+                     dir.file("only.npy"),
+            dir);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_FALSE(test::path_exists(dir.file("only.image.npy")));
+    expect_close(read_npy(dir.file("only.text.npy")), want_text, 1e-5, 1e-6, "text features, int32 ids");
+}
+
+TEST(Cli, EmbedErrorsAreOneClearLine) {
+    REQUIRE_BINARY();
+    TempDir dir;
+    CLIPConfig config = small_config();
+    Generator gen(24);
+    CLIP model(config, gen);
+    const std::string ck = dir.file("model.safetensors");
+    save_clip(ck, model);
+    write_npy(dir.file("small_images.npy"), zeros({2, 3, 16, 16}));
+    write_npy(dir.file("gray.npy"), zeros({2, 1, 32, 32}));
+    write_npy(dir.file("f64.npy"), zeros({2, 3, 32, 32}, DType::F64));
+    write_npy(dir.file("float_ids.npy"), zeros({2, 8}));
+    write_npy(dir.file("long_ids.npy"), zeros({2, 64}, DType::I64));
+    write_npy(dir.file("images.npy"), zeros({2, 3, 32, 32}));
+    const std::string base = "embed --checkpoint " + ck + " --out " + dir.file("x");
+
+    expect_failure(run(bin, base + " --images " + dir.file("small_images.npy"), dir),
+                   {"small_images.npy", "16x16", "32x32"});
+    expect_failure(run(bin, base + " --images " + dir.file("gray.npy"), dir), {"gray.npy", "(2, 1, 32, 32)"});
+    expect_failure(run(bin, base + " --images " + dir.file("f64.npy"), dir), {"f64.npy", "float32", "<f8"});
+    expect_failure(run(bin, base + " --texts " + dir.file("float_ids.npy"), dir), {"float_ids.npy", "int64", "<f4"});
+    expect_failure(run(bin, base + " --texts " + dir.file("long_ids.npy"), dir),
+                   {"long_ids.npy", "(2, 64)", "context length is 32"});
+    expect_failure(run(bin, base + " --images " + dir.file("nope.npy"), dir), {"nope.npy"});
+    expect_failure(run(bin, base, dir), {"--images", "--texts"});
+    expect_failure(run(bin, "embed --checkpoint " + ck + " --images " + dir.file("images.npy"), dir), {"--out"});
+    expect_failure(run(bin, base + " --images " + dir.file("images.npy") + " --batch-size 0", dir), {"--batch-size"});
+    expect_failure(run(bin, base + " --images " + dir.file("images.npy") + " --device tpu", dir),
+                   {"--device", "tpu"});
+    expect_failure(run(bin, base + " --images " + dir.file("images.npy") + " --bogus", dir), {"--bogus"});
+    expect_failure(run(bin, "embed --checkpoint " + dir.file("absent.safetensors") + " --images " +
+                                dir.file("images.npy") + " --out " + dir.file("x"),
+                        dir),
+                   {"absent.safetensors"});
+    EXPECT_FALSE(test::path_exists(dir.file("x.image.npy")));
+}
