@@ -13,7 +13,7 @@ DEPS     ?= /usr
 CXXFLAGS ?= -O2 -march=native
 CXXFLAGS += -std=c++17 -fopenmp -Wall -Wextra -Wno-unused-parameter -MMD -MP -I. -I$(DEPS)/include/eigen3 -I$(DEPS)/include
 LDFLAGS  += -fopenmp -L$(DEPS)/lib -L$(DEPS)/lib/x86_64-linux-gnu
-LDLIBS   += -lpthread
+LDLIBS   += -lpthread -lz -larchive
 
 # ---- CUDA backend: on when nvcc exists, unless CUDA=0 ----
 CUDA_HOME ?= /usr/local/cuda
@@ -66,7 +66,8 @@ $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(TOOL): $(BUILD)/tools/rankclip.o $(LIB)
+TOOL_OBJ := $(patsubst %.cpp,$(BUILD)/%.o,tools/rankclip.cpp $(wildcard tools/cmd_*.cpp))
+$(TOOL): $(TOOL_OBJ) $(LIB)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(TESTS): $(TEST_OBJ) $(LIB)

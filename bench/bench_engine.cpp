@@ -27,12 +27,14 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_timing.h"
 #include "engine/backend.h"
 #include "engine/json.h"
 #include "engine/ops.h"
 #include "engine/random.h"
 
 using namespace rankclip;
+using namespace rankclip::bench;
 
 namespace {
 
@@ -42,54 +44,12 @@ struct Options {
     Device device = Device::cpu();
 };
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// 4 significant digits: enough for a benchmark, and the JSON lines stay readable.
-double round4(double x) {
-    if (x == 0 || !std::isfinite(x)) return x;
-    double scale = std::pow(10.0, 3 - int(std::floor(std::log10(std::fabs(x)))));
-    return std::round(x * scale) / scale;
-}
-
-struct Timing {
-    double median_ms = 0;
-    int runs = 0;
-};
-
-// Warm-up once, then time `step` until (>= 10 runs and >= min_s) or (>= 3 runs and >= slow_s).
-Timing time_median(const Options& opt, const std::function<void()>& step) {
-    Backend& backend = backend_for(opt.device);
-    double min_s = opt.quick ? 0.05 : 0.3, slow_s = opt.quick ? 0.2 : 1.5;
-    int min_runs = opt.quick ? 3 : 10;
-    step();
-    backend.synchronize();
-    std::vector<double> ms;
-    double total = 0;
-    while (!((int(ms.size()) >= min_runs && total >= min_s) || (ms.size() >= 3 && total >= slow_s))) {
-        auto t0 = Clock::now();
-        step();
-        backend.synchronize();
-        double s = seconds_since(t0);
-        ms.push_back(s * 1e3);
-        total += s;
-    }
-    std::sort(ms.begin(), ms.end());
-    size_t n = ms.size();
-    double median = n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
-    return {median, int(n)};
-}
 
 std::string shape_name(std::initializer_list<int64_t> dims) {
     std::string s;
     for (int64_t d : dims) s += (s.empty() ? "" : "x") + std::to_string(d);
     return s;
 }
-
-void print_line(const Json& line) { std::printf("%s\n", line.dump().c_str()); std::fflush(stdout); }
 
 Json case_line(const Options& opt, const char* name, const std::string& shape, const Timing& t) {
     Json line = Json::object();
@@ -196,7 +156,7 @@ struct Context {
 void bench_gemm(Context& ctx, int64_t n) {
     NoGradGuard no_grad;
     Tensor a = ctx.randn({n, n}), b = ctx.randn({n, n});
-    Timing t = time_median(ctx.opt, [&] { matmul(a, b); });
+    Timing t = time_median(ctx.opt.device, ctx.opt.quick, [&] { matmul(a, b); });
     double gflops = 2.0 * n * n * n / (t.median_ms * 1e-3) / 1e9;
     Json line = case_line(ctx.opt, "gemm", shape_name({n, n, n}), t);
     line.set("n", n);
@@ -217,7 +177,7 @@ void print_bandwidth(Context& ctx, const char* name, const std::string& shape, c
 void bench_layer_norm_forward(Context& ctx, int64_t N, int64_t C) {
     NoGradGuard no_grad;
     Tensor x = ctx.randn({N, C}), w = ctx.randn({C}), b = ctx.randn({C});
-    Timing t = time_median(ctx.opt, [&] { layer_norm(x, w, b); });
+    Timing t = time_median(ctx.opt.device, ctx.opt.quick, [&] { layer_norm(x, w, b); });
     print_bandwidth(ctx, "layer_norm_fwd", shape_name({N, C}), t, 4.0 * (2 * N * C + 2 * C));
 }
 
@@ -228,7 +188,7 @@ void bench_layer_norm_forward_backward(Context& ctx, int64_t N, int64_t C) {
     Tensor x = ctx.randn({N, C}).set_requires_grad(), w = ctx.randn({C}).set_requires_grad(),
            b = ctx.randn({C}).set_requires_grad();
     Tensor gy = ctx.randn({N, C});
-    Timing t = time_median(ctx.opt, [&] {
+    Timing t = time_median(ctx.opt.device, ctx.opt.quick, [&] {
         x.zero_grad(), w.zero_grad(), b.zero_grad();
         layer_norm(x, w, b).backward(gy);
     });
@@ -239,7 +199,7 @@ void bench_layer_norm_forward_backward(Context& ctx, int64_t N, int64_t C) {
 void bench_softmax_forward(Context& ctx, int64_t N, int64_t C) {
     NoGradGuard no_grad;
     Tensor x = ctx.randn({N, C});
-    Timing t = time_median(ctx.opt, [&] { softmax(x, -1); });
+    Timing t = time_median(ctx.opt.device, ctx.opt.quick, [&] { softmax(x, -1); });
     print_bandwidth(ctx, "softmax_fwd", shape_name({N, C}), t, 4.0 * 2 * N * C);
 }
 
@@ -249,7 +209,7 @@ void bench_softmax_forward(Context& ctx, int64_t N, int64_t C) {
 void bench_cross_entropy_forward_backward(Context& ctx, int64_t N, int64_t C) {
     Tensor logits = ctx.randn({N, C}).set_requires_grad();
     Tensor target = randint(0, C, {N}, ctx.gen).to(ctx.opt.device);
-    Timing t = time_median(ctx.opt, [&] {
+    Timing t = time_median(ctx.opt.device, ctx.opt.quick, [&] {
         logits.zero_grad();
         cross_entropy(logits, target).backward();
     });
@@ -262,7 +222,7 @@ void bench_attention_forward_backward(Context& ctx, int64_t B, int64_t H, int64_
     Tensor q = ctx.randn({B, H, T, D}).set_requires_grad(), k = ctx.randn({B, H, T, D}).set_requires_grad(),
            v = ctx.randn({B, H, T, D}).set_requires_grad();
     Tensor gout = ctx.randn({B, H, T, D});
-    Timing t = time_median(ctx.opt, [&] {
+    Timing t = time_median(ctx.opt.device, ctx.opt.quick, [&] {
         q.zero_grad(), k.zero_grad(), v.zero_grad();
         scaled_dot_product_attention(q, k, v, causal).backward(gout);
     });
@@ -284,7 +244,7 @@ void bench_mlp_train_step(Context& ctx, int64_t B, int64_t I, int64_t W, int64_t
         params.push_back(zeros({fan_out}, DType::F32, ctx.opt.device).set_requires_grad());
     }
     const double lr = 1e-3;
-    Timing t = time_median(ctx.opt, [&] {
+    Timing t = time_median(ctx.opt.device, ctx.opt.quick, [&] {
         Tensor h = gelu(matmul(x, params[0]) + params[1]);
         h = gelu(matmul(h, params[2]) + params[3]);
         Tensor loss = cross_entropy(matmul(h, params[4]) + params[5], target);

@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_timing.h"
 #include "engine/backend.h"
 #include "engine/json.h"
 #include "engine/ops.h"
@@ -35,6 +36,7 @@
 #include "models/clip.h"
 
 using namespace rankclip;
+using namespace rankclip::bench;
 
 namespace {
 
@@ -46,45 +48,6 @@ struct Options {
     int64_t batch = 0;  // 0: the config's default
 };
 
-using Clock = std::chrono::steady_clock;
-
-// 4 significant digits, as bench_engine prints.
-double round4(double x) {
-    if (x == 0 || !std::isfinite(x)) return x;
-    double scale = std::pow(10.0, 3 - int(std::floor(std::log10(std::fabs(x)))));
-    return std::round(x * scale) / scale;
-}
-
-struct Timing {
-    double median_ms = 0;
-    int runs = 0;
-};
-
-Timing time_median(const Options& opt, const std::function<void()>& step) {
-    Backend& backend = backend_for(opt.device);
-    double min_s = opt.quick ? 0.05 : 0.3, slow_s = opt.quick ? 0.2 : 1.5;
-    int min_runs = opt.quick ? 3 : 10;
-    step();
-    backend.synchronize();
-    std::vector<double> ms;
-    double total = 0;
-    while (!((int(ms.size()) >= min_runs && total >= min_s) || (ms.size() >= 3 && total >= slow_s))) {
-        auto t0 = Clock::now();
-        step();
-        backend.synchronize();
-        double s = std::chrono::duration<double>(Clock::now() - t0).count();
-        ms.push_back(s * 1e3);
-        total += s;
-    }
-    std::sort(ms.begin(), ms.end());
-    size_t n = ms.size();
-    return {n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]), int(n)};
-}
-
-void print_line(const Json& line) {
-    std::printf("%s\n", line.dump().c_str());
-    std::fflush(stdout);
-}
 
 int64_t default_batch(const std::string& config) { return config == "tiny" ? 64 : 32; }
 
@@ -127,11 +90,11 @@ void bench_config(const Options& opt, const std::string& name) {
         print_line(line);
     };
 
-    report("fwd", time_median(opt, [&] {
+    report("fwd", time_median(opt.device, opt.quick, [&] {
                NoGradGuard no_grad;
                model.forward(images, text);
            }));
-    report("fwd_bwd", time_median(opt, [&] {
+    report("fwd_bwd", time_median(opt.device, opt.quick, [&] {
                model.zero_grad();
                CLIPOutput out = model.forward(images, text);
                clip_loss(out.logits_per_image).backward();

@@ -28,22 +28,11 @@
 #include "test_util.h"
 
 using namespace rankclip;
+using rankclip::test::TempDir;
 using rankclip::test::expect_close;
 using rankclip::test::repo_root;
 
 namespace {
-
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/rankclip_checkpoint_XXXXXX";
-        char* p = ::mkdtemp(tmpl);
-        if (!p) throw std::runtime_error("mkdtemp failed");
-        path = p;
-    }
-    ~TempDir() { std::filesystem::remove_all(path); }
-    std::string file(const std::string& name) const { return path + "/" + name; }
-};
 
 template <typename Fn>
 std::string error_of(Fn fn) {

@@ -24,6 +24,7 @@
 
 using namespace rankclip;
 using rankclip::test::expect_close;
+using rankclip::test::TempDir;
 
 namespace {
 
@@ -41,18 +42,6 @@ std::string rankclip_binary() {
     if (bin.empty() || ::access(bin.c_str(), X_OK) != 0)                                                 \
         GTEST_SKIP() << "the rankclip program is not built at '" << bin                                  \
                      << "' (make builds it beside run_tests; or set RANKCLIP_BIN): CLI tests not run";
-
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/rankclip_cli_XXXXXX";
-        char* p = ::mkdtemp(tmpl);
-        if (!p) throw std::runtime_error("mkdtemp failed");
-        path = p;
-    }
-    ~TempDir() { std::filesystem::remove_all(path); }
-    std::string file(const std::string& name) const { return path + "/" + name; }
-};
 
 std::string slurp(const std::string& path) {
     std::ifstream in(path);

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <sys/stat.h>
@@ -20,6 +21,21 @@ inline std::string repo_root() {
     const char* env = std::getenv("RANKCLIP_ROOT");
     return env ? env : ".";
 }
+
+// A fresh directory under /tmp, removed with everything in it when the object goes away.
+struct TempDir {
+    std::string path;
+    explicit TempDir(const std::string& prefix = "rankclip_test") {
+        std::string pattern = "/tmp/" + prefix + "_XXXXXX";
+        char* p = ::mkdtemp(pattern.data());
+        if (!p) throw std::runtime_error("mkdtemp failed for " + pattern);
+        path = p;
+    }
+    ~TempDir() { std::filesystem::remove_all(path); }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    std::string file(const std::string& name) const { return path + "/" + name; }
+};
 
 inline bool path_exists(const std::string& p) {
     struct stat st;
