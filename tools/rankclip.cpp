@@ -4,8 +4,9 @@
 //   rankclip info CHECKPOINT                             config, parameter count, tensor list
 //   rankclip embed --checkpoint C [--images X.npy] [--texts T.npy] --out PREFIX [...]
 //                                                         normalised features as .npy files
-// (train, eval, tokenize, pack, ... arrive with the data and training layers). Errors are one
-// line on stderr and a non-zero exit status.
+//   rankclip tokenize | bpe-train | synth | pack                (data pipeline: tools/cmd_*.cpp)
+// (train and eval arrive with the training layer). Errors are one line on stderr and a non-zero
+// exit status.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -22,12 +23,18 @@
 
 using namespace rankclip;
 
+// The data pipeline's subcommands, one file each in tools/cmd_*.cpp.
+int cmd_tokenize(int argc, char** argv);
+int cmd_bpe_train(int argc, char** argv);
+int cmd_synth(int argc, char** argv);
+int cmd_pack(int argc, char** argv);
+
 static void usage(std::FILE* out) {
     std::fprintf(out,
                  "usage: rankclip <command> [options]\n"
                  "commands:\n"
                  "  demo [--steps N] [--seed S] [--threads T]\n"
-                 "        fit a 2-layer MLP to a noisy sine with SGD, printing the loss as it falls\n"
+                 "        fit a small MLP to y = x tanh(3x) + noise with SGD, printing the loss as it falls\n"
                  "  info CHECKPOINT\n"
                  "        print a CLIP checkpoint's config, parameter count and tensors (name, dtype, shape)\n"
                  "  embed --checkpoint C [--images IMAGES.npy] [--texts TEXTS.npy] --out PREFIX\n"
@@ -37,6 +44,16 @@ static void usage(std::FILE* out) {
                  "        IMAGES.npy is a pre-processed float32 batch (N, 3, S, S) and TEXTS.npy holds\n"
                  "        token ids, int64 or int32 (N, T), T <= context_length. --config is for\n"
                  "        checkpoints without one in their metadata (a state dict saved by PyTorch).\n"
+                 "  tokenize --vocab MERGES.txt.gz [--context-length N]\n"
+                 "        print the CLIP BPE token ids of each line of standard input as a JSON array\n"
+                 "  bpe-train --captions FILE --vocab-size N --out MERGES.txt.gz\n"
+                 "        train a BPE vocabulary (merges file, CLIP's format) on your own captions\n"
+                 "  synth --out DIR --n N [--seed S] [--size PX] [--split train|heldout]\n"
+                 "        write the built-in synthetic captioned images as PNGs + a captions CSV\n"
+                 "  pack --data SRC --out FILE --size PX [--vocab FILE] [--context-length N]\n"
+                 "        convert a dataset to the packed, memory-mapped shard format\n"
+                 "  <command> --help\n"
+                 "        the options of one command\n"
                  "  --help\n"
                  "        this text\n");
 }
@@ -261,7 +278,11 @@ int main(int argc, char** argv) {
         if (command == "demo") return demo(argc - 2, argv + 2);
         if (command == "info") return info(argc - 2, argv + 2);
         if (command == "embed") return embed(argc - 2, argv + 2);
-        std::fprintf(stderr, "rankclip: unknown command '%s' (commands: demo, info, embed; see rankclip --help)\n",
+        if (command == "tokenize") return cmd_tokenize(argc - 2, argv + 2);
+        if (command == "bpe-train") return cmd_bpe_train(argc - 2, argv + 2);
+        if (command == "synth") return cmd_synth(argc - 2, argv + 2);
+        if (command == "pack") return cmd_pack(argc - 2, argv + 2);
+        std::fprintf(stderr, "rankclip: unknown command '%s' (commands: demo, info, embed, tokenize, bpe-train, synth, pack; see rankclip --help)\n",
                      command.c_str());
         return 2;
     } catch (const std::exception& e) {
