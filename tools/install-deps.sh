@@ -2,10 +2,10 @@
 # tools/install-deps.sh — installs the Debian packages rankclip.cpp needs to build, test and
 # benchmark. Idempotent: installs only what is missing. Run as root (or with sudo available).
 #   build:      g++ make libeigen3-dev libgtest-dev libstb-dev zlib1g-dev libarchive-dev libomp-dev
-#   references: python3-torch python3-numpy (only tools/ scripts and `make bench` use Python)
+#   references: python3-torch python3-numpy python3-pil (only tools/ scripts and `make bench` use Python)
 #   data:       dataset-fashion-mnist (Fashion-MNIST idx files, for evaluation and experiments)
 set -euo pipefail
-packages=(g++ make libeigen3-dev libgtest-dev libstb-dev zlib1g-dev libarchive-dev python3-torch python3-numpy
+packages=(g++ make libeigen3-dev libgtest-dev libstb-dev zlib1g-dev libarchive-dev python3-torch python3-numpy python3-pil
           dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
@@ -23,7 +23,7 @@ $SUDO apt-get update -qq
 # python3-torch is large; if it cannot be had, the build and tests still work (only the
 # PyTorch side of `make bench` and the reference generators need it)
 if ! $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
-    optional=(python3-torch python3-numpy dataset-fashion-mnist)
+    optional=(python3-torch python3-numpy python3-pil dataset-fashion-mnist)
     required=()
     for p in "${missing[@]}"; do [[ " ${optional[*]} " == *" $p "* ]] || required+=("$p"); done
     echo "install-deps: retrying without optional packages"
