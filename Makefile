@@ -50,9 +50,10 @@ TOOL  := $(BUILD)/rankclip
 TESTS := $(BUILD)/run_tests
 BENCH := $(BUILD)/bench_engine
 BENCH_MODELS := $(BUILD)/bench_models
+BENCH_LOADER := $(BUILD)/bench_loader
 
 .PHONY: all test bench demo cuda gpu-check clean deps
-all: $(LIB) $(TOOL) $(TESTS) $(BENCH) $(BENCH_MODELS)
+all: $(LIB) $(TOOL) $(TESTS) $(BENCH) $(BENCH_MODELS) $(BENCH_LOADER)
 
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
@@ -79,10 +80,13 @@ $(BENCH): $(BUILD)/bench/bench_engine.o $(LIB)
 $(BENCH_MODELS): $(BUILD)/bench/bench_models.o $(LIB)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
+$(BENCH_LOADER): $(BUILD)/bench/bench_loader.o $(LIB)
+	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
 test: $(TESTS)
 	tools/run-tests.sh $(TESTS)
 
-bench: $(BENCH) $(BENCH_MODELS)
+bench: $(BENCH) $(BENCH_MODELS) $(BENCH_LOADER)
 	tools/run-bench.sh $(BENCH) $(PYTHON)
 
 demo: deps

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "data/packed.h"
+#include "data/synthetic.h"
 #include "data/tokenizer.h"
 #include "engine/error.h"
 #include "engine/random.h"
@@ -42,6 +43,9 @@ DataLoader::DataLoader(const Dataset& data, LoaderOptions opt) : data_(data), op
     RC_CHECK(data_.size() > 0, "DataLoader: empty dataset (", data_.describe(), ")");
     if (opt_.prefetch < 1) opt_.prefetch = 1;
     packed_ = dynamic_cast<const PackedDataset*>(&data_);
+    // The synthetic data has a default vocabulary: its captions are tokenized even without one.
+    if (!opt_.tokenizer && dynamic_cast<const SyntheticDataset*>(&data_))
+        opt_.tokenizer = &synthetic_default_tokenizer();
     int64_t n = int64_t(data_.size());
     num_batches_ = opt_.drop_last ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size;
     RC_CHECK(num_batches_ > 0, "DataLoader: ", n, " samples make no full batch of ", opt_.batch_size,

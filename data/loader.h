@@ -43,7 +43,9 @@ struct LoaderOptions {
     bool augment = false;           // random resized crop (+ flip) instead of center crop
     AugmentOptions augment_options;
     int image_size = 224;
-    const Tokenizer* tokenizer = nullptr;  // null: text is undefined unless packed tokens exist
+    // null: text is undefined unless packed tokens exist, except for a SyntheticDataset, whose
+    // captions then use synthetic_default_tokenizer() (data/synthetic.h).
+    const Tokenizer* tokenizer = nullptr;
     int context_length = 77;
     bool pin_memory = false;        // hook for the CUDA backend; currently ignored (see above)
     // Called by next() with (batches delivered, batches per epoch); e.g. print_progress.

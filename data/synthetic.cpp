@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <mutex>
 
 #include "data/image_write.h"
@@ -568,5 +570,49 @@ size_t export_synthetic(const SyntheticDataset& dataset, const std::string& out_
     RC_CHECK(labels.good(), "export_synthetic: error writing ", labels_path);
     return n;
 }
+
+// ---- default vocabulary ----
+std::vector<std::string> synthetic_vocab_captions() {
+    SyntheticConfig config;
+    config.n = kSyntheticVocabImages;
+    SyntheticDataset train(config, SyntheticSplit::Train, 0);
+    std::vector<std::string> out;
+    for (size_t i = 0; i < config.n; i++)
+        for (std::string& c : train.captions(i, 3)) out.push_back(std::move(c));
+    for (const ZeroShotTask& task : synthetic_zero_shot_tasks())
+        for (size_t c = 0; c < task.class_names.size(); c++)
+            for (std::string& p : task.prompts(c)) out.push_back(std::move(p));
+    return out;
+}
+
+namespace {
+struct DefaultVocab {
+    BpeMerges merges;
+    Tokenizer tokenizer;
+};
+}  // namespace
+
+static const DefaultVocab& default_vocab(int64_t vocab_size) {
+    RC_CHECK(vocab_size >= kBpeMinVocabSize && vocab_size <= kBpeMaxVocabSize,
+             "synthetic_default_tokenizer: vocab_size must be in [", kBpeMinVocabSize, ", ",
+             kBpeMaxVocabSize, "], got ", vocab_size);
+    static std::mutex mu;
+    static std::map<int64_t, std::unique_ptr<DefaultVocab>> cache;   // never shrinks: references stay valid
+    std::lock_guard<std::mutex> lock(mu);
+    auto& slot = cache[vocab_size];
+    if (!slot) {
+        auto v = std::make_unique<DefaultVocab>();
+        v->merges = train_bpe(synthetic_vocab_captions(), vocab_size);
+        v->tokenizer = Tokenizer::from_merges(v->merges);
+        slot = std::move(v);
+    }
+    return *slot;
+}
+
+const Tokenizer& synthetic_default_tokenizer(int64_t vocab_size) {
+    return default_vocab(vocab_size).tokenizer;
+}
+
+BpeMerges synthetic_default_merges(int64_t vocab_size) { return default_vocab(vocab_size).merges; }
 
 }  // namespace rankclip

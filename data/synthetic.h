@@ -4,7 +4,9 @@
 // and several levels of detail, so a caption partially matches many images (the many-to-many
 // structure RankCLIP is about); its zero-shot tasks (shape, colour, count, relation) and the
 // held-out split of (shape, colour) combinations never seen in training; export_synthetic, which
-// writes a split to disk as PNGs + an OpenCLIP captions CSV (used by `rankclip synth`).
+// writes a split to disk as PNGs + an OpenCLIP captions CSV (used by `rankclip synth`);
+// synthetic_default_tokenizer, the small BPE vocabulary trained on the grammar's captions that
+// the synthetic data uses when no vocabulary is named.
 //
 // Every sample is a pure function of (seed, split, index): get(i) does not depend on call order
 // or thread, and the dataset is immutable, so get() is thread-safe.
@@ -20,8 +22,10 @@
 #include <string>
 #include <vector>
 
+#include "data/bpe_trainer.h"
 #include "data/dataset.h"
 #include "data/raster.h"
+#include "data/tokenizer.h"
 
 namespace rankclip {
 
@@ -139,5 +143,21 @@ std::vector<std::string> relation_prompts(const SyntheticSampleInfo& info);
 // "none" for no relation). Runs on the engine's threads. Returns the number of images written.
 size_t export_synthetic(const SyntheticDataset& dataset, const std::string& out_dir,
                         int captions_per_image = 1);
+
+// ---- default vocabulary ----
+// The captions the default vocabulary is trained on: kSyntheticVocabImages train-split images
+// (seed 0), three captions each, plus every zero-shot prompt. Deterministic.
+constexpr int kSyntheticVocabImages = 1500;
+std::vector<std::string> synthetic_vocab_captions();
+// A byte-level BPE tokenizer (data/bpe_trainer.h) trained on synthetic_vocab_captions() for at
+// most `vocab_size` entries (fewer when the grammar runs out of pairs to merge), so a caption is
+// a handful of tokens and fits the tiny/small configs' context of 32. Trained once per size per
+// process (a fraction of a second) and cached: the reference stays valid for the program's
+// lifetime. Used by DataLoader and `rankclip pack` for a SyntheticDataset when no vocabulary
+// (--vocab / RANKCLIP_VOCAB) is given. Errors: vocab_size outside [514, 49408].
+constexpr int64_t kSyntheticDefaultVocabSize = 1024;
+const Tokenizer& synthetic_default_tokenizer(int64_t vocab_size = kSyntheticDefaultVocabSize);
+// The same merges (for writing them with write_merges_file).
+BpeMerges synthetic_default_merges(int64_t vocab_size = kSyntheticDefaultVocabSize);
 
 }  // namespace rankclip

@@ -1,6 +1,7 @@
 // tests/test_cli.cpp
 // tests: the `rankclip` program (tools/rankclip.cpp), run as a user runs it: --help, info,
-// embed, and its errors (one line on stderr, non-zero exit). The binary is $RANKCLIP_BIN, else
+// embed (pre-processed .npy inputs, image directories and lists, captions with a vocabulary), and
+// its errors (one line on stderr, non-zero exit). The binary is $RANKCLIP_BIN, else
 // `rankclip` beside the test binary (make builds both into the same directory); when it is not
 // there the tests skip, saying so.
 #include <gtest/gtest.h>
@@ -17,7 +18,13 @@
 #include <sstream>
 #include <string>
 
+#include "data/bpe_trainer.h"
+#include "data/image.h"
+#include "data/image_write.h"
 #include "data/npy.h"
+#include "data/packed.h"
+#include "data/synthetic.h"
+#include "data/tokenizer.h"
 #include "engine/ops.h"
 #include "models/checkpoint.h"
 #include "test_util.h"
@@ -221,4 +228,114 @@ TEST(Cli, EmbedErrorsAreOneClearLine) {
                         dir),
                    {"absent.safetensors"});
     EXPECT_FALSE(test::path_exists(dir.file("x.image.npy")));
+}
+
+TEST(Cli, EmbedReadsImageFilesAndCaptions) {
+    REQUIRE_BINARY();
+    TempDir dir;
+    CLIPConfig config = small_config();
+    Generator gen(25);
+    CLIP model(config, gen);
+    const std::string ck = dir.file("model.safetensors");
+    save_clip(ck, model);
+    const int64_t S = config.image_size;
+
+    // An image directory: files of several formats and sizes, sorted by name; other files ignored.
+    std::filesystem::create_directories(dir.file("imgs"));
+    std::vector<std::string> names = {"a.jpg", "b.png", "c.bmp"};
+    for (size_t k = 0; k < names.size(); k++) {
+        Image img;
+        img.width = 40 + 8 * int(k);
+        img.height = 36;
+        for (int i = 0; i < img.width * img.height * 3; i++) img.rgb.push_back(uint8_t((i * (7 + k)) % 251));
+        const std::string path = dir.file("imgs/" + names[k]);
+        if (k == 0) write_jpeg(path, img);
+        else if (k == 1) write_png(path, img);
+        else write_file_bytes(path, encode_bmp(img));
+    }
+    std::ofstream(dir.file("imgs/notes.txt")) << "not an image\n";
+    auto expected_images = [&](const std::vector<std::string>& order) {
+        Tensor x = empty({int64_t(order.size()), 3, S, S}, DType::F32);
+        for (size_t k = 0; k < order.size(); k++)
+            preprocess_clip(decode_image_file(dir.file("imgs/" + order[k])), int(S), x.data<float>() + k * 3 * S * S);
+        NoGradGuard no_grad;
+        return l2_normalize(model.encode_image(x), -1);
+    };
+    Result r = run(bin, "embed --checkpoint " + ck + " --images " + dir.file("imgs") + " --out " + dir.file("dir") +
+                            " --batch-size 2",
+                   dir);
+    ASSERT_EQ(r.status, 0) << r.err;
+    expect_close(read_npy(dir.file("dir.image.npy")), expected_images(names), 1e-5, 1e-6, "image directory");
+
+    // A list of paths, relative to the list file, in the list's order (blank lines skipped).
+    std::filesystem::create_directories(dir.file("lists"));
+    std::ofstream(dir.file("lists/images.txt")) << "../imgs/c.bmp\n\n" << dir.file("imgs/a.jpg") << "\n";
+    r = run(bin, "embed --checkpoint " + ck + " --images " + dir.file("lists/images.txt") + " --out " +
+                     dir.file("list"),
+            dir);
+    ASSERT_EQ(r.status, 0) << r.err;
+    expect_close(read_npy(dir.file("list.image.npy")), expected_images({"c.bmp", "a.jpg"}), 1e-5, 1e-6, "image list");
+
+    // Captions, one a line, tokenized at the model's context length: with the synthetic data's
+    // default vocabulary, and with a merges file trained on the captions (as bpe-train writes).
+    std::vector<std::string> captions = {"a red circle", "a large blue square above a small green star",
+                                         "two shapes on a teal background"};
+    {
+        std::ofstream f(dir.file("captions.txt"));
+        for (const std::string& c : captions) f << c << "\n";
+    }
+    write_merges_file(dir.file("merges.txt.gz"), train_bpe(captions, 600));
+    Tokenizer trained = Tokenizer::from_file(dir.file("merges.txt.gz"));
+    for (const Tokenizer* tok : std::initializer_list<const Tokenizer*>{&synthetic_default_tokenizer(), &trained}) {
+        const bool synthetic = tok != &trained;
+        std::vector<int64_t> ids;
+        for (const std::string& c : captions) {
+            std::vector<int64_t> t = tok->tokenize(c, int(config.context_length));
+            ids.insert(ids.end(), t.begin(), t.end());
+        }
+        Tensor texts = from_vector(ids, {int64_t(captions.size()), config.context_length}, DType::I64);
+        NoGradGuard no_grad;
+        Tensor want = l2_normalize(model.encode_text(texts), -1);
+        r = run(bin, "embed --checkpoint " + ck + " --texts " + dir.file("captions.txt") + " --vocab " +
+                         (synthetic ? std::string("synthetic") : dir.file("merges.txt.gz")) + " --out " +
+                         dir.file("cap"),
+                dir);
+        ASSERT_EQ(r.status, 0) << r.err;
+        expect_close(read_npy(dir.file("cap.text.npy")), want, 1e-5, 1e-6, synthetic ? "synthetic vocab" : "trained vocab");
+    }
+
+    // Errors name the input.
+    const std::string base = "embed --checkpoint " + ck + " --out " + dir.file("x");
+    std::filesystem::create_directories(dir.file("empty"));
+    expect_failure(run(bin, base + " --images " + dir.file("empty"), dir), {dir.file("empty"), "no image files"});
+    std::ofstream(dir.file("lists/missing.txt")) << "../imgs/a.jpg\nghost.png\n";
+    expect_failure(run(bin, base + " --images " + dir.file("lists/missing.txt"), dir),
+                   {"missing.txt line 2", "ghost.png"});
+    std::filesystem::create_directories(dir.file("bad"));
+    std::ofstream(dir.file("bad/broken.png")) << "\x89PNG not really";
+    expect_failure(run(bin, base + " --images " + dir.file("bad"), dir), {"broken.png"});
+    expect_failure(run("env -u RANKCLIP_VOCAB " + bin, base + " --texts " + dir.file("captions.txt"), dir),
+                   {"captions.txt", "--vocab"});
+    expect_failure(run(bin, base + " --texts " + dir.file("captions.txt") + " --vocab " + dir.file("nope.gz"), dir),
+                   {"nope.gz"});
+    EXPECT_FALSE(test::path_exists(dir.file("x.image.npy")));
+}
+
+TEST(Cli, PackSyntheticUsesItsDefaultVocabulary) {
+    REQUIRE_BINARY();
+    TempDir dir;
+    const std::string out = dir.file("s.rcpack");
+    Result r = run("env -u RANKCLIP_VOCAB " + bin,
+                   "pack --data synthetic:train:6 --out " + out + " --size 16 --context-length 32", dir);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_TRUE(contains(r.err, "default vocabulary")) << r.err;
+    PackedDataset packed(out);
+    ASSERT_EQ(packed.size(), 6u);
+    ASSERT_EQ(packed.context_length(), 32);
+    const Tokenizer& tok = synthetic_default_tokenizer();
+    for (size_t i = 0; i < packed.size(); i++) {
+        std::vector<int64_t> got(32);
+        packed.tokens(i, got.data());
+        EXPECT_EQ(got, tok.tokenize(packed.caption(i), 32)) << packed.caption(i);
+    }
 }

@@ -2,7 +2,8 @@
 // tests: the anti-aliased rasteriser (data/raster.h) and the synthetic dataset (data/synthetic.h):
 // determinism independent of call order and threads, variety, the held-out combinations,
 // captions consistent with the structured description, zero-shot labels, layout geometry, and
-// the PNG + CSV export read back.
+// the PNG + CSV export read back, and the default vocabulary (deterministic, captions fit context
+// 32 untruncated, decode round trip).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 
 #include "data/csv_dataset.h"
 #include "data/image.h"
+#include "data/loader.h"
 #include "data/raster.h"
 #include "data/synthetic.h"
 #include "engine/error.h"
@@ -477,5 +479,77 @@ TEST(Synthetic, ExportWritesPngsAndCsvReadableBack) {
                            colour_name(info.objects[0].colour) + "," +
                            std::to_string(info.objects.size()) + ",";
         EXPECT_EQ(line.substr(0, want.size()), want);
+    }
+}
+
+// ---- the default vocabulary ----
+
+TEST(SyntheticVocab, DeterministicAndCached) {
+    BpeMerges a = synthetic_default_merges(), b = train_bpe(synthetic_vocab_captions(), kSyntheticDefaultVocabSize);
+    ASSERT_FALSE(a.empty());
+    EXPECT_EQ(a, b);   // retrained from scratch: the same merges, in the same order
+    const Tokenizer& t1 = synthetic_default_tokenizer();
+    const Tokenizer& t2 = synthetic_default_tokenizer();
+    EXPECT_EQ(&t1, &t2);   // cached
+    EXPECT_LE(t1.vocab_size(), kSyntheticDefaultVocabSize);
+    EXPECT_EQ(t1.vocab_size(), 512 + int64_t(a.size()) + 2);
+    EXPECT_EQ(t1.eot(), t1.vocab_size() - 1);
+    // A smaller size is a prefix of the same merges (BPE is greedy).
+    BpeMerges small = synthetic_default_merges(600);
+    ASSERT_EQ(small.size(), size_t(600 - 514));
+    EXPECT_TRUE(std::equal(small.begin(), small.end(), a.begin()));
+    EXPECT_THROW(synthetic_default_tokenizer(100), Error);
+}
+
+TEST(SyntheticVocab, CaptionsFitContextAndRoundTrip) {
+    const Tokenizer& tok = synthetic_default_tokenizer();
+    // Captions the vocabulary was not trained on: another seed, and the held-out split.
+    SyntheticConfig config;
+    config.n = 300;
+    SyntheticDataset val(config, SyntheticSplit::Val, 7), heldout(config, SyntheticSplit::Heldout, 7);
+    size_t longest = 0;
+    for (const SyntheticDataset* ds : {&val, &heldout}) {
+        for (size_t i = 0; i < config.n; i++) {
+            for (const std::string& c : ds->captions(i, 2)) {
+                std::vector<int64_t> ids = tok.encode(c);
+                longest = std::max(longest, ids.size());
+                // Fits context 32 with sot/eot: tokenize() does not truncate.
+                ASSERT_LE(ids.size() + 2, 32u) << c;
+                std::vector<int64_t> padded = tok.tokenize(c, 32);
+                EXPECT_EQ(padded[0], tok.sot());
+                EXPECT_EQ(padded[ids.size() + 1], tok.eot()) << c;
+                // Round trip: the words come back (decode joins pieces with spaces).
+                std::string expect;
+                for (const std::string& piece : clip_pre_tokenize(c)) expect += piece + " ";
+                EXPECT_EQ(tok.decode(ids), expect);
+            }
+        }
+    }
+    // The grammar's words are single tokens: captions are short sequences, not byte soup.
+    EXPECT_LE(longest, 24u);
+    EXPECT_EQ(tok.encode("circle").size(), 1u);
+    EXPECT_EQ(tok.encode("a red circle above a blue square").size(), 7u);
+}
+
+TEST(SyntheticVocab, LoaderUsesItByDefault) {
+    SyntheticConfig config;
+    config.n = 8;
+    config.image_size = 16;
+    SyntheticDataset data(config, SyntheticSplit::Train, 3);
+    LoaderOptions opt;
+    opt.batch_size = 4;
+    opt.image_size = 16;
+    opt.context_length = 32;
+    opt.shuffle = false;
+    opt.num_workers = 0;   // no tokenizer given
+    DataLoader dl(data, opt);
+    Batch b;
+    ASSERT_TRUE(dl.next(b));
+    ASSERT_TRUE(b.text.defined());
+    ASSERT_EQ(b.text.shape(), (Shape{4, 32}));
+    const Tokenizer& tok = synthetic_default_tokenizer();
+    for (int64_t k = 0; k < 4; k++) {
+        std::vector<int64_t> want = tok.tokenize(data.get(size_t(b.indices[k])).caption, 32);
+        for (int64_t t = 0; t < 32; t++) EXPECT_EQ(b.text.data<int64_t>()[k * 32 + t], want[t]);
     }
 }

@@ -1,7 +1,8 @@
 // tools/cmd_pack.cpp
 // defines: cmd_pack, the `rankclip pack` subcommand: converts any supported dataset
 // (data/open_dataset.h) into one packed shard (data/packed.h): images decoded once, resized and
-// center-cropped to --size, captions tokenized with --vocab, so training reads uint8 pixels
+// center-cropped to --size, captions tokenized with --vocab (the synthetic data's default
+// vocabulary when none is named for it), so training reads uint8 pixels
 // straight from a memory map.
 #include <cstdio>
 #include <string>
@@ -9,6 +10,7 @@
 #include "data/loader.h"
 #include "data/open_dataset.h"
 #include "data/packed.h"
+#include "data/synthetic.h"
 #include "data/tokenizer.h"
 #include "engine/error.h"
 
@@ -25,7 +27,9 @@ static void pack_usage(std::FILE* out) {
                  "  synthetic[:train|val|heldout][:N], or another packed file.\n"
                  "  Writes FILE (atomically) with uint8 (N, PX, PX, 3) pixels (short side resized\n"
                  "  bicubic, center-cropped), token ids (N, context length; default 77) when\n"
-                 "  --vocab (or $RANKCLIP_VOCAB) names a BPE merges file, labels and captions.\n"
+                 "  --vocab (or $RANKCLIP_VOCAB) names a BPE merges file (synthetic data: its\n"
+                 "  default vocabulary, trained on its captions, when none is named), labels and\n"
+                 "  captions.\n"
                  "  Bad samples (missing/corrupt images, non-UTF-8 captions) are skipped and\n"
                  "  counted by default; --on-bad stop makes them fatal.\n");
 }
@@ -82,6 +86,10 @@ int cmd_pack(int argc, char** argv) {
     if (!vocab.empty()) {
         tok = Tokenizer::from_file(vocab);
         pack.tokenizer = &tok;
+    } else if (dynamic_cast<const SyntheticDataset*>(ds.get())) {
+        pack.tokenizer = &synthetic_default_tokenizer();
+        std::fprintf(stderr, "pack: no --vocab: tokenizing with the synthetic data's default vocabulary (%lld entries)\n",
+                     (long long)pack.tokenizer->vocab_size());
     } else {
         std::fprintf(stderr, "pack: no --vocab (or RANKCLIP_VOCAB): storing captions without token ids\n");
     }

@@ -2,7 +2,7 @@
 // defines: the `rankclip` command line. Subcommands:
 //   rankclip demo [--steps N] [--seed S] [--threads T]   fit a small MLP with the engine's autograd
 //   rankclip info CHECKPOINT                             config, parameter count, tensor list
-//   rankclip embed --checkpoint C [--images X.npy] [--texts T.npy] --out PREFIX [...]
+//   rankclip embed --checkpoint C [--images DIR|LIST|X.npy] [--texts T.txt|T.npy] --out PREFIX [...]
 //                                                         normalised features as .npy files
 //   rankclip tokenize | bpe-train | synth | pack                (data pipeline: tools/cmd_*.cpp)
 // (train and eval arrive with the training layer). Errors are one line on stderr and a non-zero
@@ -10,12 +10,20 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cctype>
 #include <cstring>
+#include <exception>
+#include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "data/bpe_trainer.h"
+#include "data/image.h"
 #include "data/npy.h"
+#include "data/synthetic.h"
+#include "data/tokenizer.h"
 #include "engine/backend.h"
 #include "engine/ops.h"
 #include "engine/random.h"
@@ -37,13 +45,20 @@ static void usage(std::FILE* out) {
                  "        fit a small MLP to y = x tanh(3x) + noise with SGD, printing the loss as it falls\n"
                  "  info CHECKPOINT\n"
                  "        print a CLIP checkpoint's config, parameter count and tensors (name, dtype, shape)\n"
-                 "  embed --checkpoint C [--images IMAGES.npy] [--texts TEXTS.npy] --out PREFIX\n"
-                 "        [--device cpu|cuda[:N]] [--batch-size N] [--config NAME|FILE.json] [--threads T]\n"
+                 "  embed --checkpoint C [--images DIR|LIST.txt|IMAGES.npy] [--texts CAPTIONS.txt|IDS.npy]\n"
+                 "        --out PREFIX [--vocab MERGES.txt.gz|synthetic] [--device cpu|cuda[:N]]\n"
+                 "        [--batch-size N] [--config NAME|FILE.json] [--threads T]\n"
                  "        write the L2-normalised features of the images to PREFIX.image.npy and of the\n"
-                 "        texts to PREFIX.text.npy (float32 (N, embed_dim)). Until the data pipeline lands,\n"
-                 "        IMAGES.npy is a pre-processed float32 batch (N, 3, S, S) and TEXTS.npy holds\n"
-                 "        token ids, int64 or int32 (N, T), T <= context_length. --config is for\n"
-                 "        checkpoints without one in their metadata (a state dict saved by PyTorch).\n"
+                 "        texts to PREFIX.text.npy (float32 (N, embed_dim), in input order). --images is a\n"
+                 "        directory (its .png/.jpg/.jpeg/.bmp/.gif/.tga files, sorted by name), a text\n"
+                 "        file listing image paths (one a line, relative to the list), or a pre-processed\n"
+                 "        float32 .npy batch (N, 3, S, S); files get CLIP's preprocessing (bicubic\n"
+                 "        short-side resize, center crop to the model's size, normalise). --texts is a\n"
+                 "        captions file (one per non-empty line) tokenized with --vocab (or\n"
+                 "        $RANKCLIP_VOCAB; 'synthetic': the synthetic data's default vocabulary) at the\n"
+                 "        model's context length, or a .npy of token ids, int64 or int32 (N, T),\n"
+                 "        T <= context_length. --config is for checkpoints without one in their\n"
+                 "        metadata (a state dict saved by PyTorch).\n"
                  "  tokenize --vocab MERGES.txt.gz [--context-length N]\n"
                  "        print the CLIP BPE token ids of each line of standard input as a JSON array\n"
                  "  bpe-train --captions FILE --vocab-size N --out MERGES.txt.gz\n"
@@ -181,21 +196,87 @@ static int64_t parse_positive(const std::string& option, const std::string& s) {
     return v;
 }
 
-// The features of `inputs` (N, ...) in batches of `batch_size`: (N, E) float32 on the CPU.
-template <typename Encode>
-static Tensor encode_in_batches(const Tensor& inputs, int64_t batch_size, Device device, Encode encode) {
+// The normalised features of N inputs in batches of `batch_size`: make(start, n) gives the inputs
+// [start, start + n) on the CPU, encode maps them (on `device`) to (n, E). Returns (N, E) float32
+// on the CPU.
+template <typename Make, typename Encode>
+static Tensor encode_in_batches(int64_t N, int64_t batch_size, Device device, Make make, Encode encode) {
     NoGradGuard no_grad;
     std::vector<Tensor> parts;
-    for (int64_t start = 0; start < inputs.size(0); start += batch_size) {
-        int64_t n = std::min(batch_size, inputs.size(0) - start);
-        Tensor batch = inputs.narrow(0, start, n).contiguous().to(device);
+    for (int64_t start = 0; start < N; start += batch_size) {
+        int64_t n = std::min(batch_size, N - start);
+        Tensor batch = make(start, n).to(device);
         parts.push_back(l2_normalize(encode(batch), -1).to(Device::cpu()));  // (n, E)
     }
     return cat(parts, 0);
 }
 
+static bool ends_with(const std::string& s, const std::string& suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+static bool is_image_file_name(const std::string& name) {
+    std::string ext = std::filesystem::path(name).extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    for (const char* e : {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tga"})
+        if (ext == e) return true;
+    return false;
+}
+
+// --images that is not a .npy: a directory (its image files by extension, sorted by name, not
+// recursive) or a text file of image paths, one a line, relative to the list file. Every file is
+// checked to exist here, before the model loads; decoding comes batch by batch.
+static std::vector<std::string> image_file_list(const std::string& arg) {
+    namespace fs = std::filesystem;
+    std::vector<std::string> files;
+    std::error_code ec;
+    if (fs::is_directory(arg, ec)) {
+        for (const auto& entry : fs::directory_iterator(arg, ec))
+            if (entry.is_regular_file(ec) && is_image_file_name(entry.path().filename().string()))
+                files.push_back(entry.path().string());
+        RC_CHECK(!ec, arg, ": cannot list the directory: ", ec.message());
+        std::sort(files.begin(), files.end());
+        RC_CHECK(!files.empty(), arg, ": no image files (.png .jpg .jpeg .bmp .gif .tga) in the directory");
+        return files;
+    }
+    std::ifstream in(arg);
+    RC_CHECK(in.good(), arg, ": cannot open --images (a .npy batch, a directory of images or a list of image paths)");
+    fs::path base = fs::path(arg).parent_path();
+    std::string line;
+    for (int64_t lineno = 1; std::getline(in, line); lineno++) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.find_first_not_of(" \t") == std::string::npos) continue;   // blank line
+        fs::path p(line);
+        if (p.is_relative()) p = base / p;
+        RC_CHECK(fs::is_regular_file(p, ec), arg, " line ", lineno, ": no such image file '", p.string(), "'");
+        files.push_back(p.string());
+    }
+    RC_CHECK(!files.empty(), arg, ": the image list is empty");
+    return files;
+}
+
+// Decodes files[start, start + n) and applies CLIP's preprocessing at `size`: (n, 3, size, size).
+// Decoding errors name the file.
+static Tensor decode_image_batch(const std::vector<std::string>& files, int64_t start, int64_t n, int64_t size) {
+    Tensor batch = empty({n, 3, size, size}, DType::F32);
+    float* out = batch.data<float>();
+    std::vector<std::exception_ptr> errors(static_cast<size_t>(n));
+#pragma omp parallel for schedule(dynamic)
+    for (int64_t k = 0; k < n; k++) {
+        try {
+            Image img = decode_image_file(files[size_t(start + k)]);
+            preprocess_clip(img, int(size), out + k * 3 * size * size);
+        } catch (...) {
+            errors[size_t(k)] = std::current_exception();
+        }
+    }
+    for (const auto& e : errors)
+        if (e) std::rethrow_exception(e);
+    return batch;
+}
+
 static int embed(int argc, char** argv) {
-    std::string checkpoint, images_path, texts_path, out, config_arg;
+    std::string checkpoint, images_path, texts_path, out, config_arg, vocab = vocab_path_from_env();
     Device device = Device::cpu();
     int64_t batch_size = 64;
     for (int i = 0; i < argc; i++) {
@@ -204,13 +285,17 @@ static int embed(int argc, char** argv) {
             RC_CHECK(i + 1 < argc, a, " needs a value");
             return argv[++i];
         };
-        if (a == "--checkpoint") checkpoint = value();
+        if (a == "--help" || a == "-h") {
+            usage(stdout);
+            return 0;
+        } else if (a == "--checkpoint") checkpoint = value();
         else if (a == "--images") images_path = value();
         else if (a == "--texts") texts_path = value();
         else if (a == "--out") out = value();
         else if (a == "--device") device = parse_device(value());
         else if (a == "--batch-size") batch_size = parse_positive(a, value());
         else if (a == "--config") config_arg = value();
+        else if (a == "--vocab") vocab = value();
         else if (a == "--threads") set_num_threads(int(parse_positive(a, value())));
         else throw Error("unknown option '" + a + "' (see rankclip --help)");
     }
@@ -223,19 +308,40 @@ static int embed(int argc, char** argv) {
 
     // Read and check the inputs before the (slower) model load.
     Tensor images, texts;
+    std::vector<std::string> image_files;   // --images as image files: decoded batch by batch
+    std::vector<std::string> captions;      // --texts as a captions file: tokenized once the context is known
+    Tokenizer tokenizer;
+    const Tokenizer* tok = nullptr;
     if (!images_path.empty()) {
-        images = read_npy(images_path);
-        RC_CHECK(images.dtype() == DType::F32, images_path, ": images must be float32 (N, 3, S, S), got ",
-                 npy_descr(images.dtype()), " ", shape_str(images.shape()));
-        RC_CHECK(images.dim() == 4 && images.size(1) == 3 && images.size(2) == images.size(3), images_path,
-                 ": images must be (N, 3, S, S), got ", shape_str(images.shape()));
+        if (ends_with(images_path, ".npy")) {
+            images = read_npy(images_path);
+            RC_CHECK(images.dtype() == DType::F32, images_path, ": images must be float32 (N, 3, S, S), got ",
+                     npy_descr(images.dtype()), " ", shape_str(images.shape()));
+            RC_CHECK(images.dim() == 4 && images.size(1) == 3 && images.size(2) == images.size(3), images_path,
+                     ": images must be (N, 3, S, S), got ", shape_str(images.shape()));
+        } else {
+            image_files = image_file_list(images_path);
+        }
     }
     if (!texts_path.empty()) {
-        texts = read_npy(texts_path);
-        RC_CHECK(texts.dtype() == DType::I64 || texts.dtype() == DType::I32, texts_path,
-                 ": token ids must be int64 or int32 (N, T), got ", npy_descr(texts.dtype()), " ",
-                 shape_str(texts.shape()));
-        RC_CHECK(texts.dim() == 2, texts_path, ": token ids must be (N, T), got ", shape_str(texts.shape()));
+        if (ends_with(texts_path, ".npy")) {
+            texts = read_npy(texts_path);
+            RC_CHECK(texts.dtype() == DType::I64 || texts.dtype() == DType::I32, texts_path,
+                     ": token ids must be int64 or int32 (N, T), got ", npy_descr(texts.dtype()), " ",
+                     shape_str(texts.shape()));
+            RC_CHECK(texts.dim() == 2, texts_path, ": token ids must be (N, T), got ", shape_str(texts.shape()));
+        } else {
+            RC_CHECK(!vocab.empty(), "--texts ", texts_path, ": captions need a vocabulary: --vocab MERGES.txt.gz ",
+                     "(or RANKCLIP_VOCAB), or --vocab synthetic for the synthetic data's default one");
+            captions = read_caption_lines(texts_path);
+            RC_CHECK(!captions.empty(), texts_path, ": no captions (one per non-empty line)");
+            if (vocab == "synthetic") {
+                tok = &synthetic_default_tokenizer();
+            } else {
+                tokenizer = Tokenizer::from_file(vocab);
+                tok = &tokenizer;
+            }
+        }
     }
 
     std::optional<CLIPConfig> config;
@@ -247,20 +353,43 @@ static int embed(int argc, char** argv) {
     ClipCheckpoint ck = load_clip(checkpoint, device, config);
     ck.model->eval();
     const CLIPConfig& c = ck.config;
-    if (images.defined()) {
-        RC_CHECK(images.size(2) == c.image_size, images_path, ": images are ", images.size(2), "x", images.size(3),
-                 " pixels, the model takes ", c.image_size, "x", c.image_size, " (", shape_str(images.shape()), ")");
-        Tensor features = encode_in_batches(images, batch_size, device,
-                                            [&](const Tensor& x) { return ck.model->encode_image(x); });
+    auto encode_image = [&](const Tensor& x) { return ck.model->encode_image(x); };
+    auto encode_text = [&](const Tensor& x) { return ck.model->encode_text(x); };
+    if (images.defined() || !image_files.empty()) {
+        Tensor features;
+        if (images.defined()) {
+            RC_CHECK(images.size(2) == c.image_size, images_path, ": images are ", images.size(2), "x", images.size(3),
+                     " pixels, the model takes ", c.image_size, "x", c.image_size, " (", shape_str(images.shape()), ")");
+            features = encode_in_batches(
+                images.size(0), batch_size, device,
+                [&](int64_t start, int64_t n) { return images.narrow(0, start, n).contiguous(); }, encode_image);
+        } else {
+            features = encode_in_batches(
+                int64_t(image_files.size()), batch_size, device,
+                [&](int64_t start, int64_t n) { return decode_image_batch(image_files, start, n, c.image_size); },
+                encode_image);
+        }
         write_npy(out + ".image.npy", features);
-        std::printf("embed: %lld images -> %s.image.npy %s\n", (long long)images.size(0), out.c_str(),
+        std::printf("embed: %lld images -> %s.image.npy %s\n", (long long)features.size(0), out.c_str(),
                     shape_str(features.shape()).c_str());
+    }
+    if (tok) {
+        RC_CHECK(tok->vocab_size() <= c.vocab_size, "--vocab ", vocab, ": ", tok->vocab_size(),
+                 " tokens, more than the model's vocab_size ", c.vocab_size);
+        std::vector<int64_t> ids;
+        ids.reserve(captions.size() * size_t(c.context_length));
+        for (const std::string& caption : captions) {
+            std::vector<int64_t> t = tok->tokenize(caption, int(c.context_length));
+            ids.insert(ids.end(), t.begin(), t.end());
+        }
+        texts = from_vector(ids, {int64_t(captions.size()), c.context_length}, DType::I64);   // (N, T)
     }
     if (texts.defined()) {
         RC_CHECK(texts.size(1) >= 1 && texts.size(1) <= c.context_length, texts_path, ": token ids are ",
                  shape_str(texts.shape()), ", the model's context length is ", c.context_length);
-        Tensor features = encode_in_batches(texts, batch_size, device,
-                                            [&](const Tensor& x) { return ck.model->encode_text(x); });
+        Tensor features = encode_in_batches(
+            texts.size(0), batch_size, device,
+            [&](int64_t start, int64_t n) { return texts.narrow(0, start, n).contiguous(); }, encode_text);
         write_npy(out + ".text.npy", features);
         std::printf("embed: %lld texts -> %s.text.npy %s\n", (long long)texts.size(0), out.c_str(),
                     shape_str(features.shape()).c_str());

@@ -2,9 +2,10 @@
 # tools/run-bench.sh: what `make bench` runs. Runs the engine benchmark (bench/bench_engine.cpp)
 # and its PyTorch twin (tools/bench_torch.py), then the model benchmark (bench_models beside
 # BENCH, from bench/bench_models.cpp) and its twin (tools/bench_models_torch.py), all with the
-# same thread count; saves their JSON lines next to the benchmark binary (build/bench.jsonl), and
-# prints the comparison table (tools/bench_compare.py). Without torch it prints ours alone and
-# says so.
+# same thread count, then the data loader benchmark (bench_loader beside BENCH, from
+# bench/bench_loader.cpp; no twin, so its lines stay out of the table and it prints its own summary
+# on stderr); saves their JSON lines next to the benchmark binary (build/bench.jsonl), and prints
+# the comparison table (tools/bench_compare.py). Without torch it prints ours alone and says so.
 #
 # Usage: tools/run-bench.sh BENCH [PYTHON] [bench args...]
 #   BENCH   the bench_engine binary           PYTHON  a python3 with torch (default /usr/bin/python3)
@@ -55,6 +56,14 @@ if [[ -x "$models" ]]; then
     fi
 else
     echo "bench: $models is not built: skipping the model benchmark"
+fi
+
+loader="$(dirname "$bench")/bench_loader"
+if [[ -x "$loader" ]]; then
+    echo "bench: rankclip data loader ${args[*]:-} (no PyTorch twin; not in the table)"
+    RANKCLIP_THREADS=$threads "$loader" --threads "$threads" "${args[@]}" | tee -a "$out"
+else
+    echo "bench: $loader is not built: skipping the loader benchmark"
 fi
 
 echo
