@@ -20,6 +20,7 @@
 
 #include "engine/ops.h"
 #include "engine/random.h"
+#include "tests/cuda_test_util.h"
 #ifdef RANKCLIP_CUDA
 #include "cuda/cuda_backend.h"
 #endif
@@ -27,20 +28,8 @@
 namespace rankclip {
 namespace {
 
-bool cpu_stands_in_for_cuda() {
-    const char* v = std::getenv("RANKCLIP_CUDA_TESTS_ON_CPU");
-    return v != nullptr && std::strcmp(v, "1") == 0;
-}
-
-std::string no_cuda_reason() {
-    if (cpu_stands_in_for_cuda()) return "";
-#ifdef RANKCLIP_CUDA
-    if (cuda_available()) return "";
-    return "no CUDA device: the CUDA runtime sees no GPU on this machine";
-#else
-    return "no CUDA device: built without CUDA (build with CUDA=1 on a machine with nvcc)";
-#endif
-}
+using test::cpu_stands_in_for_cuda;
+using test::no_cuda_reason;
 
 #define SKIP_WITHOUT_CUDA()                                  \
     do {                                                     \

@@ -30,6 +30,7 @@
 
 #include "engine/ops.h"
 #include "engine/random.h"
+#include "tests/cuda_test_util.h"
 #include "tests/test_util.h"
 #ifdef RANKCLIP_CUDA
 #include "cuda/allocator.h"
@@ -45,21 +46,8 @@ using test::TensorFn;
 
 // ---- the device under test, and the one skip message ----
 
-bool cpu_stands_in_for_cuda() {
-    const char* v = std::getenv("RANKCLIP_CUDA_TESTS_ON_CPU");
-    return v != nullptr && std::strcmp(v, "1") == 0;
-}
-
-// "" when the suite can run; otherwise why not (the skip message, the same for every test).
-std::string no_cuda_reason() {
-    if (cpu_stands_in_for_cuda()) return "";
-#ifdef RANKCLIP_CUDA
-    if (cuda_available()) return "";
-    return "no CUDA device: the CUDA runtime sees no GPU on this machine";
-#else
-    return "no CUDA device: built without CUDA (build with CUDA=1 on a machine with nvcc)";
-#endif
-}
+using test::cpu_stands_in_for_cuda;
+using test::no_cuda_reason;
 
 // Only real-device tests (allocator, TF32 switch) use this one: the CPU cannot stand in.
 std::string no_real_cuda_reason() {
