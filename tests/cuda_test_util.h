@@ -18,9 +18,9 @@ inline bool cpu_stands_in_for_cuda() {
     return v != nullptr && std::strcmp(v, "1") == 0;
 }
 
-// "" when the suite can run; otherwise why not (the skip message, the same for every test).
-inline std::string no_cuda_reason() {
-    if (cpu_stands_in_for_cuda()) return "";
+// "" when a real GPU is there; otherwise why not (the skip message, the same for every test).
+// Real-device tests (allocator, TF32 switch) use this one: the CPU cannot stand in for them.
+inline std::string no_real_cuda_reason() {
 #ifdef RANKCLIP_CUDA
     if (cuda_available()) return "";
     return "no CUDA device: the CUDA runtime sees no GPU on this machine";
@@ -28,5 +28,8 @@ inline std::string no_cuda_reason() {
     return "no CUDA device: built without CUDA (build with CUDA=1 on a machine with nvcc)";
 #endif
 }
+
+// "" when the suite can run (a GPU, or the CPU standing in for it); otherwise why not.
+inline std::string no_cuda_reason() { return cpu_stands_in_for_cuda() ? "" : no_real_cuda_reason(); }
 
 }  // namespace rankclip::test

@@ -28,21 +28,12 @@
 #include "test_util.h"
 
 using namespace rankclip;
+using rankclip::test::error_of;
 using rankclip::test::TempDir;
 using rankclip::test::expect_close;
 using rankclip::test::repo_root;
 
 namespace {
-
-template <typename Fn>
-std::string error_of(Fn fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 

@@ -49,15 +49,7 @@ using test::TensorFn;
 using test::cpu_stands_in_for_cuda;
 using test::no_cuda_reason;
 
-// Only real-device tests (allocator, TF32 switch) use this one: the CPU cannot stand in.
-std::string no_real_cuda_reason() {
-#ifdef RANKCLIP_CUDA
-    if (cuda_available()) return "";
-    return "no CUDA device: the CUDA runtime sees no GPU on this machine";
-#else
-    return "no CUDA device: built without CUDA (build with CUDA=1 on a machine with nvcc)";
-#endif
-}
+using test::no_real_cuda_reason;
 
 #define SKIP_WITHOUT_CUDA()                                  \
     do {                                                     \

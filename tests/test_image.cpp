@@ -21,6 +21,7 @@
 #include "test_util.h"
 
 using namespace rankclip;
+using rankclip::test::error_of;
 using rankclip::test::TempDir;
 
 namespace {
@@ -63,17 +64,6 @@ Image pattern(int kind, int w, int h) {
 }
 
 std::string ref_path(const std::string& name) { return rankclip::test::repo_root() + "/tests/ref/" + name; }
-
-// The error message of f(), or "" when it does not throw.
-template <typename F>
-std::string error_of(F f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
 
 // mean and max |a - b| over all bytes
 void diff_stats(const Image& a, const Image& b, double* mean, int* max) {

@@ -21,6 +21,7 @@
 #include "test_util.h"
 
 using namespace rankclip;
+using rankclip::test::error_of;
 using rankclip::test::TempDir;
 using rankclip::test::repo_root;
 
@@ -49,17 +50,6 @@ std::string npy_v1(const std::string& dict, const std::string& data) {
 template <typename T>
 std::string raw(const std::vector<T>& values) {
     return std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
-}
-
-// The error message of `fn`, or "" when it does not throw.
-template <typename Fn>
-std::string error_of(Fn fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
 }
 
 }  // namespace

@@ -37,6 +37,17 @@ struct TempDir {
     std::string file(const std::string& name) const { return path + "/" + name; }
 };
 
+// The message of the rankclip::Error that fn() throws, or "" when it does not throw.
+template <typename Fn>
+std::string error_of(Fn fn) {
+    try {
+        fn();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
 inline bool path_exists(const std::string& p) {
     struct stat st;
     return ::stat(p.c_str(), &st) == 0;
