@@ -1,23 +1,31 @@
 // bench/bench_models.cpp
 // defines: the model benchmark program (`make bench` runs it after bench_engine, then
 // tools/bench_models_torch.py, its PyTorch twin on the mirror of the same model, with the same
-// cases and method). For each config (default: tiny at batch 64, small at batch 32) it times
+// cases and method). For each config (default: tiny, small) it times
 //   clip_<name>_fwd      forward of both towers, normalised features and logits, no autograd
 //                        (inference), as CLIP::forward;
 //   clip_<name>_fwd_bwd  forward with autograd, the CLIP loss
 //                        (CE(logits, arange) + CE(logits^T, arange)) / 2, backward into every
 //                        parameter's gradient (dropped before the next step: zero_grad);
+//                        both at batch 64 (tiny) or 32 (small);
+//   clip_<name>_train_<loss>  a full training step as the trainer runs it (train/train_step.h via
+//                        bench/bench_train_step.h): features, the loss (clip, rankclip with a
+//                        constant weight w = 1, ...), backward, global gradient norm, AdamW
+//                        (the trainer's groups, lr 5e-4) and the logit_scale clamp, at batch 128
+//                        (tiny) or 64 (small); the losses are --losses (default clip,rankclip);
 // and prints one JSON line per case:
 //   {"impl":"rankclip","device":"cpu","case":"clip_tiny_fwd_bwd","shape":"64x3x32x32","batch":64,
 //    "threads":2,"runs":...,"median_ms":...,"images_per_s":...}
-// A batch is B images (B, 3, S, S) and B token sequences (B, context_length) of the full vocabulary.
+// (the train cases add "loss"). A batch is B images (B, 3, S, S) and B token sequences
+// (B, context_length) of the full vocabulary (bench/bench_train_step.h random_batch).
 //
 // Method (shared with bench_engine.cpp and the twin): one untimed warm-up step, then timed steps
 // until at least 10 steps and 0.3 s, or at least 3 steps and 1.5 s; the median is reported.
 //
 // Usage: bench_models [--threads N] [--quick] [--device cpu|cuda] [--configs tiny,small]
-//                     [--batch N]
-//   --quick  CI smoke: batch 8 and shorter timing.   --batch overrides every config's batch.
+//                     [--batch N] [--losses clip,rankclip|none] [--kinds fwd,fwd_bwd,train]
+//   --quick  CI smoke: batch 8 and shorter timing.   --batch overrides every case's batch.
+//   --kinds  which of the three kinds of case run (default all).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -29,6 +37,7 @@
 #include <vector>
 
 #include "bench/bench_timing.h"
+#include "bench/bench_train_step.h"
 #include "engine/backend.h"
 #include "engine/json.h"
 #include "engine/ops.h"
@@ -45,11 +54,16 @@ struct Options {
     bool quick = false;
     Device device = Device::cpu();
     std::vector<std::string> configs = {"tiny", "small"};
-    int64_t batch = 0;  // 0: the config's default
+    int64_t batch = 0;  // 0: the case's default
+    std::vector<std::string> losses = {"clip", "rankclip"};  // training-step cases
+    std::vector<std::string> kinds = {"fwd", "fwd_bwd", "train"};
+    bool runs(const std::string& kind) const { return std::find(kinds.begin(), kinds.end(), kind) != kinds.end(); }
 };
 
 
 int64_t default_batch(const std::string& config) { return config == "tiny" ? 64 : 32; }
+// The training step runs at the batch the issue measures: tiny 128, small (and larger) 64.
+int64_t default_train_batch(const std::string& config) { return config == "tiny" ? 128 : 64; }
 
 // The symmetric CLIP loss over a (B, B) logits matrix whose diagonal holds the matching pairs.
 Tensor clip_loss(const Tensor& logits_per_image) {
@@ -61,20 +75,14 @@ Tensor clip_loss(const Tensor& logits_per_image) {
 void bench_config(const Options& opt, const std::string& name) {
     const CLIPConfig config = clip_config(name);
     const int64_t B = opt.batch > 0 ? opt.batch : opt.quick ? 8 : default_batch(name);
-    const int64_t S = config.image_size, L = config.context_length, V = config.vocab_size;
+    const int64_t S = config.image_size;
     Generator gen(1234);
     CLIP model(config, gen);
     model.to(opt.device);
 
-    Tensor images = randn({B, 3, S, S}, gen).to(opt.device);  // (B, 3, S, S)
-    // ids in [1, V - 1), the end-of-text id V - 1 at a row-dependent position, zeros after it
-    std::vector<int64_t> ids = randint(1, V - 1, {B, L}, gen).to_vector<int64_t>();
-    for (int64_t b = 0; b < B; b++) {
-        int64_t eot = L / 2 + b % (L / 2);
-        ids[b * L + eot] = V - 1;
-        for (int64_t t = eot + 1; t < L; t++) ids[b * L + t] = 0;
-    }
-    Tensor text = from_vector(ids, {B, L}, DType::I64, opt.device);  // (B, L)
+    RandomBatch batch = random_batch(config, B, gen, opt.device);
+    const Tensor& images = batch.images;  // (B, 3, S, S)
+    const Tensor& text = batch.text;      // (B, L)
 
     auto report = [&](const std::string& kind, const Timing& t) {
         Json line = Json::object();
@@ -90,15 +98,46 @@ void bench_config(const Options& opt, const std::string& name) {
         print_line(line);
     };
 
-    report("fwd", time_median(opt.device, opt.quick, [&] {
-               NoGradGuard no_grad;
-               model.forward(images, text);
-           }));
-    report("fwd_bwd", time_median(opt.device, opt.quick, [&] {
-               model.zero_grad();
-               CLIPOutput out = model.forward(images, text);
-               clip_loss(out.logits_per_image).backward();
-           }));
+    if (opt.runs("fwd")) {
+        report("fwd", time_median(opt.device, opt.quick, [&] {
+                   NoGradGuard no_grad;
+                   model.forward(images, text);
+               }));
+    }
+    if (opt.runs("fwd_bwd")) {
+        report("fwd_bwd", time_median(opt.device, opt.quick, [&] {
+                   model.zero_grad();
+                   CLIPOutput out = model.forward(images, text);
+                   clip_loss(out.logits_per_image).backward();
+               }));
+    }
+}
+
+void bench_train_steps(const Options& opt, const std::string& name) {
+    const CLIPConfig config = clip_config(name);
+    const int64_t B = opt.batch > 0 ? opt.batch : opt.quick ? 8 : default_train_batch(name);
+    const int64_t S = config.image_size;
+    for (const std::string& loss : opt.losses) {
+        TrainStepBenchOptions options;
+        options.loss = parse_loss_kind(loss);
+        options.batch = B;
+        options.device = opt.device;
+        options.seed = 1234;
+        TrainStepBench bench(config, options);
+        Timing t = time_median(opt.device, opt.quick, [&] { bench.step(); });
+        Json line = Json::object();
+        line.set("impl", "rankclip");
+        line.set("device", opt.device.str());
+        line.set("case", "clip_" + name + "_train_" + loss);
+        line.set("shape", str_cat(B, "x3x", S, "x", S));
+        line.set("batch", B);
+        line.set("loss", loss);
+        line.set("threads", get_num_threads());
+        line.set("runs", t.runs);
+        line.set("median_ms", round4(t.median_ms));
+        line.set("images_per_s", round4(B / (t.median_ms * 1e-3)));
+        print_line(line);
+    }
 }
 
 std::vector<std::string> split_commas(const std::string& s) {
@@ -132,9 +171,18 @@ Options parse_args(int argc, char** argv) {
         } else if (arg == "--batch") {
             opt.batch = std::atoll(value().c_str());
             RC_CHECK(opt.batch > 0, "bench_models: --batch needs a positive count");
+        } else if (arg == "--losses") {
+            std::string v = value();
+            opt.losses = v == "none" ? std::vector<std::string>{} : split_commas(v);
+            for (const std::string& l : opt.losses) parse_loss_kind(l);  // an unknown name fails here
+        } else if (arg == "--kinds") {
+            opt.kinds = split_commas(value());
+            for (const std::string& k : opt.kinds)
+                RC_CHECK(k == "fwd" || k == "fwd_bwd" || k == "train", "--kinds takes fwd, fwd_bwd, train; got '",
+                         k, "'");
         } else if (arg == "--help" || arg == "-h") {
             std::printf("usage: bench_models [--threads N] [--quick] [--device cpu|cuda] [--configs tiny,small] "
-                        "[--batch N]\n");
+                        "[--batch N] [--losses clip,rankclip|none] [--kinds fwd,fwd_bwd,train]\n");
             std::exit(0);
         } else {
             throw Error(str_cat("bench_models: unknown argument '", arg, "' (see --help)"));
@@ -153,7 +201,10 @@ int main(int argc, char** argv) {
             print_line(Json::object({{"impl", "rankclip"}, {"skip", "no CUDA device"}}));
             return 0;
         }
-        for (const std::string& name : opt.configs) bench_config(opt, name);
+        if (opt.runs("fwd") || opt.runs("fwd_bwd"))
+            for (const std::string& name : opt.configs) bench_config(opt, name);
+        if (opt.runs("train"))
+            for (const std::string& name : opt.configs) bench_train_steps(opt, name);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_models: %s\n", e.what());
         return 1;

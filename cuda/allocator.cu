@@ -1,6 +1,7 @@
 // cuda/allocator.cu
 // defines: the binding of CachingAllocator (cuda/allocator.h) to cudaMalloc/cudaFree, one
-// allocator per device, and PinnedBuffer over cudaMallocHost/cudaFreeHost.
+// allocator per device; the pinned host allocator (CachingAllocator over cudaHostAlloc /
+// cudaFreeHost); and PinnedBuffer over cudaMallocHost/cudaFreeHost.
 #include <array>
 #include <memory>
 #include <mutex>
@@ -68,6 +69,27 @@ CachingAllocator& cuda_allocator(int device) {
             "cuda:" + std::to_string(device));
     }
     return *allocators[device];
+}
+
+CachingAllocator& pinned_host_allocator() {
+    // Never destroyed, like the device allocators: pinned tensors may die during static
+    // destruction, after the CUDA runtime has begun to shut down.
+    static CachingAllocator* allocator = new CachingAllocator(
+        [](size_t n) -> void* {
+            void* ptr = nullptr;
+            cudaError_t err = cudaHostAlloc(&ptr, n, cudaHostAllocPortable);
+            if (err == cudaErrorMemoryAllocation) {
+                cudaGetLastError();  // not sticky: the allocator frees its cache and retries
+                return nullptr;
+            }
+            RC_CUDA_CHECK(err);
+            return ptr;
+        },
+        [](void* p) {
+            if (cudaFreeHost(p) != cudaSuccess) cudaGetLastError();  // never throws (destructors)
+        },
+        CachingAllocator::caching_from_env(), "cuda pinned host");
+    return *allocator;
 }
 
 PinnedBuffer::PinnedBuffer(size_t nbytes) : nbytes_(nbytes) {

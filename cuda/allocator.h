@@ -1,7 +1,7 @@
 // cuda/allocator.h
 // defines: CachingAllocator (the size-bucketed caching allocator behind CUDA tensors, with its
 // stats), AllocatorStats, PinnedBuffer (page-locked host staging memory), and the accessors of
-// each device's allocator.
+// each device's allocator and of the pinned host allocator (the same cache over cudaHostAlloc).
 //
 // Why a cache: cudaMalloc/cudaFree cost tens of microseconds and cudaFree synchronizes the whole
 // device, while a training step frees and re-allocates the same sizes every iteration. Freed
@@ -222,5 +222,15 @@ private:
 // The caching allocator of CUDA device `device`, bound to cudaMalloc/cudaFree on that device and
 // created on first use (caching unless RANKCLIP_CUDA_NO_CACHE=1). CUDA builds only.
 CachingAllocator& cuda_allocator(int device);
+
+// Page-locked host memory for pinned CPU tensors (empty_pinned, the loader's pin_memory), one
+// allocator for the process, bound to cudaHostAlloc(portable: usable with every device) and
+// cudaFreeHost, with the same buckets and cache as device memory. The cache matters more here:
+// pinning costs milliseconds per MiB and cudaFreeHost synchronizes the device, while the loader
+// frees and re-allocates the same batch sizes every step. Reusing a freed block at once is safe
+// because every copy from or to host memory (CudaBackend::copy_from_host/copy_to_host) waits for
+// its stream before returning, so no transfer still reads a block when it is freed.
+// Caching unless RANKCLIP_CUDA_NO_CACHE=1. CUDA builds only.
+CachingAllocator& pinned_host_allocator();
 
 }  // namespace rankclip

@@ -1,13 +1,15 @@
 // cuda/cuda_backend.cu
-// defines: CudaBackend's memory functions (caching allocator, synchronous host <-> device
-// copies on the device's stream) and its elementwise kernels: copy (strided, with dtype cast),
-// fill, unary, binary, where and the dropout mask. The row kernels are in cuda/rows.cu, the
-// indexing kernels in cuda/indexing.cu, the GEMM in cuda/matmul.cu.
+// defines: CudaBackend's memory functions (caching allocator, pinned host memory, synchronous
+// host <-> device copies on the device's stream) and its elementwise kernels: copy (strided,
+// with dtype cast), fill, unary, binary, where and the dropout mask. The row kernels are in
+// cuda/rows.cu, the indexing kernels in cuda/indexing.cu, the GEMM in cuda/matmul.cu.
 //
 // Every kernel reproduces the CPU backend's arithmetic (engine/cpu/cpu_elementwise.cpp): the
 // same compute precision (float for F32/BF16, double for F64), the same formulas, the same
 // casts. Operands are strided; each kernel runs a flat loop when all of them are contiguous and
 // otherwise computes offsets from a StridedLayout.
+#include <atomic>
+#include <cstdio>
 #include <cstring>
 
 #include "cuda/cuda_backend.h"
@@ -37,6 +39,35 @@ void CudaBackend::deallocate(void* ptr, size_t) {
     throw Error(str_cat("cuda deallocate: pointer ", ptr, " was not allocated by this backend"));
 }
 
+void* CudaBackend::allocate_pinned_host(size_t nbytes) {
+    try {
+        return pinned_host_allocator().allocate(nbytes);
+    } catch (const std::exception& e) {
+        // Pinning is only a speed-up: the tensor still works in pageable memory, so the caller
+        // gets nullptr and falls back to it. Said once, so a long run does not flood stderr.
+        static std::atomic<bool> warned{false};
+        if (!warned.exchange(true))
+            std::fprintf(stderr, "rankclip: warning: no pinned host memory (%s); using pageable memory\n",
+                         e.what());
+        return nullptr;
+    }
+}
+
+void CudaBackend::free_pinned_host(void* ptr, size_t) {
+    try {
+        pinned_host_allocator().deallocate(ptr);
+    } catch (const std::exception& e) {  // a pointer it never handed out: a bug, but no throwing here
+        std::fprintf(stderr, "rankclip: error: %s\n", e.what());
+    }
+}
+
+// Host <-> device copies: cudaMemcpyAsync on the device's stream, then a wait for that stream.
+// From pinned memory (empty_pinned: the loader's pin_memory batches) the copy engine reads the
+// host buffer directly; from pageable memory the driver first stages it through a pinned buffer
+// of its own, which is what pinning saves. The wait stays in both cases: Tensor::to() lets its
+// caller overwrite or free the host tensor as soon as it returns, and a freed pinned block goes
+// back to pinned_host_allocator()'s cache for the next batch, so returning before the transfer
+// has read the buffer would let later writes race with it.
 void CudaBackend::copy_to_host(const void* device_src, void* host_dst, size_t nbytes) {
     if (nbytes == 0) return;
     CudaContext& ctx = cuda_context(cuda_current_device());
@@ -49,7 +80,7 @@ void CudaBackend::copy_from_host(const void* host_src, void* device_dst, size_t 
     if (nbytes == 0) return;
     CudaContext& ctx = cuda_context(cuda_current_device());
     RC_CUDA_CHECK(cudaMemcpyAsync(device_dst, host_src, nbytes, cudaMemcpyHostToDevice, ctx.stream));
-    // Synchronous: the caller may free or reuse the host buffer as soon as we return.
+    // Synchronous: the caller may free or reuse the host buffer as soon as we return (see above).
     RC_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
     cuda_check_kernel_errors(ctx);
 }

@@ -17,6 +17,8 @@ struct CudaBackend : Backend {
 
     void* allocate(size_t nbytes) override;
     void deallocate(void* ptr, size_t nbytes) override;
+    void* allocate_pinned_host(size_t nbytes) override;
+    void free_pinned_host(void* ptr, size_t nbytes) override;
     void copy(const Tensor& src, Tensor& dst) override;
     void copy_to_host(const void* device_src, void* host_dst, size_t nbytes) override;
     void copy_from_host(const void* host_src, void* device_dst, size_t nbytes) override;
@@ -61,6 +63,12 @@ struct CudaBackend : Backend {
 
     // cuda/adamw.cu
     void adamw(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWScalars& s) override;
+
+    // cuda/list_mle.cu
+    void list_mle(const Tensor& x, const Tensor& order, const Tensor& w, Tensor& losses, Tensor& maxpos,
+                  Tensor& suffix, double eps) override;
+    void list_mle_backward(const Tensor& x, const Tensor& order, const Tensor& w, const Tensor& maxpos,
+                           const Tensor& suffix, const Tensor& grad_losses, Tensor& gx, double eps) override;
 
     // cuda/attention.cu
     void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse,

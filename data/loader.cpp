@@ -1,6 +1,7 @@
 // data/loader.cpp
 // defines: DataLoader (epoch order, per-sample seeded augmentation, worker threads building whole
-// batches, a bounded in-order prefetch queue), mix_seed and print_progress.
+// batches in plain or pinned memory, a bounded in-order prefetch queue), mix_seed and
+// print_progress.
 #include "data/loader.h"
 
 #include <algorithm>
@@ -79,11 +80,12 @@ void DataLoader::stop_workers() {
     stopping_ = false;
 }
 
-void DataLoader::start_epoch(int64_t epoch) {
+void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
+    RC_CHECK(first_batch >= 0, "DataLoader: negative first batch ", first_batch);
     stop_workers();
     epoch_ = epoch;
     order_ = epoch_order(epoch);
-    next_claim_ = next_consume_ = 0;
+    next_claim_ = next_consume_ = std::min(first_batch, num_batches_);
     ready_.clear();
     errors_.clear();
     for (int w = 0; w < opt_.num_workers; w++) workers_.emplace_back([this] { worker_loop(); });
@@ -165,9 +167,13 @@ Batch DataLoader::build(int64_t b) const {
     } else if (opt_.tokenizer) {
         T = opt_.context_length;
     }
-    batch.images = empty({B, 3, S, S}, DType::F32);
-    batch.labels = empty({B}, DType::I64);
-    if (T > 0) batch.text = empty({B, T}, DType::I64);
+    // pin_memory: page-locked when a GPU is there, so the trainer's copy to it is a direct DMA.
+    auto alloc = [&](const Shape& shape, DType dtype) {
+        return opt_.pin_memory ? empty_pinned(shape, dtype) : empty(shape, dtype);
+    };
+    batch.images = alloc({B, 3, S, S}, DType::F32);
+    batch.labels = alloc({B}, DType::I64);
+    if (T > 0) batch.text = alloc({B, T}, DType::I64);
     float* img = batch.images.data<float>();
     int64_t* lab = batch.labels.data<int64_t>();
     int64_t* txt = T > 0 ? batch.text.data<int64_t>() : nullptr;

@@ -11,8 +11,12 @@
 // a batch is rethrown by next().
 // Packed datasets take a fast path: pixels already S x S are only normalised (or augmented), and
 // stored token ids are used when their context length matches (no tokenizer needed).
-// Pinned host memory: LoaderOptions::pin_memory is the hook; NOT implemented yet (the CUDA
-// backend has no pinned allocator exposed to data/); batches are plain CPU tensors.
+// Pinned host memory: with LoaderOptions::pin_memory the workers build each batch's tensors in
+// page-locked memory (empty_pinned, engine/tensor.h), so batch.images.to(Device::cuda()) is a
+// direct DMA instead of a copy staged through the driver's buffer. The blocks come from the CUDA
+// backend's caching pinned allocator (cuda/allocator.h), so steady-state batches reuse them
+// instead of pinning anew. The batches are ordinary CPU tensors with the same contents either
+// way; without a usable GPU (or in a CPU-only build) pin_memory gives plain memory, no error.
 #pragma once
 #include <condition_variable>
 #include <cstdint>
@@ -47,7 +51,7 @@ struct LoaderOptions {
     // captions then use synthetic_default_tokenizer() (data/synthetic.h).
     const Tokenizer* tokenizer = nullptr;
     int context_length = 77;
-    bool pin_memory = false;        // hook for the CUDA backend; currently ignored (see above)
+    bool pin_memory = false;        // page-locked batch tensors when a GPU is there (see above)
     // Called by next() with (batches delivered, batches per epoch); e.g. print_progress.
     std::function<void(int64_t, int64_t)> progress;
 };
@@ -70,8 +74,10 @@ public:
     DataLoader(const DataLoader&) = delete;
     DataLoader& operator=(const DataLoader&) = delete;
 
-    // Starts (or restarts) epoch `epoch`: computes its order and launches the workers.
-    void start_epoch(int64_t epoch);
+    // Starts (or restarts) epoch `epoch`: computes its order and launches the workers. The first
+    // batch delivered is `first_batch` (a resumed run continues mid-epoch without building the
+    // batches before it; they are the same batches either way).
+    void start_epoch(int64_t epoch, int64_t first_batch = 0);
     // The next batch of the current epoch; false at its end. Starts epoch 0 if none was started.
     bool next(Batch& out);
     int64_t batches_per_epoch() const;

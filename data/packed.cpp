@@ -1,6 +1,7 @@
 // data/packed.cpp
 // defines: PackedWriter (pwrite at fixed offsets, temp file + rename), PackedDataset (mmap reader
-// with the header checked against the file size) and pack_dataset (parallel decode + resize).
+// with the header checked against the file size) and pack_dataset (parallel decode + resize;
+// token ids tokenized, or copied from a packed source).
 #include "data/packed.h"
 
 #include <fcntl.h>
@@ -256,7 +257,11 @@ std::string PackedDataset::describe() const {
 size_t pack_dataset(const Dataset& data, const std::string& out, const PackOptions& opt) {
     size_t n = data.size();
     RC_CHECK(n > 0, "pack: the dataset is empty (", data.describe(), ")");
-    int ctx = opt.tokenizer ? opt.context_length : 0;
+    // No tokenizer, but the source is a packed file with token ids: copy them (re-packing keeps
+    // them; its captions could only be re-tokenized with the vocabulary they were made with).
+    const auto* packed_src = dynamic_cast<const PackedDataset*>(&data);
+    const bool copy_tokens = !opt.tokenizer && packed_src && packed_src->context_length() > 0;
+    int ctx = opt.tokenizer ? opt.context_length : copy_tokens ? packed_src->context_length() : 0;
     PackedWriter writer(out, n, opt.image_size, ctx, opt.token_dtype, data.class_names());
     int threads = opt.num_threads > 0 ? opt.num_threads : int(std::thread::hardware_concurrency());
     if (threads < 1) threads = 1;
@@ -274,8 +279,13 @@ size_t pack_dataset(const Dataset& data, const std::string& out, const PackOptio
                                 ? std::move(s.image)
                                 : resize_short_side_center_crop(s.image, opt.image_size);
                 std::vector<int64_t> tok;
-                if (opt.tokenizer) tok = opt.tokenizer->tokenize(s.caption, ctx);
-                writer.write(i, img.rgb.data(), opt.tokenizer ? tok.data() : nullptr, s.label, s.caption);
+                if (opt.tokenizer) {
+                    tok = opt.tokenizer->tokenize(s.caption, ctx);
+                } else if (copy_tokens) {
+                    tok.resize(size_t(ctx));
+                    packed_src->tokens(i, tok.data());
+                }
+                writer.write(i, img.rgb.data(), ctx > 0 ? tok.data() : nullptr, s.label, s.caption);
             } catch (const std::exception& e) {
                 std::lock_guard<std::mutex> lock(mu);
                 if (!failed) error = e.what();

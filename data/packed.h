@@ -68,6 +68,7 @@ public:
 
     int image_size() const { return size_; }
     int context_length() const { return ctx_; }  // 0: no tokens stored
+    DType token_dtype() const { return token_bytes_ == 8 ? DType::I64 : DType::I32; }  // as stored
     const uint8_t* pixels(size_t index) const;   // (S, S, 3), valid while the dataset lives
     // Token ids of sample `index` into out[0..T) (widened to int64).
     void tokens(size_t index, int64_t* out) const;
@@ -86,7 +87,10 @@ private:
 
 struct PackOptions {
     int image_size = 224;
-    const Tokenizer* tokenizer = nullptr;  // null: no tokens stored
+    // null: no tokens stored, unless `data` is itself a packed file with token ids: those are
+    // copied unchanged, with their own context length (context_length is then not used), so a
+    // packed file re-packed to another size keeps its ids. A tokenizer re-tokenizes the captions.
+    const Tokenizer* tokenizer = nullptr;
     int context_length = 77;
     DType token_dtype = DType::I32;
     int num_threads = 0;                   // 0: hardware concurrency
@@ -94,7 +98,8 @@ struct PackOptions {
     std::function<void(size_t, size_t)> progress;
 };
 
-// Decodes every sample of `data`, resizes/crops to S, tokenizes, writes `out`. Returns N.
+// Decodes every sample of `data`, resizes/crops to S, tokenizes (or copies a packed source's
+// token ids, see PackOptions::tokenizer), writes `out`. Returns N.
 size_t pack_dataset(const Dataset& data, const std::string& out, const PackOptions& opt);
 
 }  // namespace rankclip

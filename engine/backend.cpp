@@ -55,6 +55,10 @@ void Backend::missing(const char* op, const Tensor& t) const {
                         t.str(), ")"));
 }
 
+// No pinned memory unless a backend has it: callers fall back to plain CPU memory.
+void* Backend::allocate_pinned_host(size_t) { return nullptr; }
+void Backend::free_pinned_host(void*, size_t) {}
+
 // Defaults: every kernel is "missing" until a backend overrides it.
 void Backend::copy(const Tensor& src, Tensor&) { missing("copy", src); }
 void Backend::copy_to_host(const void*, void*, size_t) { throw Error(str_cat("copy_to_host: not supported by ", name())); }
@@ -99,6 +103,13 @@ void Backend::scatter_add(const Tensor& g, const Tensor&, Tensor&, int64_t, int6
 void Backend::dropout_mask(Tensor& out, double, uint64_t, uint64_t) { missing("dropout", out); }
 void Backend::adamw(Tensor& param, const Tensor&, Tensor&, Tensor&, const AdamWScalars&) {
     missing("adamw", param);
+}
+void Backend::list_mle(const Tensor& x, const Tensor&, const Tensor&, Tensor&, Tensor&, Tensor&, double) {
+    missing("list_mle", x);
+}
+void Backend::list_mle_backward(const Tensor& x, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                const Tensor&, Tensor&, double) {
+    missing("list_mle_backward", x);
 }
 void Backend::attention(const Tensor& q, const Tensor&, const Tensor&, Tensor&, Tensor&, bool, double) {
     missing("attention", q);

@@ -53,6 +53,13 @@ struct Backend {
     // --- memory ---
     virtual void* allocate(size_t nbytes) = 0;
     virtual void deallocate(void* ptr, size_t nbytes) = 0;
+    // Page-locked ("pinned") host memory for CPU tensors whose contents go to this device: the
+    // copy engine reads it directly instead of through the driver's staging buffer. Returns
+    // nullptr when the backend has none (the default) or cannot get it; the caller then uses
+    // plain CPU memory (see empty_pinned in engine/tensor.h). free_pinned_host takes back what
+    // allocate_pinned_host returned and never throws (Storage's destructor calls it).
+    virtual void* allocate_pinned_host(size_t nbytes);
+    virtual void free_pinned_host(void* ptr, size_t nbytes);
     // dst and src have the same shape; src strided (any strides, may be 0), dst strided;
     // dtypes may differ (this is cast). Both live on this backend's device.
     virtual void copy(const Tensor& src, Tensor& dst);
@@ -120,6 +127,20 @@ struct Backend {
     //     p = p + (-step_size * m) / (sqrt(v) / bc2_sqrt + eps)
     //     with decay = 1 - lr wd, step_size = lr / (1 - b1^t), bc2_sqrt = sqrt(1 - b2^t) ---
     virtual void adamw(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWScalars& s);
+
+    // --- ListMLE: x (N, B) scores, order (N, B) I64 (each row a permutation: order[n, k] is the
+    //     column ranked k-th), w (B) position weights of x's dtype or undefined (all 1).
+    //     Forward, per row with u_k = x[order[k]] - max: suffix[n, k] = sum_{j>=k} exp(u_j) (Acc
+    //     dtype, saved), losses[n] = sum_k w_k (log(suffix_k + eps) - u_k), maxpos[n] = the first
+    //     sorted position holding the row's maximum (I64, saved: the max's gradient goes there).
+    virtual void list_mle(const Tensor& x, const Tensor& order, const Tensor& w, Tensor& losses,
+                          Tensor& maxpos, Tensor& suffix, double eps);
+    //     Backward: gx (N, B), every element written:
+    //     du_k = g (exp(u_k) sum_{j<=k} w_j / (suffix_j + eps) - w_k); gx[order[k]] = du_k;
+    //     gx[order[maxpos]] -= sum_k du_k (through the subtracted max). ---
+    virtual void list_mle_backward(const Tensor& x, const Tensor& order, const Tensor& w,
+                                   const Tensor& maxpos, const Tensor& suffix, const Tensor& grad_losses,
+                                   Tensor& gx, double eps);
 
     // --- attention: q (B, H, Tq, D), k, v (B, H, Tk, D) -> out (B, H, Tq, D), lse (B, H, Tq)
     virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,

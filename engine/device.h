@@ -1,5 +1,5 @@
 // engine/device.h
-// defines: Device, the place a tensor's storage lives (the CPU, or CUDA device i).
+// defines: Device, the place a tensor's storage lives (the CPU, or CUDA device i), and its parsing.
 #pragma once
 #include <string>
 
@@ -19,5 +19,9 @@ struct Device {
     bool operator!=(const Device& o) const { return !(*this == o); }
     std::string str() const { return is_cpu() ? "cpu" : "cuda:" + std::to_string(index); }
 };
+
+// "cpu", "cuda" (device 0) or "cuda:N", as the command line takes them (--device); an Error otherwise.
+// Whether the device exists is the caller's question (has_backend, engine/backend.h).
+Device parse_device(const std::string& name);
 
 }  // namespace rankclip

@@ -138,6 +138,18 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
 Tensor attention_composite(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = false,
                            double scale = -1.0);
 
+// ListMLE (the Plackett-Luce negative log-likelihood) of each row of `scores` (N, B) under the
+// ranking `order` (N, B) I64: order[n, k] is the column ranked k-th for row n (a permutation of
+// 0..B-1). Per row, with x sorted by order, m = max(x) and u = x - m:
+//     loss[n] = sum_k  w_k * ( log(sum_{j>=k} exp(u_j) + eps) - u_k )
+// in log space, exactly the RankCLIP release's formula (eps 1e-10 inside the log). w (B) are
+// optional position weights (undefined: all 1). Returns (N); only `scores` gets a gradient.
+// Fused: one O(B) pass for the forward and one for the analytic backward per row.
+Tensor list_mle(const Tensor& scores, const Tensor& order, const Tensor& position_weights = Tensor(),
+                double eps = 1e-10);
+Tensor list_mle_composite(const Tensor& scores, const Tensor& order, const Tensor& position_weights = Tensor(),
+                          double eps = 1e-10);
+
 // ---- optimizer kernels (engine/ops/optim.cpp); in place, never recorded ----
 struct AdamWHyper {
     double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.01;

@@ -1,6 +1,7 @@
 // engine/tensor.cpp
-// defines: Storage allocation, Tensor accessors, conversion (dtype, device, contiguous) and the
-// in-place helpers. The differentiable views (reshape, permute, ...) are in engine/ops/views.cpp.
+// defines: Storage allocation (device memory, or page-locked host memory for empty_pinned),
+// Tensor accessors, conversion (dtype, device, contiguous) and the in-place helpers. The
+// differentiable views (reshape, permute, ...) are in engine/ops/views.cpp.
 #include "engine/tensor.h"
 
 #include <cstring>
@@ -11,24 +12,41 @@
 
 namespace rankclip {
 
-Storage::Storage(size_t nbytes_, Device device_) : nbytes(nbytes_), device(device_) {
-    data = nbytes ? backend_for(device).allocate(nbytes) : nullptr;
+Storage::Storage(size_t nbytes_, Device device_) : Storage(nbytes_, device_, false) {}
+
+Storage::Storage(size_t nbytes_, Device device_, bool try_pin) : nbytes(nbytes_), device(device_) {
+    RC_CHECK(!try_pin || device.is_cpu(), "Storage: only CPU memory can be pinned, not ", device.str());
+    if (nbytes == 0) return;
+    // has_backend(CUDA) is false without a GPU (or in a CPU-only build): plain memory then.
+    if (try_pin && has_backend(DeviceType::CUDA)) {
+        data = backend_for(Device::cuda()).allocate_pinned_host(nbytes);
+        pinned = data != nullptr;
+    }
+    if (!data) data = backend_for(device).allocate(nbytes);
 }
 
 Storage::~Storage() {
-    if (data) backend_for(device).deallocate(data, nbytes);
+    if (!data) return;
+    if (pinned) backend_for(Device::cuda()).free_pinned_host(data, nbytes);
+    else backend_for(device).deallocate(data, nbytes);
 }
 
-Tensor empty(const Shape& shape, DType dtype, Device device) {
+static Tensor new_tensor(const Shape& shape, DType dtype, Device device, bool try_pin) {
     for (int64_t d : shape) RC_CHECK(d >= 0, "empty: negative dimension in shape ", shape_str(shape));
     auto impl = std::make_shared<TensorImpl>();
-    impl->storage = std::make_shared<Storage>(size_t(numel(shape)) * dtype_size(dtype), device);
+    impl->storage = std::make_shared<Storage>(size_t(numel(shape)) * dtype_size(dtype), device, try_pin);
     impl->shape = shape;
     impl->strides = contiguous_strides(shape);
     impl->dtype = dtype;
     impl->device = device;
     return Tensor(impl);
 }
+
+Tensor empty(const Shape& shape, DType dtype, Device device) { return new_tensor(shape, dtype, device, false); }
+
+Tensor empty_pinned(const Shape& shape, DType dtype) { return new_tensor(shape, dtype, Device::cpu(), true); }
+
+bool is_pinned(const Tensor& t) { return t.defined() && t.impl()->storage && t.impl()->storage->pinned; }
 
 Tensor make_view(const Tensor& base, Shape shape, Shape strides, int64_t offset) {
     auto impl = std::make_shared<TensorImpl>();

@@ -18,12 +18,18 @@ namespace rankclip {
 
 struct Node;
 
-// A buffer on one device, freed through that device's backend allocator.
+// A buffer on one device, freed through that device's backend allocator. A CPU buffer may be
+// page-locked ("pinned", from the CUDA backend's Backend::allocate_pinned_host) so that copies
+// to the GPU read it directly; it is then freed through free_pinned_host, not the CPU allocator.
 struct Storage {
     void* data = nullptr;
     size_t nbytes = 0;
     Device device;
+    bool pinned = false;  // page-locked host memory (device is the CPU)
     Storage(size_t nbytes, Device device);
+    // try_pin (CPU only): page-locked when the CUDA backend is there and can pin nbytes, plain
+    // CPU memory otherwise (never an error; `pinned` says which it got).
+    Storage(size_t nbytes, Device device, bool try_pin);
     ~Storage();
     Storage(const Storage&) = delete;
     Storage& operator=(const Storage&) = delete;
@@ -114,5 +120,10 @@ private:
 Tensor make_view(const Tensor& base, Shape shape, Shape strides, int64_t offset);
 // A new contiguous tensor with uninitialised contents.
 Tensor empty(const Shape& shape, DType dtype = DType::F32, Device device = Device::cpu());
+// empty() on the CPU in page-locked memory when a working CUDA backend can pin it (what the data
+// loader's pin_memory asks for); plain CPU memory otherwise, e.g. on a machine without a GPU.
+// The tensor is an ordinary CPU tensor either way; is_pinned tells which memory it got.
+Tensor empty_pinned(const Shape& shape, DType dtype = DType::F32);
+bool is_pinned(const Tensor& t);
 
 }  // namespace rankclip

@@ -13,7 +13,9 @@ CLIP::CLIP(const CLIPConfig& config, Generator& gen) : config_(config) {
     visual = register_module("visual", std::make_shared<VisionTransformer>(config, gen));
     text = register_module("", std::make_shared<TextTransformer>(config, gen));
     // torch: torch.ones([]) * np.log(1 / 0.07), a float32 scalar
-    logit_scale = register_parameter("logit_scale", full({}, float(std::log(1 / 0.07))));
+    logit_scale = register_parameter("logit_scale", full({}, float(config.init_logit_scale)));
+    // OpenCLIP's SigLIP models: torch.ones([]) * init_logit_bias
+    if (config.logit_bias) logit_bias = register_parameter("logit_bias", full({}, float(config.init_logit_bias)));
 }
 
 Tensor CLIP::encode_image(const Tensor& images) const { return visual->forward(images); }

@@ -8,7 +8,8 @@
 //   forward                      L2-normalised features and the logits
 //                                logits_per_image = exp(logit_scale) * img @ txt^T   (B_img, B_txt)
 //                                logits_per_text  = its transpose
-// logit_scale starts at ln(1/0.07) and is not clamped here (the trainer clamps it to ln 100).
+// logit_scale starts at config.init_logit_scale (ln(1/0.07)) and is not clamped here (the trainer
+// clamps it to ln 100); logit_bias (OpenCLIP's name) exists only for SigLIP configs.
 //
 // Construction from (config, generator) draws every initial value in the order PyTorch does for
 // the same architecture (tools/clip_mirror.py, OpenAI's model.py): vision tower, text tower,
@@ -48,6 +49,7 @@ public:
     std::shared_ptr<VisionTransformer> visual;
     std::shared_ptr<TextTransformer> text;  // registered under the empty name: its names are top-level
     Tensor logit_scale;                     // () F32
+    Tensor logit_bias;                      // () F32, only when config.logit_bias (SigLIP); else undefined
 
 private:
     CLIPConfig config_;

@@ -48,6 +48,8 @@ Json CLIPConfig::to_json() const {
     Json j = Json::object();
     for (const IntField& f : kIntFields) j.set(f.name, this->*f.member);
     j.set("quick_gelu", quick_gelu);
+    if (init_logit_scale != CLIPConfig().init_logit_scale) j.set("init_logit_scale", init_logit_scale);
+    if (logit_bias) j.set("init_logit_bias", init_logit_bias);
     return j;
 }
 
@@ -55,7 +57,7 @@ CLIPConfig CLIPConfig::from_json(const Json& json) {
     RC_CHECK(json.is_object(), "CLIPConfig: expected a JSON object, got ", json.type_name());
     CLIPConfig c;
     for (const auto& [key, value] : json.as_object()) {
-        bool known = key == "quick_gelu";
+        bool known = key == "quick_gelu" || key == "init_logit_scale" || key == "init_logit_bias";
         for (const IntField& f : kIntFields) known = known || key == f.name;
         RC_CHECK(known, "CLIPConfig: unknown key '", key, "'");
     }
@@ -70,6 +72,11 @@ CLIPConfig CLIPConfig::from_json(const Json& json) {
         RC_CHECK(v->is_bool(), "CLIPConfig: 'quick_gelu' must be true or false, got ", v->type_name());
         c.quick_gelu = v->as_bool();
     }
+    for (const char* key : {"init_logit_scale", "init_logit_bias"})
+        if (const Json* v = json.find(key)) RC_CHECK(v->is_number(), "CLIPConfig: '", key, "' must be a number, got ",
+                                                     v->type_name());
+    if (const Json* v = json.find("init_logit_scale")) c.init_logit_scale = v->as_double();
+    if (const Json* v = json.find("init_logit_bias")) c.logit_bias = true, c.init_logit_bias = v->as_double();
     c.validate();
     return c;
 }
@@ -91,7 +98,8 @@ CLIPConfig CLIPConfig::from_json_file(const std::string& path) {
 bool CLIPConfig::operator==(const CLIPConfig& o) const {
     for (const IntField& f : kIntFields)
         if (this->*f.member != o.*f.member) return false;
-    return quick_gelu == o.quick_gelu;
+    return quick_gelu == o.quick_gelu && init_logit_scale == o.init_logit_scale && logit_bias == o.logit_bias &&
+           (!logit_bias || init_logit_bias == o.init_logit_bias);
 }
 
 std::vector<std::string> clip_config_names() { return {"tiny", "small", "b32", "b16"}; }

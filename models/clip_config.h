@@ -15,8 +15,11 @@
 //   {"image_size": 32, "patch_size": 4, "vision_width": 128, "vision_layers": 4,
 //    "vision_heads": 4, "context_length": 32, "vocab_size": 49408, "text_width": 128,
 //    "text_layers": 4, "text_heads": 4, "embed_dim": 128, "quick_gelu": false}
+// Optional keys: "init_logit_scale" (a number; written only when it is not ln(1/0.07)) and
+// "init_logit_bias" (a number: the model has a learned logit_bias; absent: it has none).
 // Unknown keys, missing keys, wrong types and invalid values are Errors naming the key.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -42,6 +45,11 @@ struct CLIPConfig {
     // shared
     int64_t embed_dim = 128;     // the joint embedding both towers project to
     bool quick_gelu = false;     // QuickGELU (OpenAI's released models) instead of exact GELU
+    // the learned temperature and, for SigLIP, a learned bias (OpenCLIP's init_logit_scale /
+    // init_logit_bias): CLIP starts at ln(1/0.07) without a bias; SigLIP at ln 10 with bias -10
+    double init_logit_scale = std::log(1 / 0.07);
+    bool logit_bias = false;
+    double init_logit_bias = -10.0;
 
     int64_t grid_size() const { return image_size / patch_size; }                 // patches per side
     int64_t num_patches() const { return grid_size() * grid_size(); }

@@ -27,6 +27,7 @@
 #include "data/tokenizer.h"
 #include "engine/ops.h"
 #include "models/checkpoint.h"
+#include "cli_test_util.h"
 #include "test_util.h"
 
 using namespace rankclip;
@@ -35,40 +36,12 @@ using rankclip::test::TempDir;
 
 namespace {
 
-std::string rankclip_binary() {
-    if (const char* env = std::getenv("RANKCLIP_BIN")) return env;
-    char self[PATH_MAX];
-    ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n <= 0) return "";
-    self[n] = '\0';
-    return (std::filesystem::path(self).parent_path() / "rankclip").string();
-}
+using rankclip::test::rankclip_binary;
+using rankclip::test::slurp;
+using Result = rankclip::test::CliResult;
 
-#define REQUIRE_BINARY()                                                                                 \
-    const std::string bin = rankclip_binary();                                                           \
-    if (bin.empty() || ::access(bin.c_str(), X_OK) != 0)                                                 \
-        GTEST_SKIP() << "the rankclip program is not built at '" << bin                                  \
-                     << "' (make builds it beside run_tests; or set RANKCLIP_BIN): CLI tests not run";
-
-std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-struct Result {
-    int status = -1;  // the exit status
-    std::string out, err;
-};
-
-// Runs `bin args` with stdout and stderr captured into files of `dir`.
 Result run(const std::string& bin, const std::string& args, const TempDir& dir) {
-    const std::string out = dir.file("stdout.txt"), err = dir.file("stderr.txt");
-    int raw = std::system((bin + " " + args + " > " + out + " 2> " + err).c_str());
-    Result r;
-    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
+    return rankclip::test::run_cli(bin, args, dir);
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
@@ -94,7 +67,7 @@ TEST(Cli, HelpListsTheCommands) {
     TempDir dir;
     Result r = run(bin, "--help", dir);
     EXPECT_EQ(r.status, 0);
-    for (const char* command : {"demo", "info CHECKPOINT", "embed --checkpoint"})
+    for (const char* command : {"demo", "train", "eval", "bench", "plot", "mlp", "info CHECKPOINT", "embed --checkpoint"})
         EXPECT_TRUE(contains(r.out, command)) << r.out;
 
     Result unknown = run(bin, "frobnicate", dir);

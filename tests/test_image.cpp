@@ -2,13 +2,21 @@
 // Tests data/image.h and data/image_write.h: decoding of every supported format and variant
 // (files written here with stb_image_write or hand-built PNG bytes, plus the GIF and progressive
 // JPEG in tests/ref/images/ written by tools/gen_image_refs.py, plus real files from Debian
-// packages when installed), errors for truncated/corrupt/huge files, CLIP preprocessing and the
-// augmentation against Pillow 9.4 + torch references (tests/ref/image_preprocess.safetensors).
-// Tolerance against PIL: exact. The resized uint8 pixels must be identical and the normalised
-// floats bit-identical (same float32 arithmetic); no known difference from PIL's bicubic.
+// packages when installed, compared with Pillow's decoding of them recorded in
+// tests/ref/real_images.json by tools/gen_real_image_refs.py), errors for truncated/corrupt/huge
+// files, CLIP preprocessing and the augmentation against Pillow 9.4 + torch references
+// (tests/ref/image_preprocess.safetensors).
+// Tolerance against PIL: exact for preprocessing, PNG and GIF decoding. The resized uint8 pixels
+// must be identical and the normalised floats bit-identical (same float32 arithmetic); no known
+// difference from PIL's bicubic. JPEG decoding is compared by tolerance (stb_image and
+// libjpeg-turbo round colour conversion and upsampling differently: a few units in a few pixels).
+// Known difference: a GIF's transparent pixels are black from stb_image, the palette colour of the
+// transparent index from Pillow (RealFilesMatchPil records it).
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -17,6 +25,7 @@
 #include "data/image.h"
 #include "data/image_write.h"
 #include "engine/error.h"
+#include "engine/json.h"
 #include "engine/safetensors.h"
 #include "test_util.h"
 
@@ -375,6 +384,78 @@ TEST(ImageDecode, RealFilesFromDebianPackages) {
         EXPECT_NE(err.find(truncated), std::string::npos) << "truncated.jpg must fail: '" << err << "'";
     }
     if (found == 0) GTEST_SKIP() << "no real image files installed (python3-skimage, tk8.6, nodejs docs)";
+}
+
+// ---- decoding: real files from Debian packages against Pillow (tools/gen_real_image_refs.py) ----
+
+TEST(ImageDecode, RealFilesMatchPil) {
+    // tests/ref/real_images.json holds, for each real file the generator found, Pillow's decode as
+    // checksums and statistics. PNG and GIF must match bit for bit (and so must the CLIP
+    // preprocessing of the decoded image); JPEG by tolerance, because stb_image's colour
+    // conversion and upsampling round differently from libjpeg-turbo's: on these files a few
+    // hundred pixels differ by at most 2, so per-channel means must agree within 0.5 and the means
+    // of 16x16 tiles within 1.5 (a misdecoded block or a shifted row moves a tile by tens).
+    const std::vector<uint8_t> text = read_bytes(ref_path("real_images.json"));
+    const Json ref = Json::parse(std::string(text.begin(), text.end()));
+    auto crc = [](const std::vector<uint8_t>& b) { return int64_t(crc32(0, b.data(), uInt(b.size()))); };
+    int checked = 0;
+    std::string not_here;
+    for (const Json& e : ref["files"].as_array()) {
+        const std::string path = e["path"].as_string(), package = e["package"].as_string();
+        SCOPED_TRACE(path + " (" + package + ", " + e["format"].as_string() + " " + e["mode"].as_string() + " " +
+                     e["details"].as_string() + ")");
+        if (!rankclip::test::path_exists(path)) {
+            not_here += "\n  " + path + ": absent (package " + package + ")";
+            continue;
+        }
+        const std::vector<uint8_t> bytes = read_bytes(path);
+        if (int64_t(bytes.size()) != e["file_bytes"].as_int() || crc(bytes) != e["file_crc32"].as_int()) {
+            not_here += "\n  " + path + ": another version of the file than the reference's";
+            continue;
+        }
+        const Image img = decode(bytes, path);
+        ASSERT_EQ(img.width, e["width"].as_int());
+        ASSERT_EQ(img.height, e["height"].as_int());
+        double mean[3] = {0, 0, 0};
+        for (size_t i = 0; i < img.rgb.size(); i++) mean[i % 3] += img.rgb[i];
+        for (double& m : mean) m /= double(img.rgb.size() / 3);
+        const std::string means = str_cat("means (", mean[0], ", ", mean[1], ", ", mean[2], "), Pillow's (",
+                                          e["mean"].at(0).as_double(), ", ", e["mean"].at(1).as_double(), ", ",
+                                          e["mean"].at(2).as_double(), ")");
+        if (e["exact"].as_bool()) {
+            EXPECT_EQ(crc(img.rgb), e["rgb_crc32"].as_int())
+                << "decoded pixels differ from Pillow's: " << means
+                << (e.contains("known_difference") ? " [known difference: " + e["known_difference"].as_string() + "]" : "");
+            if (e.contains("pre224_crc32")) {   // the whole CLIP path on real content
+                EXPECT_EQ(crc(resize_short_side_center_crop(img, 224).rgb), e["pre224_crc32"].as_int())
+                    << "resize + center crop to 224 differs from Pillow's";
+            }
+        } else {
+            for (int c = 0; c < 3; c++) EXPECT_NEAR(mean[c], e["mean"].at(c).as_double(), 0.5) << means;
+            const int B = int(e["block"].as_int()), W = img.width, H = img.height;
+            const int rows = (H + B - 1) / B, cols = (W + B - 1) / B;
+            const Json& want = e["block_means"];
+            ASSERT_EQ(want.size(), size_t(rows) * cols * 3);
+            double worst = 0;
+            for (int by = 0; by < rows; by++)
+                for (int bx = 0; bx < cols; bx++)
+                    for (int c = 0; c < 3; c++) {
+                        double sum = 0;
+                        int n = 0;
+                        for (int y = by * B; y < std::min(H, by * B + B); y++)
+                            for (int x = bx * B; x < std::min(W, bx * B + B); x++, n++)
+                                sum += img.rgb[(size_t(y) * W + x) * 3 + c];
+                        const double d = std::abs(sum / n - want.at((size_t(by) * cols + bx) * 3 + c).as_double());
+                        worst = std::max(worst, d);
+                    }
+            EXPECT_LE(worst, 1.5) << "a " << B << "x" << B << " tile's mean differs from Pillow's by " << worst;
+        }
+        checked++;
+    }
+    if (checked == 0)
+        GTEST_SKIP() << "none of the " << ref["files"].size()
+                     << " real image files of tests/ref/real_images.json is on this machine:" << not_here;
+    if (!not_here.empty()) std::printf("[   NOTE   ] real files not checked here:%s\n", not_here.c_str());
 }
 
 // ---- preprocessing against Pillow ----

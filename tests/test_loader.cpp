@@ -1,8 +1,8 @@
 // tests/test_loader.cpp
 // Tests DataLoader (data/loader.h): batches identical for 0, 1, 2 and 4 workers (order and
 // seeded augmentation), epoch shuffling (differs across epochs and seeds, a permutation each
-// time), drop_last, the packed fast path against decoding, token batches, error propagation and
-// the progress callback.
+// time), drop_last, pin_memory (the same batches, in usable CPU tensors), the packed fast path
+// against decoding, token batches, error propagation and the progress callback.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -12,6 +12,8 @@
 #include "data/loader.h"
 #include "data/packed.h"
 #include "data/tokenizer.h"
+#include "engine/backend.h"
+#include "engine/ops.h"
 #include "tests/test_util.h"
 
 using namespace rankclip;
@@ -113,6 +115,40 @@ TEST(Loader, BatchesIndependentOfWorkerCount) {
     if (found) {
         EXPECT_NE(first, second);
     }
+}
+
+TEST(Loader, PinMemoryGivesTheSameBatches) {
+    // pin_memory only changes where the batch tensors live: page-locked memory with a GPU, plain
+    // memory without one (here, never an error). The contents are the same either way, and the
+    // tensors are ordinary, usable CPU tensors.
+    RandomDataset data(21);
+    Tokenizer tok = Tokenizer::from_merges({});
+    LoaderOptions opt;
+    opt.batch_size = 5;
+    opt.seed = 7;
+    opt.num_workers = 2;
+    opt.augment = true;
+    opt.image_size = 8;
+    opt.tokenizer = &tok;
+    opt.context_length = 6;
+    opt.drop_last = false;   // the last partial batch too
+    DataLoader plain(data, opt);
+    opt.pin_memory = true;
+    DataLoader pinned(data, opt);
+    auto a = run_epoch(plain, 3), b = run_epoch(pinned, 3);
+    ASSERT_EQ(b.size(), 5u);
+    expect_same_batches(a, b, "pin_memory");
+    for (const Batch& batch : b) {
+        for (const Tensor* t : {&batch.images, &batch.text, &batch.labels}) {
+            EXPECT_TRUE(t->device().is_cpu());
+            EXPECT_EQ(is_pinned(*t), has_backend(DeviceType::CUDA)) << t->str();
+        }
+        EXPECT_FALSE(is_pinned(a[0].images));
+        Tensor twice = batch.images * 2.0;
+        auto x = batch.images.to_vector<float>(), y = twice.to_vector<float>();
+        for (size_t i = 0; i < x.size(); i++) ASSERT_EQ(y[i], 2 * x[i]);
+    }
+    EXPECT_EQ(b.back().images.shape(), (Shape{1, 3, 8, 8}));
 }
 
 TEST(Loader, ShufflingPerEpochAndSeed) {

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """tools/bench_compare.py: the table of `make bench` (needs no torch; any python3 runs it).
 
-Reads the JSON lines of bench/bench_engine.cpp ("impl": "rankclip") and tools/bench_torch.py
-("impl": "pytorch") from one file, pairs the cases by (device, case, shape), and prints each
-case's figure for both and the speed ratio ours/PyTorch = PyTorch's median time / ours (both did
-the same work, so > 1 means we are faster). The figure is GFLOP/s for GEMM (with the fraction of
-the measured fp32 peak), GB/s for the memory-bound kernels, milliseconds for the rest.
+Reads the JSON lines of bench/bench_engine.cpp and bench/bench_models.cpp ("impl": "rankclip")
+and of their twins tools/bench_torch.py and tools/bench_models_torch.py ("impl": "pytorch") from
+one file, pairs the cases by (device, case, shape), and prints each case's figure for both and
+the speed ratio ours/PyTorch = PyTorch's median time / ours (both did the same work, so > 1
+means we are faster). The figure is GFLOP/s for GEMM (with the fraction of the measured fp32
+peak), GB/s for the memory-bound kernels, milliseconds for the rest, with images/s where the
+line has it (the model cases: forward, forward+backward, the training steps). Lines without a
+"case" (e.g. the loader's summary, `rankclip bench`) are not compared.
 
 Usage: bench_compare.py build/bench.jsonl [--markdown]
 """
@@ -27,6 +30,11 @@ def load(path):
     return lines
 
 
+def plain(x):
+    """3 significant digits without an exponent: 0.0543, 7.98, 725, 19100."""
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
 def figure(rec, peak):
     if rec["case"] == "gemm":
         g = rec["gflops"]
@@ -36,7 +44,10 @@ def figure(rec, peak):
         return text
     if "gbps" in rec:
         return f"{rec['gbps']:.0f} GB/s" if rec["gbps"] >= 100 else f"{rec['gbps']:.3g} GB/s"
-    return f"{rec['median_ms']:.3g} ms"
+    text = f"{plain(rec['median_ms'])} ms"
+    if "images_per_s" in rec:
+        text += f" ({plain(rec['images_per_s'])} images/s)"
+    return text
 
 
 def main():
@@ -53,7 +64,7 @@ def main():
         if "skip" in r:
             print(f"{r.get('impl', '?')}: skipped ({r['skip']})")
             continue
-        if "median_ms" not in r:
+        if "median_ms" not in r or "case" not in r or "impl" not in r:
             continue
         key = (r.get("device", "cpu"), r["case"], r.get("shape", ""))
         if key not in results:

@@ -7,12 +7,21 @@ layout, same config) with the same batch shapes and method, and prints the same 
   clip_<name>_fwd      forward under torch.no_grad(): features, normalisation, logits
   clip_<name>_fwd_bwd  forward, CLIP loss (clip_mirror.clip_loss), backward; gradients set to
                        None before each step
+  clip_<name>_train_<loss>  a full training step as train/train_step.h runs it: gradients set
+                       to None; normalised features of both towers; the loss on (V, T,
+                       logit_scale) (clip; rankclip with weight w = 1: the released code's
+                       listMLE, cross-modal and in-modal terms, each / 32, / B; cyclip; siglip
+                       with logit_bias); loss.item() (the finiteness check); backward; the
+                       global gradient L2 norm, read back; torch.optim.AdamW (lr 5e-4, betas
+                       (0.9, 0.999), eps 1e-8, weight decay 0.1 except for names containing
+                       "bn", "ln", "bias" or "logit_scale", as train/optimizer.h); logit_scale
+                       clamped to [0, ln 100]. Batch 128 (tiny) or 64 (small), --losses.
 Method: one untimed warm-up step, then timed steps until at least 10 steps and 0.3 s, or at
 least 3 steps and 1.5 s; the median is reported. Run it with /usr/bin/python3 (Debian's
 python3-torch).
 
 Usage: bench_models_torch.py [--threads N] [--quick] [--device cpu|cuda] [--configs tiny,small]
-                             [--batch N]
+                             [--batch N] [--losses clip,rankclip|none] [--kinds fwd,fwd_bwd,train]
 """
 import argparse
 import json
@@ -32,6 +41,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import clip_mirror  # noqa: E402
 
 DEFAULT_BATCH = {"tiny": 64, "small": 32, "b32": 32, "b16": 32}
+DEFAULT_TRAIN_BATCH = {"tiny": 128, "small": 64, "b32": 64, "b16": 64}
+LOSSES = ("clip", "rankclip", "cyclip", "siglip")
 
 
 def round4(x):
@@ -56,27 +67,45 @@ def time_median(step, sync, quick):
     return statistics.median(ms), len(ms)
 
 
-def bench_config(name, args, device):
-    cfg = clip_mirror.config(name)
-    B = args.batch or (8 if args.quick else DEFAULT_BATCH[name])
+def random_batch(cfg, B, device):
+    """B images (B, 3, S, S) and B token rows (B, L) of ids in [1, V - 1), each ended by the
+    end-of-text id V - 1 at a row-dependent position in [L/2, L), zeros after it (as
+    bench/bench_train_step.h random_batch; the values differ, the layout is the same)."""
     S, L, V = cfg["image_size"], cfg["context_length"], cfg["vocab_size"]
-    torch.manual_seed(1234)
-    model = clip_mirror.CLIP(cfg).to(device)
     images = torch.randn(B, 3, S, S).to(device)
     ids = torch.randint(1, V - 1, (B, L))
     for b in range(B):
-        eot = L // 2 + b % (L // 2)
+        eot = min(L - 1, L // 2 + b % max(L // 2, 1))
         ids[b, eot] = V - 1
         ids[b, eot + 1:] = 0
-    ids = ids.to(device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    return images, ids.to(device)
+
+
+def sync_of(device):
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+
+def print_case(name, kind, B, S, device, timing, **extra):
+    median_ms, runs = timing
+    line = {"impl": "pytorch", "version": torch.__version__, "device": str(device), "case": f"clip_{name}_{kind}",
+            "shape": f"{B}x3x{S}x{S}", "batch": B}
+    line.update(extra)
+    line.update({"threads": torch.get_num_threads(), "runs": runs, "median_ms": round4(median_ms),
+                 "images_per_s": round4(B / (median_ms * 1e-3))})
+    print(json.dumps(line), flush=True)
+
+
+def bench_config(name, args, device):
+    cfg = clip_mirror.config(name)
+    B = args.batch or (8 if args.quick else DEFAULT_BATCH[name])
+    S = cfg["image_size"]
+    torch.manual_seed(1234)
+    model = clip_mirror.CLIP(cfg).to(device)
+    images, ids = random_batch(cfg, B, device)
+    sync = sync_of(device)
 
     def report(kind, timing):
-        median_ms, runs = timing
-        print(json.dumps({"impl": "pytorch", "version": torch.__version__, "device": str(device),
-                          "case": f"clip_{name}_{kind}", "shape": f"{B}x3x{S}x{S}", "batch": B,
-                          "threads": torch.get_num_threads(), "runs": runs, "median_ms": round4(median_ms),
-                          "images_per_s": round4(B / (median_ms * 1e-3))}), flush=True)
+        print_case(name, kind, B, S, device, timing)
 
     def forward():
         with torch.no_grad():
@@ -87,8 +116,103 @@ def bench_config(name, args, device):
         _, _, logits_per_image, _ = model(images, ids)
         clip_mirror.clip_loss(logits_per_image).backward()
 
-    report("fwd", time_median(forward, sync, args.quick))
-    report("fwd_bwd", time_median(forward_backward, sync, args.quick))
+    if "fwd" in args.kinds:
+        report("fwd", time_median(forward, sync, args.quick))
+    if "fwd_bwd" in args.kinds:
+        report("fwd_bwd", time_median(forward_backward, sync, args.quick))
+
+
+# ---- the training step's losses, as train/losses.h (and tools/gen_loss_refs.py, in float64) ----
+
+def clip_loss(V, T, logit_scale):
+    return clip_mirror.clip_loss(logit_scale.exp() * V @ T.t())
+
+
+def list_mle(y_pred, y_true, g):
+    """The released RankCLIP listMLE: rows ranked by y_true (ties broken by one random column
+    permutation), mean over rows of the Plackett-Luce NLL of y_pred; eps 1e-10 inside the log."""
+    B = y_pred.shape[-1]
+    perm = torch.randperm(B, generator=g).to(y_pred.device)
+    y_pred, y_true = y_pred[:, perm], y_true[:, perm]
+    _, order = y_true.sort(descending=True, dim=-1, stable=True)
+    ranked = torch.gather(y_pred, 1, order)
+    ranked = ranked - ranked.max(dim=1, keepdim=True)[0]
+    cumsums = torch.cumsum(ranked.exp().flip(dims=[1]), dim=1).flip(dims=[1])
+    return torch.mean(torch.sum(torch.log(cumsums + 1e-10) - ranked, dim=1))
+
+
+def rankclip_loss(V, T, logit_scale, g, w=1.0):
+    s = logit_scale.exp()
+    S, A, C = s * V @ T.t(), s * V @ V.t(), s * T @ T.t()
+    cross = (list_mle(S, S.t(), g) + list_mle(S.t(), S, g)) / 32
+    in_modal = (list_mle(A, C, g) + list_mle(C, A, g)) / 32
+    return clip_loss(V, T, logit_scale) + (w * cross + w * in_modal) / V.shape[0]
+
+
+def cyclip_loss(V, T, logit_scale, lambda_in=0.25, lambda_cross=0.25):
+    B = V.shape[0]
+    L_I = ((V @ V.t() - T @ T.t()) ** 2).sum() / B
+    L_C = ((V @ T.t() - T @ V.t()) ** 2).sum() / B
+    return clip_loss(V, T, logit_scale) + lambda_in * L_I + lambda_cross * L_C
+
+
+def siglip_loss(V, T, logit_scale, logit_bias):
+    logits = logit_scale.exp() * V @ T.t() + logit_bias
+    z = 2 * torch.eye(V.shape[0], dtype=logits.dtype, device=logits.device) - 1
+    return -torch.nn.functional.logsigmoid(z * logits).sum() / V.shape[0]
+
+
+def decays_weight(name):
+    """train/optimizer.h's groups: no weight decay for LayerNorms, biases and the temperature."""
+    return not any(part in name for part in ("bn", "ln", "bias", "logit_scale"))
+
+
+def bench_train_steps(name, args, device):
+    cfg = clip_mirror.config(name)
+    B = args.batch or (8 if args.quick else DEFAULT_TRAIN_BATCH[name])
+    S = cfg["image_size"]
+    sync = sync_of(device)
+    for loss in [x for x in args.losses.split(",") if x and x != "none"]:
+        torch.manual_seed(1234)
+        model = clip_mirror.CLIP(cfg)
+        if loss == "siglip":  # OpenCLIP's SigLIP init, as train/trainer.cpp run_model_config
+            model.logit_scale = torch.nn.Parameter(torch.tensor(math.log(10.0)))
+            model.logit_bias = torch.nn.Parameter(torch.tensor(-10.0))
+        model = model.to(device).train()
+        named = list(model.named_parameters())
+        groups = [{"params": [p for n, p in named if decays_weight(n)], "weight_decay": 0.1},
+                  {"params": [p for n, p in named if not decays_weight(n)], "weight_decay": 0.0}]
+        optimizer = torch.optim.AdamW(groups, lr=5e-4, betas=(0.9, 0.999), eps=1e-8)
+        params = [p for _, p in named]
+        images, ids = random_batch(cfg, B, device)
+        g = torch.Generator().manual_seed(1235)
+        max_logit_scale = math.log(100.0)
+
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            V = model.encode_image(images)
+            T = model.encode_text(ids)
+            V = V / V.norm(dim=-1, keepdim=True)
+            T = T / T.norm(dim=-1, keepdim=True)
+            if loss == "clip":
+                total = clip_loss(V, T, model.logit_scale)
+            elif loss == "rankclip":
+                total = rankclip_loss(V, T, model.logit_scale, g)
+            elif loss == "cyclip":
+                total = cyclip_loss(V, T, model.logit_scale)
+            else:
+                total = siglip_loss(V, T, model.logit_scale, model.logit_bias)
+            if not math.isfinite(total.item()):
+                raise RuntimeError(f"clip_{name}_train_{loss}: the loss is not finite")
+            total.backward()
+            grad_norm = torch.norm(torch.stack([torch.norm(p.grad.detach(), 2) for p in params]), 2)
+            if not math.isfinite(grad_norm.item()):
+                raise RuntimeError(f"clip_{name}_train_{loss}: the gradient norm is not finite")
+            optimizer.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, max_logit_scale)
+
+        print_case(name, f"train_{loss}", B, S, device, time_median(step, sync, args.quick), loss=loss)
 
 
 def main():
@@ -98,14 +222,29 @@ def main():
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--configs", default="tiny,small", help="comma-separated preset names")
     parser.add_argument("--batch", type=int, default=0, help="batch size for every config")
+    parser.add_argument("--losses", default="clip,rankclip",
+                        help="training-step cases: comma-separated losses (clip, rankclip, cyclip, siglip) or none")
+    parser.add_argument("--kinds", default="fwd,fwd_bwd,train", help="which kinds of case run (default all)")
     args = parser.parse_args()
+    args.kinds = [k for k in args.kinds.split(",") if k]
+    for k in args.kinds:
+        if k not in ("fwd", "fwd_bwd", "train"):
+            parser.error(f"--kinds: unknown kind '{k}' (fwd, fwd_bwd, train)")
     if args.device == "cuda" and not torch.cuda.is_available():
         print(json.dumps({"impl": "pytorch", "skip": "no CUDA device"}))
         return
     torch.set_num_threads(args.threads if args.threads > 0 else len(os.sched_getaffinity(0)))
     device = torch.device("cuda:0" if args.device == "cuda" else "cpu")
-    for name in [c for c in args.configs.split(",") if c]:
-        bench_config(name, args, device)
+    for loss in [x for x in args.losses.split(",") if x and x != "none"]:
+        if loss not in LOSSES:
+            parser.error(f"--losses: unknown loss '{loss}' (known: {', '.join(LOSSES)})")
+    names = [c for c in args.configs.split(",") if c]
+    if "fwd" in args.kinds or "fwd_bwd" in args.kinds:
+        for name in names:
+            bench_config(name, args, device)
+    if "train" in args.kinds:
+        for name in names:
+            bench_train_steps(name, args, device)
 
 
 if __name__ == "__main__":

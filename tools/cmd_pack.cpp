@@ -2,8 +2,8 @@
 // defines: cmd_pack, the `rankclip pack` subcommand: converts any supported dataset
 // (data/open_dataset.h) into one packed shard (data/packed.h): images decoded once, resized and
 // center-cropped to --size, captions tokenized with --vocab (the synthetic data's default
-// vocabulary when none is named for it), so training reads uint8 pixels
-// straight from a memory map.
+// vocabulary when none is named for it; a packed source's stored token ids are kept when none is
+// named), so training reads uint8 pixels straight from a memory map.
 #include <cstdio>
 #include <string>
 
@@ -29,7 +29,8 @@ static void pack_usage(std::FILE* out) {
                  "  bicubic, center-cropped), token ids (N, context length; default 77) when\n"
                  "  --vocab (or $RANKCLIP_VOCAB) names a BPE merges file (synthetic data: its\n"
                  "  default vocabulary, trained on its captions, when none is named), labels and\n"
-                 "  captions.\n"
+                 "  captions. A packed SRC keeps its stored token ids when no --vocab is given\n"
+                 "  (at their own context length), so it can be re-packed to another size.\n"
                  "  Bad samples (missing/corrupt images, non-UTF-8 captions) are skipped and\n"
                  "  counted by default; --on-bad stop makes them fatal.\n");
 }
@@ -39,6 +40,7 @@ int cmd_pack(int argc, char** argv) {
     OpenOptions open;
     PackOptions pack;
     pack.image_size = 0;
+    bool context_length_given = false, token_dtype_given = false;
     for (int i = 0; i < argc; i++) {
         std::string a = argv[i];
         auto value = [&]() -> std::string {
@@ -65,9 +67,12 @@ int cmd_pack(int argc, char** argv) {
         else if (a == "--out") out = value();
         else if (a == "--size") pack.image_size = int(integer(1, 4096));
         else if (a == "--vocab") vocab = value();
-        else if (a == "--context-length") pack.context_length = int(integer(2, 1 << 16));
-        else if (a == "--token-dtype") {
+        else if (a == "--context-length") {
+            pack.context_length = int(integer(2, 1 << 16));
+            context_length_given = true;
+        } else if (a == "--token-dtype") {
             std::string v = value();
+            token_dtype_given = true;
             RC_CHECK(v == "int32" || v == "int64", "pack: --token-dtype must be int32 or int64, got '", v, "'");
             pack.token_dtype = v == "int32" ? DType::I32 : DType::I64;
         } else if (a == "--image-column") open.image_column = value();
@@ -83,9 +88,20 @@ int cmd_pack(int argc, char** argv) {
     auto ds = open_dataset(data, open);
     std::fprintf(stderr, "pack: %s\n", ds->describe().c_str());
     Tokenizer tok;
+    const auto* packed = dynamic_cast<const PackedDataset*>(ds.get());
     if (!vocab.empty()) {
         tok = Tokenizer::from_file(vocab);
         pack.tokenizer = &tok;
+    } else if (packed && packed->context_length() > 0) {
+        // Re-packing a packed file: its token ids are copied as they are (pack_dataset does it).
+        // Another context length would need its captions re-tokenized, with a vocabulary.
+        RC_CHECK(!context_length_given || pack.context_length == packed->context_length(), "pack: ", data,
+                 " stores token ids of context length ", packed->context_length(), "; --context-length ",
+                 pack.context_length, " needs --vocab (the merges file they were made with) to re-tokenize"
+                 " its captions; leave --context-length out to keep the stored ids");
+        if (!token_dtype_given) pack.token_dtype = packed->token_dtype();
+        std::fprintf(stderr, "pack: no --vocab: keeping the token ids stored in %s (context length %d)\n",
+                     data.c_str(), packed->context_length());
     } else if (dynamic_cast<const SyntheticDataset*>(ds.get())) {
         pack.tokenizer = &synthetic_default_tokenizer();
         std::fprintf(stderr, "pack: no --vocab: tokenizing with the synthetic data's default vocabulary (%lld entries)\n",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tools/gpu-check.sh — what `make gpu-check` runs on a GPU machine, from the repo root: one
 # prepared, time-boxed pass (default budget 450 s) that
-#   1. env        finds nvcc, cuBLAS, cuDNN (toolkit or Python's nvidia-cudnn), the GPU (nvidia-smi)
+#   1. env        finds nvcc, cuBLAS, cuDNN (toolkit or Python's nvidia-cudnn), the GPU (nvidia-smi),
+#                 and which staged run-time libraries (libarchive's) the machine lacks
 #   2. build      make -j CUDA=1 DEPS=$PWD/.gpu-deps BUILD=build-gpu all  (+ cuda/dev, in parallel)
 #   3. tests      build-gpu/run_tests, every test (CPU ones too); the CUDA suites reported apart
 #   4. cuda tests the CUDA suites again with RANKCLIP_CUDA_NO_CACHE=1 (exact-size allocations)
@@ -15,7 +16,9 @@
 # allowed). Benchmarks and the sanitizer's time-out only warn.
 #
 # .gpu-deps/ comes from tools/stage-gpu-deps.sh on the build machine (Eigen, GoogleTest, stb,
-# zlib, libarchive), carried to the device with the working tree; see docs/GPU.md.
+# zlib, libarchive and the shared libraries it loads), carried to the device with the working
+# tree; see docs/GPU.md. Those of libarchive's libraries the device lacks go into
+# build-gpu/deps-run, on LD_LIBRARY_PATH for our programs (see "Staged run-time libraries").
 #
 # Usage: tools/gpu-check.sh [--dry-run] [--allow-no-gpu]
 #   --dry-run        probe the machine and print the plan, run nothing else
@@ -24,7 +27,9 @@
 # Environment: OUT (log folder), GPU_CHECK_BUILD (build-gpu), GPU_CHECK_DEPS (.gpu-deps),
 #   GPU_CHECK_BUDGET (seconds, 450), GPU_CHECK_JOBS (nproc), GPU_CHECK_USE_CUDNN (0/1; default:
 #   1 when cuDNN is found and some source uses RANKCLIP_CUDNN), GPU_CHECK_SKIP_BUILD=1 (reuse
-#   the binaries in the build folder, e.g. a second pass on a still-warm machine), NVCC, CUDA_HOME.
+#   the binaries in the build folder, e.g. a second pass on a still-warm machine),
+#   GPU_CHECK_STAGED_LIBS (missing: the staged run-time libraries the machine lacks; all: every
+#   one, to rehearse where the system has them), NVCC, CUDA_HOME.
 set -uo pipefail
 
 dry_run=0
@@ -266,6 +271,51 @@ elif [[ -n "$python" ]] && "$python" -c 'import torch, sys; sys.exit(0 if torch.
     have_gpu=1  # no nvidia-smi, but PyTorch sees a GPU
 fi
 
+# Staged run-time libraries: .gpu-deps/lib/RUNTIME lists libarchive's soname and those of the
+# libraries it loads (tools/stage-gpu-deps.sh). The ones this machine lacks are linked into
+# $deps_run (the big .xz one unpacked there), which goes on LD_LIBRARY_PATH when our programs
+# run and on -rpath-link when they are linked. Only the missing ones, found by asking ldd what
+# the staged libarchive cannot resolve, round after round: a staged copy of a library the system
+# has could need a newer glibc than this machine's and would then also break the system tools
+# (ls, tar, ...) our tests start with that LD_LIBRARY_PATH. GPU_CHECK_STAGED_LIBS=all takes every
+# staged library instead (to rehearse on a machine that has them all).
+if ((dry_run)); then deps_run=$(mktemp -d)/deps-run; else deps_run=$build/deps-run; fi
+deps_run_report=()
+stage_runtime_lib() {  # stage_runtime_lib SONAME: link or unpack it into $deps_run; 1 if not staged
+    local name=$1 file
+    file=$(awk -v n="$name" '$1 == n {print $2}' "$deps/lib/RUNTIME" 2>/dev/null)
+    [[ -n "$file" && -e "$deps/lib/$file" ]] || return 1
+    [[ -e "$deps_run/$name" ]] && return 0
+    if [[ $file == *.xz ]]; then
+        if command -v xz > /dev/null 2>&1; then
+            xz -dc "$deps/lib/$file" > "$deps_run/$name" || return 1
+        else  # Python's lzma, where xz-utils is missing
+            "${python:-python3}" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+                "$deps/lib/$file" "$deps_run/$name" || return 1
+        fi
+    else
+        ln -sfn "$deps/lib/$file" "$deps_run/$name"
+    fi
+}
+rm -rf "$deps_run"
+mkdir -p "$deps_run"
+if [[ -e "$deps/lib/RUNTIME" && -e "$deps/lib/libarchive.so" ]]; then
+    if [[ "${GPU_CHECK_STAGED_LIBS:-missing}" == all ]]; then
+        while read -r name _; do stage_runtime_lib "$name" && deps_run_report+=("$name"); done < "$deps/lib/RUNTIME"
+    else
+        for round in 1 2 3 4 5 6; do
+            missing=$(LD_LIBRARY_PATH=$deps_run ldd "$deps/lib/libarchive.so" 2>/dev/null | awk '/=> not found/ {print $1}')
+            [[ -z "$missing" ]] && break
+            for name in $missing; do stage_runtime_lib "$name" && deps_run_report+=("$name"); done
+        done
+        # libarchive itself (the soname our programs load), unless the system has its own
+        soname=$(head -1 "$deps/lib/RUNTIME" | awk '{print $1}')
+        if ! { ldconfig -p || /sbin/ldconfig -p; } 2>/dev/null | awk -v n="$soname" '$1 == n {f = 1} END {exit !f}'; then
+            stage_runtime_lib "$soname" && deps_run_report+=("$soname")
+        fi
+    fi
+fi
+
 # Tools, Python, staged dependencies
 {
     echo
@@ -283,10 +333,17 @@ fi
     echo
     echo "== staged dependencies ($deps)"
     if [[ -d "$deps" ]]; then
-        head -12 "$deps/MANIFEST" 2>/dev/null
+        cat "$deps/MANIFEST" 2>/dev/null
+        echo "this machine: $(ldd --version 2>&1 | head -1); libstdc++: $( (ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null) | awk '/libstdc\+\+\.so\.6 / {print $NF; exit}')"
         if [[ -e "$deps/lib/libarchive.so" ]]; then
-            missing=$(LD_LIBRARY_PATH=$deps/lib ldd "$deps/lib/libarchive.so" 2>/dev/null | awk '/not found/ {print $1}' | tr '\n' ' ')
-            echo "libarchive.so run-time libraries missing here: ${missing:-none}"
+            echo "staged libraries this machine lacks, used from $deps_run (GPU_CHECK_STAGED_LIBS=${GPU_CHECK_STAGED_LIBS:-missing}): ${deps_run_report[*]:-none}"
+            echo "\$ LD_LIBRARY_PATH=$deps_run ldd $deps/lib/libarchive.so"
+            LD_LIBRARY_PATH=$deps_run ldd "$deps/lib/libarchive.so" 2>&1
+            problems=$(LD_LIBRARY_PATH=$deps_run ldd "$deps/lib/libarchive.so" 2>&1 | grep -E 'not found' | tr -s ' \t' ' ')
+            if [[ -n "$problems" ]]; then
+                echo "WARNING: the staged libarchive cannot load here, so nothing linked with it starts:"
+                echo "$problems"
+            fi
         fi
     else
         echo "NOT FOUND: run tools/stage-gpu-deps.sh on the build machine and carry .gpu-deps"
@@ -308,16 +365,20 @@ else
 fi
 
 # Environment for the build (LIBRARY_PATH/CPATH only add dirs; nothing from .gpu-deps is put on
-# LD_LIBRARY_PATH for the system's tools) and for running our programs.
+# LD_LIBRARY_PATH for the system's tools; the linker finds libarchive's dependencies the system
+# lacks through -rpath-link, passed in LDFLAGS, which the Makefile appends to) and for running
+# our programs (the staged libraries the system lacks, $deps_run, on LD_LIBRARY_PATH).
 join() { local IFS=:; echo "$*"; }
 build_env="env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL CCACHE_DISABLE=1"
 [[ ${#extra_lib_path[@]} -gt 0 ]] && build_env+=" LIBRARY_PATH=$(q "$(join "${extra_lib_path[@]}")${LIBRARY_PATH:+:$LIBRARY_PATH}")"
 [[ ${#extra_cpath[@]} -gt 0 ]] && build_env+=" CPATH=$(q "$(join "${extra_cpath[@]}")${CPATH:+:$CPATH}")"
-run_path=$(join "$deps/lib" ${run_lib_path[@]+"${run_lib_path[@]}"})
+build_env+=" LDFLAGS=$(q "-Wl,-rpath-link,$deps_run${LDFLAGS:+ $LDFLAGS}")"
+run_path=$(join "$deps_run" ${run_lib_path[@]+"${run_lib_path[@]}"})
 run_env="env -u RANKCLIP_TF32 LD_LIBRARY_PATH=$(q "$run_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}") RANKCLIP_ROOT=$(q "$root")"
-# The benchmark also starts PyTorch: give it only what our binary needs beyond its rpath, so
-# PyTorch keeps its own CUDA libraries.
-bench_path=$(join ${run_lib_path[@]+"${run_lib_path[@]}"})
+# The benchmark also starts PyTorch: give it only what our binary needs beyond its rpath (the
+# staged libraries this machine lacks, so none that PyTorch would otherwise load from the
+# system), so PyTorch keeps its own CUDA libraries.
+bench_path=$(join "$deps_run" ${run_lib_path[@]+"${run_lib_path[@]}"})
 bench_env="env -u RANKCLIP_TF32${bench_path:+ LD_LIBRARY_PATH=$(q "$bench_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")}"
 deps_used=$deps
 make_cmd() {
@@ -345,8 +406,8 @@ set -uo pipefail
 fail=0
 export CXXFLAGS="-O2 -march=native -std=c++17 -fopenmp -Wall -Wextra -Wno-unused-parameter -I. -I$D/include/eigen3 -I$D/include -DRANKCLIP_CUDA -I$CH/include"
 export NVCCFLAGS="-O2 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 -I. -Xcompiler -fopenmp -DRANKCLIP_CUDA --expt-relaxed-constexpr"
-LDFLAGS="-fopenmp -L$D/lib -L$CH/lib64 -L$CH/lib -Wl,-rpath,$CH/lib64"
-LDLIBS="-lpthread -lcudart -lcublas -lcublasLt"
+LDFLAGS="${LDFLAGS:-} -fopenmp -L$D/lib -L$CH/lib64 -L$CH/lib -Wl,-rpath,$CH/lib64"
+LDLIBS="-lpthread -lz -larchive -lcudart -lcublas -lcublasLt"
 if [[ "$USE_CUDNN" == 1 ]]; then CXXFLAGS+=" -DRANKCLIP_CUDNN"; NVCCFLAGS+=" -DRANKCLIP_CUDNN"; LDLIBS+=" -lcudnn"; fi
 export B NVCC
 compile() {  # one source -> its object under $B, as the Makefile names it

@@ -1,12 +1,13 @@
 // tools/rankclip.cpp
 // defines: the `rankclip` command line. Subcommands:
-//   rankclip demo [--steps N] [--seed S] [--threads T]   fit a small MLP with the engine's autograd
+//   rankclip demo                  the main job: CLIP vs RankCLIP on the synthetic data (cmd_demo.cpp)
+//   rankclip train | eval | bench | plot   training and evaluation (tools/cmd_*.cpp)
+//   rankclip mlp [--steps N] [--seed S] [--threads T]    fit a small MLP with the engine's autograd
 //   rankclip info CHECKPOINT                             config, parameter count, tensor list
 //   rankclip embed --checkpoint C [--images DIR|LIST|X.npy] [--texts T.txt|T.npy] --out PREFIX [...]
 //                                                         normalised features as .npy files
 //   rankclip tokenize | bpe-train | synth | pack                (data pipeline: tools/cmd_*.cpp)
-// (train and eval arrive with the training layer). Errors are one line on stderr and a non-zero
-// exit status.
+// Errors are one line on stderr and a non-zero exit status.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -36,12 +37,20 @@ int cmd_tokenize(int argc, char** argv);
 int cmd_bpe_train(int argc, char** argv);
 int cmd_synth(int argc, char** argv);
 int cmd_pack(int argc, char** argv);
+int cmd_train(int argc, char** argv);
+int cmd_demo(int argc, char** argv);
+int cmd_plot(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
 
 static void usage(std::FILE* out) {
     std::fprintf(out,
                  "usage: rankclip <command> [options]\n"
                  "commands:\n"
-                 "  demo [--steps N] [--seed S] [--threads T]\n"
+                 "  demo [--steps N] [--quick] [--out DIR]\n"
+                 "        the main job: train tiny with clip and with rankclip from one seed on the synthetic\n"
+                 "        data, evaluate both, write DIR/report.md (default runs/demo) and print the table\n"
+                 "  mlp [--steps N] [--seed S] [--threads T]\n"
                  "        fit a small MLP to y = x tanh(3x) + noise with SGD, printing the loss as it falls\n"
                  "  info CHECKPOINT\n"
                  "        print a CLIP checkpoint's config, parameter count and tensors (name, dtype, shape)\n"
@@ -67,6 +76,16 @@ static void usage(std::FILE* out) {
                  "        write the built-in synthetic captioned images as PNGs + a captions CSV\n"
                  "  pack --data SRC --out FILE --size PX [--vocab FILE] [--context-length N]\n"
                  "        convert a dataset to the packed, memory-mapped shard format\n"
+                 "  train [--model tiny] [--loss clip|rankclip|cyclip|siglip] [--data synthetic] [--steps N]\n"
+                 "        [--out DIR] [--resume DIR] ...\n"
+                 "        pretrain a CLIP model; progress lines, metrics.jsonl, checkpoints (train --help)\n"
+                 "  plot RUN_DIR [--out FILE.png] | plot --compare DIR1 DIR2 ... --key KEY --out FILE.png\n"
+                 "        draw metrics.jsonl as PNG charts (loss, lr, logit scale, eval metrics; plot --help)\n"
+                 "  bench [--model tiny] [--loss clip] [--batch-size N] [--steps N] [--device D] ...\n"
+                 "        time full training steps on random data; one JSON line (bench --help)\n"
+                 "  eval --checkpoint C [--zeroshot SPEC] [--retrieval SPEC] [--probe SPEC] [--consistency SPEC]\n"
+                 "        [--out RESULTS.json] ...\n"
+                 "        zero-shot, retrieval, linear probe, ranking consistency; a table + JSON (eval --help)\n"
                  "  <command> --help\n"
                  "        the options of one command\n"
                  "  --help\n"
@@ -75,19 +94,19 @@ static void usage(std::FILE* out) {
 
 // A tiny end-to-end use of the engine: y = x tanh(3x) + noise, fitted by a 1-64-64-1 MLP with GELU
 // and plain SGD with momentum. Prints the loss every 25 steps; it must fall by orders of magnitude.
-static int demo(int argc, char** argv) {
+static int mlp(int argc, char** argv) {
     int steps = 300;
     uint64_t seed = 0;
     for (int i = 0; i < argc; i++) {
         std::string a = argv[i];
         auto value = [&]() -> std::string {
-            if (i + 1 >= argc) throw Error("demo: " + a + " needs a value");
+            if (i + 1 >= argc) throw Error("mlp: " + a + " needs a value");
             return argv[++i];
         };
         if (a == "--steps") steps = std::stoi(value());
         else if (a == "--seed") seed = std::stoull(value());
         else if (a == "--threads") set_num_threads(std::stoi(value()));
-        else throw Error("demo: unknown option '" + a + "'");
+        else throw Error("mlp: unknown option '" + a + "'");
     }
     Generator gen(seed);
     const int64_t N = 256, H = 64;
@@ -104,7 +123,7 @@ static int demo(int argc, char** argv) {
     std::vector<Tensor> velocity;
     for (const Tensor& p : params) velocity.push_back(zeros_like(p));
     const double lr = 0.05, momentum = 0.9;
-    std::printf("demo: fitting y = x tanh(3x) + noise with a 1-%lld-%lld-1 GELU MLP, %d steps of SGD\n",
+    std::printf("mlp: fitting y = x tanh(3x) + noise with a 1-%lld-%lld-1 GELU MLP, %d steps of SGD\n",
                 (long long)H, (long long)H, steps);
     auto start = std::chrono::steady_clock::now();
     double first = 0, last = 0;
@@ -130,7 +149,7 @@ static int demo(int argc, char** argv) {
             std::printf("step %4d  loss %.6f  (%.1f steps/s)\n", step, last, (step + 1) / secs);
         }
     }
-    std::printf("demo: loss %.6f -> %.6f (%.0fx lower)\n", first, last, first / last);
+    std::printf("mlp: loss %.6f -> %.6f (%.0fx lower)\n", first, last, first / last);
     return last < first ? 0 : 1;
 }
 
@@ -175,14 +194,6 @@ static int info(int argc, char** argv) {
 }
 
 // ---- embed ----
-
-static Device parse_device(const std::string& s) {
-    if (s == "cpu") return Device::cpu();
-    if (s == "cuda") return Device::cuda(0);
-    if (s.rfind("cuda:", 0) == 0 && s.size() > 5 && s.find_first_not_of("0123456789", 5) == std::string::npos)
-        return Device::cuda(std::stoi(s.substr(5)));
-    throw Error("--device must be cpu, cuda or cuda:N, got '" + s + "'");
-}
 
 static int64_t parse_positive(const std::string& option, const std::string& s) {
     size_t used = 0;
@@ -404,14 +415,19 @@ int main(int argc, char** argv) {
     }
     std::string command = argv[1];
     try {
-        if (command == "demo") return demo(argc - 2, argv + 2);
+        if (command == "demo") return cmd_demo(argc - 2, argv + 2);
+        if (command == "mlp") return mlp(argc - 2, argv + 2);
         if (command == "info") return info(argc - 2, argv + 2);
         if (command == "embed") return embed(argc - 2, argv + 2);
         if (command == "tokenize") return cmd_tokenize(argc - 2, argv + 2);
         if (command == "bpe-train") return cmd_bpe_train(argc - 2, argv + 2);
         if (command == "synth") return cmd_synth(argc - 2, argv + 2);
         if (command == "pack") return cmd_pack(argc - 2, argv + 2);
-        std::fprintf(stderr, "rankclip: unknown command '%s' (commands: demo, info, embed, tokenize, bpe-train, synth, pack; see rankclip --help)\n",
+        if (command == "train") return cmd_train(argc - 2, argv + 2);
+        if (command == "plot") return cmd_plot(argc - 2, argv + 2);
+        if (command == "bench") return cmd_bench(argc - 2, argv + 2);
+        if (command == "eval") return cmd_eval(argc - 2, argv + 2);
+        std::fprintf(stderr, "rankclip: unknown command '%s' (commands: demo, train, eval, bench, plot, info, embed, tokenize, bpe-train, synth, pack, mlp; see rankclip --help)\n",
                      command.c_str());
         return 2;
     } catch (const std::exception& e) {

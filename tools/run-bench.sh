@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # tools/run-bench.sh: what `make bench` runs. Runs the engine benchmark (bench/bench_engine.cpp)
 # and its PyTorch twin (tools/bench_torch.py), then the model benchmark (bench_models beside
-# BENCH, from bench/bench_models.cpp) and its twin (tools/bench_models_torch.py), all with the
+# BENCH, from bench/bench_models.cpp: forward, forward+backward, and full training steps
+# (forward + loss + backward + AdamW) for tiny at batch 128 and small at batch 64 with the clip
+# and rankclip losses) and its twin (tools/bench_models_torch.py), all with the
 # same thread count, then the data loader benchmark (bench_loader beside BENCH, from
 # bench/bench_loader.cpp; no twin, so its lines stay out of the table and it prints its own summary
 # on stderr); saves their JSON lines next to the benchmark binary (build/bench.jsonl), and prints

@@ -9,11 +9,22 @@
 #                              with the device's own compiler if the prebuilt ones do not link
 #   include/stb/, lib/libstb.a stb (image decode/encode)             from libstb-dev
 #   include/zlib.h, zconf.h, lib/libz.a   zlib (static only: nothing to find at run time)
-#   include/archive*.h, lib/libarchive.so{,.13}  libarchive (shared: its static form would need
-#                              a dozen more static libs; its run-time dependencies are NOT staged,
-#                              see MANIFEST and gpu-check's env.log for what the device lacks)
-# No symlinks (copies under each name), so the folder survives any file transfer.
-# Idempotent: the folder is rebuilt from scratch each run. Ends by checking that the repository
+#   include/archive*.h, lib/libarchive.so.13.x  libarchive (shared: its static form would need
+#                              a dozen more static libs), with the links libarchive.so.13 (soname)
+#                              and libarchive.so (link name)
+#   lib/<its run-time deps>    every shared library libarchive.so loads (ldd here) except glibc,
+#                              libstdc++ and libgcc_s, which come with the device's own compiler:
+#                              nettle, acl, lzma, zstd, lz4, bz2, z, xml2 and ICU; each as its real
+#                              file plus its soname link. ICU's 30 MiB data library is stored as
+#                              lib/libicudata.so.N.xz (7 MiB) to fit the carry limit.
+#   lib/RUNTIME                those libraries (libarchive first), one a line: soname and staged
+#                              file. tools/gpu-check.sh puts the ones the device lacks on
+#                              LD_LIBRARY_PATH (and -rpath-link), unpacking the .xz one if needed
+# Links are relative, within lib/ (the device tool carries a link as a link). The MANIFEST says
+# which package and version each part came from and the newest glibc / libstdc++ symbol versions
+# the staged libraries need (the device must have at least those).
+# Idempotent: the folder is rebuilt from scratch each run. Ends by checking with ldd that
+# libarchive.so resolves every staged library from the staged copies, and that the repository
 # plus this folder fit the device machine's 64 MiB carry limit.
 #
 # Usage: tools/stage-gpu-deps.sh [--minimal] [DEST]   (DEST defaults to .gpu-deps in the repo root)
@@ -99,7 +110,27 @@ if ((!minimal)); then
     need "$syslib/libz.a" "$dest/lib"
 fi
 
-# ---- libarchive (headers + shared library under its link name and its soname) ----
+# ---- libarchive (headers + shared library, its soname and link name) and its run-time deps ----
+soname_of() { objdump -p "$1" 2>/dev/null | awk '/SONAME/ {print $2}'; }
+# Stages shared library $1 (any path or link to it) as its real file plus a relative link under
+# name $2 (its soname) when that differs; big files (> 16 MiB) are stored xz-compressed instead,
+# as <real name>.xz, for gpu-check to unpack (the link is then left to it). Appends $2 to RUNTIME.
+stage_so() {
+    local src=$1 name=$2 real base
+    real=$(readlink -f "$src")
+    base=$(basename "$real")
+    if (($(stat -c %s "$real") > 16 * 1048576)); then
+        xz -T0 -6 -c "$real" > "$dest/lib/$base.xz"
+        echo "$name $base.xz" >> "$dest/lib/RUNTIME"
+        return
+    fi
+    cp "$real" "$dest/lib/$base"
+    [[ "$name" != "$base" ]] && ln -sfn "$base" "$dest/lib/$name"
+    echo "$name $base" >> "$dest/lib/RUNTIME"
+}
+# What every machine with a C++ compiler has, and what must match the device's own libc: not staged.
+not_staged_re='^(linux-vdso|linux-gate|ld-linux.*|libc|libm|libdl|libpthread|librt|libresolv|libutil|libmvec|libstdc\+\+|libgcc_s)\.so'
+runtime_libs=()
 if ((minimal)); then
     :
 elif [[ -e /usr/include/archive.h ]]; then
@@ -107,9 +138,18 @@ elif [[ -e /usr/include/archive.h ]]; then
     need /usr/include/archive_entry.h "$dest/include"
     so=$(readlink -f "$syslib/libarchive.so" 2>/dev/null || true)
     if [[ -n "$so" && -e "$so" ]]; then
-        soname=$(objdump -p "$so" 2>/dev/null | awk '/SONAME/ {print $2}')
-        cp "$so" "$dest/lib/libarchive.so"
-        [[ -n "$soname" ]] && cp "$so" "$dest/lib/$soname"
+        command -v xz > /dev/null || die "xz not found (apt-get install xz-utils): needed to pack ICU's data"
+        : > "$dest/lib/RUNTIME"
+        stage_so "$so" "$(soname_of "$so")"
+        ln -sfn "$(basename "$so")" "$dest/lib/libarchive.so"
+        # ldd lists the whole closure (ICU's libicudata too), by soname => resolved path
+        while read -r name path; do
+            [[ "$name" =~ $not_staged_re ]] && continue
+            [[ -e "$path" ]] || die "ldd: $name of libarchive.so not found here"
+            stage_so "$path" "$name"
+            runtime_libs+=("$name")
+        done < <(ldd "$so" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}')
+        say "libarchive's run-time libraries staged: ${runtime_libs[*]:-none}"
     else
         say "note: $syslib/libarchive.so not found, skipped"
     fi
@@ -125,11 +165,52 @@ fi
         v=$(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null || true)
         [[ -n "$v" ]] && echo "$pkg $v"
     done
-    if [[ -e "$dest/lib/libarchive.so" ]]; then
-        echo "# libarchive.so needs at run time (not staged; present on most images except libxml2/ICU):"
-        objdump -p "$dest/lib/libarchive.so" | awk '/NEEDED/ {print "#   " $2}'
+    if [[ -e "$dest/lib/RUNTIME" ]]; then
+        echo "# shared libraries staged in lib/ (soname, file, package version): libarchive and what it loads"
+        while read -r name file; do
+            # dpkg knows a file by the path its package installed it at (/usr/lib or /lib)
+            pkg=""
+            for path in "$(readlink -f "$syslib/$name")" "$syslib/$name" "/lib/$multiarch/$name"; do
+                pkg=$(dpkg -S "$path" 2>/dev/null | head -1 | cut -d: -f1 || true)
+                [[ -n "$pkg" ]] && break
+            done
+            v=""
+            [[ -n "$pkg" ]] && v=$(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null || true)
+            echo "$name $file ${pkg:-?} ${v:-?}"
+        done < "$dest/lib/RUNTIME"
+        # the newest symbol versions they need from what is not staged (the device's libc, libstdc++)
+        need_glibc=$(for f in "$dest"/lib/*.so*; do [[ $f == *.xz || -L $f ]] || objdump -T "$f"; done 2>/dev/null |
+            grep -oE '\(GLIBC_[0-9.]+\)' | tr -d '()' | sort -V -u | tail -1)
+        need_cxx=$(for f in "$dest"/lib/*.so*; do [[ $f == *.xz || -L $f ]] || objdump -T "$f"; done 2>/dev/null |
+            grep -oE '\(GLIBCXX_[0-9.]+\)' | tr -d '()' | sort -V -u | tail -1)
+        echo "# needs from the device: glibc >= ${need_glibc#GLIBC_} ($need_glibc), libstdc++ with ${need_cxx:-nothing} (not staged)"
     fi
 } > "$dest/MANIFEST"
+
+# ---- check: libarchive.so resolves every staged library from the staged copies ----
+if [[ -e "$dest/lib/RUNTIME" ]]; then
+    check=$(mktemp -d)
+    trap 'rm -rf "$check"' EXIT
+    while read -r name file; do  # what gpu-check does on the device when the system has none of them
+        if [[ $file == *.xz ]]; then xz -dc "$dest/lib/$file" > "$check/$name"; else ln -s "$dest/lib/$name" "$check/$name"; fi
+    done < "$dest/lib/RUNTIME"
+    resolved=$(LD_LIBRARY_PATH=$check ldd "$dest/lib/libarchive.so")
+    bad=0
+    while read -r name file; do
+        [[ $name == libarchive.so* ]] && continue
+        where=$(awk -v n="$name" '$1 == n {print $3}' <<< "$resolved")
+        if [[ "$where" != "$check/$name" ]]; then
+            echo "stage-gpu-deps: $name resolves to '${where:-nothing}', not the staged copy" >&2
+            bad=1
+        fi
+    done < "$dest/lib/RUNTIME"
+    if grep -q 'not found' <<< "$resolved"; then
+        echo "$resolved" >&2
+        bad=1
+    fi
+    ((bad)) && die "the staged libarchive does not resolve its libraries from the staged copies"
+    say "ldd check: libarchive.so finds all $(($(wc -l < "$dest/lib/RUNTIME") - 1)) staged libraries in the staged copies"
+fi
 
 # ---- size check: what `run` carries is the working tree (tracked + untracked, not ignored)
 #      plus this folder ----

@@ -53,6 +53,12 @@ struct CpuBackend : Backend {
     void dropout_mask(Tensor& out, double p, uint64_t seed, uint64_t offset) override;
     void adamw(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWScalars& s) override;
 
+    // engine/cpu/cpu_list_mle.cpp
+    void list_mle(const Tensor& x, const Tensor& order, const Tensor& w, Tensor& losses, Tensor& maxpos,
+                  Tensor& suffix, double eps) override;
+    void list_mle_backward(const Tensor& x, const Tensor& order, const Tensor& w, const Tensor& maxpos,
+                           const Tensor& suffix, const Tensor& grad_losses, Tensor& gx, double eps) override;
+
     void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse, bool causal,
                    double scale) override;
     void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,

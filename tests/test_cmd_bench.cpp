@@ -1,0 +1,152 @@
+// tests/test_cmd_bench.cpp
+// tests: `rankclip bench` (tools/cmd_bench.cpp), run as a user runs it on a very small custom
+// config with 1 warm-up and 2 timed steps: it prints exactly one JSON line with every key, the
+// values echo the options, the timings, throughput and memory are positive and consistent with
+// each other, the loss is finite, each loss (SigLIP needs the model's logit_bias) runs, and bad
+// options fail with one line on stderr. No timing thresholds. The binary is $RANKCLIP_BIN, else
+// `rankclip` beside the test binary; when it is not there the tests skip, saying so.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "engine/json.h"
+#include "test_util.h"
+
+using namespace rankclip;
+using rankclip::test::TempDir;
+
+namespace {
+
+std::string rankclip_binary() {
+    if (const char* env = std::getenv("RANKCLIP_BIN")) return env;
+    char self[PATH_MAX];
+    ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0) return "";
+    self[n] = '\0';
+    return (std::filesystem::path(self).parent_path() / "rankclip").string();
+}
+
+#define REQUIRE_BINARY()                                                                                 \
+    const std::string bin = rankclip_binary();                                                           \
+    if (bin.empty() || ::access(bin.c_str(), X_OK) != 0)                                                 \
+        GTEST_SKIP() << "the rankclip program is not built at '" << bin                                  \
+                     << "' (make builds it beside run_tests; or set RANKCLIP_BIN): bench CLI tests not run";
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+struct Result {
+    int status = -1;
+    std::string out, err;
+};
+
+Result run(const std::string& bin, const std::string& args, const TempDir& dir) {
+    const std::string out = dir.file("stdout.txt"), err = dir.file("stderr.txt");
+    int raw = std::system((bin + " " + args + " > " + out + " 2> " + err).c_str());
+    Result r;
+    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+}
+
+int count_lines(const std::string& text) { return int(std::count(text.begin(), text.end(), '\n')); }
+
+// A model small enough that a step takes milliseconds: 16 px, one layer per tower, vocab 100.
+std::string write_tiny_config(const TempDir& dir) {
+    const std::string path = dir.file("micro.json");
+    std::ofstream(path) << R"({"image_size": 16, "patch_size": 4, "vision_width": 32, "vision_layers": 1,
+        "vision_heads": 2, "context_length": 8, "vocab_size": 100, "text_width": 32, "text_layers": 1,
+        "text_heads": 2, "embed_dim": 16})";
+    return path;
+}
+
+// Runs the bench with `loss` and returns its one JSON line, parsed.
+Json bench_line(const std::string& bin, const TempDir& dir, const std::string& config, const std::string& loss) {
+    Result r = run(bin, "bench --model " + config + " --batch-size 6 --warmup 1 --steps 2 --threads 1 --loss " + loss,
+                   dir);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(count_lines(r.out), 1) << r.out;
+    EXPECT_EQ(r.err, "");
+    return Json::parse(r.out);
+}
+
+TEST(CmdBench, PrintsOneJsonLineWithEveryKey) {
+    REQUIRE_BINARY();
+    TempDir dir("rankclip_cmd_bench");
+    const std::string config = write_tiny_config(dir);
+    Json j = bench_line(bin, dir, config, "clip");
+    for (const char* key : {"bench", "model", "loss", "batch_size", "device", "precision", "threads", "warmup",
+                            "steps", "median_ms", "min_ms", "images_per_s", "peak_memory_mb", "memory_kind",
+                            "last_loss"})
+        EXPECT_TRUE(j.contains(key)) << key << " missing from " << j.dump();
+    EXPECT_EQ(j.at("bench").as_string(), "train_step");
+    EXPECT_EQ(j.at("model").as_string(), config);
+    EXPECT_EQ(j.at("loss").as_string(), "clip");
+    EXPECT_EQ(j.at("batch_size").as_int(), 6);
+    EXPECT_EQ(j.at("device").as_string(), "cpu");
+    EXPECT_EQ(j.at("precision").as_string(), "fp32");
+    EXPECT_EQ(j.at("threads").as_int(), 1);
+    EXPECT_EQ(j.at("warmup").as_int(), 1);
+    EXPECT_EQ(j.at("steps").as_int(), 2);
+    EXPECT_EQ(j.at("memory_kind").as_string(), "rss");
+
+    double median = j.at("median_ms").as_double(), fastest = j.at("min_ms").as_double();
+    EXPECT_GT(fastest, 0.0);
+    EXPECT_GE(median, fastest);
+    // images/s is the batch over the median step (both rounded to 4 significant digits)
+    EXPECT_NEAR(j.at("images_per_s").as_double(), 6.0 / (median * 1e-3), 2e-3 * 6.0 / (median * 1e-3));
+    // the process holds at least its own model and batch; a bound, not a measurement
+    double rss = j.at("peak_memory_mb").as_double();
+    EXPECT_GT(rss, 1.0);
+    EXPECT_LT(rss, 64.0 * 1024.0);
+    // the symmetric InfoNCE loss of 6 pairs starts near ln 6 and stays finite
+    double loss = j.at("last_loss").as_double();
+    EXPECT_TRUE(std::isfinite(loss));
+    EXPECT_GT(loss, 0.0);
+}
+
+TEST(CmdBench, EveryLossRuns) {
+    REQUIRE_BINARY();
+    TempDir dir("rankclip_cmd_bench");
+    const std::string config = write_tiny_config(dir);
+    for (const char* loss : {"rankclip", "cyclip", "siglip"}) {
+        SCOPED_TRACE(loss);
+        Json j = bench_line(bin, dir, config, loss);
+        ASSERT_TRUE(j.is_object());
+        EXPECT_EQ(j.at("loss").as_string(), loss);
+        EXPECT_TRUE(std::isfinite(j.at("last_loss").as_double()));
+        EXPECT_GT(j.at("median_ms").as_double(), 0.0);
+    }
+}
+
+TEST(CmdBench, HelpAndBadOptions) {
+    REQUIRE_BINARY();
+    TempDir dir("rankclip_cmd_bench");
+    Result help = run(bin, "bench --help", dir);
+    EXPECT_EQ(help.status, 0);
+    EXPECT_NE(help.out.find("--batch-size"), std::string::npos) << help.out;
+
+    for (const char* args : {"bench --loss hinge", "bench --steps 0", "bench --precision fp16",
+                             "bench --model nonesuch", "bench --frobnicate"}) {
+        SCOPED_TRACE(args);
+        Result r = run(bin, args, dir);
+        EXPECT_EQ(r.status, 1);
+        EXPECT_EQ(r.out, "");
+        EXPECT_EQ(count_lines(r.err), 1) << r.err;
+        EXPECT_NE(r.err.find("rankclip bench: error:"), std::string::npos) << r.err;
+    }
+}
+
+}  // namespace

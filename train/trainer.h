@@ -1,0 +1,60 @@
+// train/trainer.h
+// defines: train(), the training loop behind `rankclip train`: model, data, loss, AdamW and the
+// schedule from a TrainConfig; a progress line every log_every steps; metrics.jsonl; atomic
+// checkpoints (the last keep_last kept); exact resume; a stop with a clear message on a
+// non-finite loss or gradient; Ctrl-C saves a checkpoint and returns.
+//
+// Run directory (config.out):
+//   metrics.jsonl                 one JSON object per log step ("type": "train") and per
+//                                 evaluation ("type": "eval"), each with "step" and "epoch"
+//   checkpoints/step_XXXXXXXX.safetensors   CLIP weights (OpenAI names) + AdamW moments +
+//                                 metadata: the TrainConfig, steps done, the loss generator's
+//                                 state. Written to a temporary file and renamed.
+//   config.json                   the TrainConfig of the run, for people
+//
+// Exact resume: the data order and augmentation of step t depend only on (seed, t) (the loader's
+// epoch order and per-sample seeds), the learning rate and RankCLIP weight only on t, and the
+// rest of the state (weights, moments, step count, tie-break generator) is in the checkpoint;
+// so N steps straight and k steps + resume + N - k steps give the same bits on the CPU with the
+// same thread count.
+#pragma once
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "models/clip.h"
+#include "train/train_config.h"
+
+namespace rankclip {
+
+// Metric name -> value, as written to metrics.jsonl and printed.
+using Metrics = std::vector<std::pair<std::string, double>>;
+
+class Tokenizer;
+
+struct TrainHooks {
+    // Evaluations every config.eval_every steps and at the end (unset: none). The model is in
+    // eval mode and on the training device; gradients are off; `tok` is the run's tokenizer.
+    std::function<Metrics(const CLIP& model, const Tokenizer& tok, int64_t step)> evaluate;
+};
+
+struct TrainResult {
+    int64_t steps_done = 0;        // optimizer steps completed in total (including before a resume)
+    int64_t total_steps = 0;       // the run's length
+    double last_loss = 0.0;        // loss of the last step
+    std::string checkpoint;        // the last checkpoint written
+    bool interrupted = false;      // stopped by Ctrl-C (SIGINT) or SIGTERM, after saving
+    Metrics last_eval;             // the last evaluation's results (empty if none ran)
+};
+
+// `resume`: "" for a fresh run; a run directory (its latest checkpoint) or a checkpoint file.
+// On resume the run's numbers come from the checkpoint's TrainConfig; from `config` only the
+// output and execution settings are taken (out, threads, log/save/eval_every, keep_last,
+// stop_at, workers) and config.out defaults to the checkpoint's run directory.
+TrainResult train(const TrainConfig& config, const std::string& resume = "", const TrainHooks& hooks = {});
+
+// The latest checkpoint (highest step) in `run_dir`/checkpoints, or "" when there is none.
+std::string latest_checkpoint(const std::string& run_dir);
+
+}  // namespace rankclip
