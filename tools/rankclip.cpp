@@ -1,7 +1,7 @@
 // tools/rankclip.cpp
 // defines: the `rankclip` command line. Subcommands:
 //   rankclip demo                  the main job: CLIP vs RankCLIP on the synthetic data (cmd_demo.cpp)
-//   rankclip train | eval | bench | plot   training and evaluation (tools/cmd_*.cpp)
+//   rankclip train | eval | bench | plot | experiment   training and evaluation (tools/cmd_*.cpp)
 //   rankclip mlp [--steps N] [--seed S] [--threads T]    fit a small MLP with the engine's autograd
 //   rankclip info CHECKPOINT                             config, parameter count, tensor list
 //   rankclip embed --checkpoint C [--images DIR|LIST|X.npy] [--texts T.txt|T.npy] --out PREFIX [...]
@@ -39,6 +39,7 @@ int cmd_synth(int argc, char** argv);
 int cmd_pack(int argc, char** argv);
 int cmd_train(int argc, char** argv);
 int cmd_demo(int argc, char** argv);
+int cmd_experiment(int argc, char** argv);
 int cmd_plot(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
@@ -50,6 +51,9 @@ static void usage(std::FILE* out) {
                  "  demo [--steps N] [--quick] [--out DIR]\n"
                  "        the main job: train tiny with clip and with rankclip from one seed on the synthetic\n"
                  "        data, evaluate both, write DIR/report.md (default runs/demo) and print the table\n"
+                 "  experiment --data synthetic|fashion-mnist [--seeds N] [--steps N] [--arms ...]\n"
+                 "        clip, cyclip, rankclip and its ablations, several seeds each, evaluated alike;\n"
+                 "        a mean +- std table (experiment --help)\n"
                  "  mlp [--steps N] [--seed S] [--threads T]\n"
                  "        fit a small MLP to y = x tanh(3x) + noise with SGD, printing the loss as it falls\n"
                  "  info CHECKPOINT\n"
@@ -417,6 +421,7 @@ int main(int argc, char** argv) {
     try {
         if (command == "demo") return cmd_demo(argc - 2, argv + 2);
         if (command == "mlp") return mlp(argc - 2, argv + 2);
+        if (command == "experiment") return cmd_experiment(argc - 2, argv + 2);
         if (command == "info") return info(argc - 2, argv + 2);
         if (command == "embed") return embed(argc - 2, argv + 2);
         if (command == "tokenize") return cmd_tokenize(argc - 2, argv + 2);
@@ -427,7 +432,7 @@ int main(int argc, char** argv) {
         if (command == "plot") return cmd_plot(argc - 2, argv + 2);
         if (command == "bench") return cmd_bench(argc - 2, argv + 2);
         if (command == "eval") return cmd_eval(argc - 2, argv + 2);
-        std::fprintf(stderr, "rankclip: unknown command '%s' (commands: demo, train, eval, bench, plot, info, embed, tokenize, bpe-train, synth, pack, mlp; see rankclip --help)\n",
+        std::fprintf(stderr, "rankclip: unknown command '%s' (commands: demo, train, eval, bench, plot, experiment, info, embed, tokenize, bpe-train, synth, pack, mlp; see rankclip --help)\n",
                      command.c_str());
         return 2;
     } catch (const std::exception& e) {

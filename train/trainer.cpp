@@ -270,10 +270,10 @@ TrainResult train(const TrainConfig& given, const std::string& resume, const Tra
         cfg << c.to_json().dump(2) << '\n';
     }
     MetricsLog metrics(c.out + "/metrics.jsonl", resume_file.empty(), start);
-    std::printf("train: %s (%.2fM parameters) on %s, %s, loss %s, batch %lld (accum %d), %lld steps = %lld epochs "
+    std::printf("train: %s (%.2fM parameters) on %s, loss %s, batch %lld (accum %d), %lld steps = %lld epochs "
                 "of %lld batches, lr %g (%s, warmup %lld), wd %g, seed %llu, device %s %s, vocabulary: %s\n",
                 c.model.c_str(), double(model->num_parameters()) / 1e6, data->describe().c_str(),
-                vocab_described.c_str(), loss_kind_name(c.loss.kind), (long long)c.batch_size, c.accum,
+                loss_kind_name(c.loss.kind), (long long)c.batch_size, c.accum,
                 (long long)total, (long long)epochs, (long long)per_epoch, c.lr, lr_schedule_name(c.schedule),
                 (long long)c.warmup, c.weight_decay, (unsigned long long)c.seed, device.str().c_str(),
                 c.precision.c_str(), vocab_described.c_str());
@@ -295,11 +295,7 @@ TrainResult train(const TrainConfig& given, const std::string& resume, const Tra
     };
     auto evaluate = [&](int64_t step) {
         model->eval();
-        Metrics m;
-        {
-            NoGradGuard no_grad;
-            m = hooks.evaluate(*model, *tok, step);
-        }
+        Metrics m = hooks.evaluate(*model, *tok, step);  // gradients are the hook's business (a probe trains)
         model->train();
         metrics.write("eval", step, double(step) / double(per_epoch), m);
         std::printf("eval @ step %lld:", (long long)step);

@@ -35,7 +35,8 @@ class Tokenizer;
 
 struct TrainHooks {
     // Evaluations every config.eval_every steps and at the end (unset: none). The model is in
-    // eval mode and on the training device; gradients are off; `tok` is the run's tokenizer.
+    // eval mode and on the training device; `tok` is the run's tokenizer. The hook must not
+    // change the model (an Evaluator encodes under NoGradGuard; its probe trains its own weights).
     std::function<Metrics(const CLIP& model, const Tokenizer& tok, int64_t step)> evaluate;
 };
 

@@ -1,0 +1,245 @@
+// tools/cmd_experiment.cpp
+// defines: cmd_experiment, `rankclip experiment`: the comparison behind any claim about RankCLIP.
+// Trains each arm (clip, cyclip, rankclip and its cross-only / in-only ablations) for the same
+// steps from each of several seeds on one dataset, evaluates every run the same way (zero-shot,
+// retrieval, linear probe, ranking consistency), and writes OUT/results.md (mean ± sample std over
+// seeds per arm) and OUT/results.json (every run's metrics). Runs that finished are reused when
+// the command is repeated with the same OUT (their last evaluation is read back), so a long
+// experiment can be stopped and continued.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/ops.h"
+#include "tools/cli_args.h"
+#include "train/eval.h"
+#include "train/trainer.h"
+
+using namespace rankclip;
+namespace fs = std::filesystem;
+
+static void experiment_usage(std::FILE* out) {
+    std::fprintf(out,
+        "usage: rankclip experiment --data synthetic|fashion-mnist [--arms A,B,...] [--seeds N]\n"
+        "                           [--steps N] [--batch-size B] [--model M] [--lr X] [--eval-n N]\n"
+        "                           [--threads T] [--out DIR]\n"
+        "  arms: clip, cyclip, rankclip, rankclip-cross (RankCLIP^C), rankclip-in (RankCLIP^I)\n"
+        "  (default: all five), seeds 0..N-1 (default 3), 300 steps of batch 64 of `tiny` each.\n"
+        "  Writes DIR/results.md (mean ± std over seeds) and DIR/results.json; DIR/<arm>-s<seed>\n"
+        "  are the runs (a finished run is reused when the command is repeated).\n");
+}
+
+namespace {
+
+struct Arm {
+    std::string name;
+    LossOptions loss;
+};
+
+Arm make_arm(const std::string& name) {
+    Arm a{name, {}};
+    if (name == "clip") a.loss.kind = LossKind::Clip;
+    else if (name == "cyclip") a.loss.kind = LossKind::CyCLIP;
+    else if (name == "rankclip") a.loss.kind = LossKind::RankCLIP;
+    else if (name == "rankclip-cross") a.loss.kind = LossKind::RankCLIP, a.loss.rank_in = false;
+    else if (name == "rankclip-in") a.loss.kind = LossKind::RankCLIP, a.loss.rank_cross = false;
+    else throw Error("experiment: unknown arm '" + name + "' (clip, cyclip, rankclip, rankclip-cross, rankclip-in)");
+    return a;
+}
+
+std::vector<std::string> split_commas(const std::string& s) {
+    std::vector<std::string> out;
+    std::stringstream in(s);
+    std::string item;
+    while (std::getline(in, item, ','))
+        if (!item.empty()) out.push_back(item);
+    return out;
+}
+
+// The last evaluation of a finished run, or empty.
+Metrics finished_run_metrics(const std::string& dir, int64_t steps) {
+    std::ifstream in(dir + "/metrics.jsonl");
+    std::string line;
+    Metrics last;
+    while (std::getline(in, line)) {
+        Json j = Json::parse(line);
+        if (j.at("type").as_string() != "eval" || j.at("step").as_int() != steps) continue;
+        last.clear();
+        for (const auto& [k, v] : j.as_object())
+            if (k != "type" && k != "step" && k != "epoch" && v.is_number()) last.emplace_back(k, v.as_double());
+    }
+    return last;
+}
+
+double metric(const Metrics& m, const std::string& name) {
+    for (const auto& [k, v] : m)
+        if (k == name) return v;
+    return std::nan("");
+}
+
+// "mean ± std" over seeds (sample std, n - 1), as percentages for fractions.
+std::string mean_std(const std::vector<double>& xs, bool percent) {
+    double n = 0, sum = 0;
+    for (double x : xs)
+        if (std::isfinite(x)) n++, sum += x;
+    if (n == 0) return "-";
+    double mean = sum / n, ss = 0;
+    for (double x : xs)
+        if (std::isfinite(x)) ss += (x - mean) * (x - mean);
+    double sd = n > 1 ? std::sqrt(ss / (n - 1)) : 0.0;
+    double k = percent ? 100.0 : 1.0;
+    char buf[64];
+    std::snprintf(buf, sizeof buf, percent ? "%.1f ± %.1f" : "%.3f ± %.3f", k * mean, k * sd);
+    return buf;
+}
+
+}  // namespace
+
+int cmd_experiment(int argc, char** argv) {
+    std::string data = "synthetic", model = "tiny", out;
+    std::vector<std::string> arm_names = {"clip", "cyclip", "rankclip", "rankclip-cross", "rankclip-in"};
+    int64_t seeds = 3, steps = 300, batch = 64, eval_n = 500;
+    double lr = 5e-4;
+    int threads = 0;
+    std::string command = "rankclip experiment";
+    for (int i = 0; i < argc; i++) command += std::string(" ") + argv[i];
+    ArgReader args("experiment", argc, argv);
+    std::string a;
+    while (args.next(a)) {
+        if (a == "--help" || a == "-h") {
+            experiment_usage(stdout);
+            return 0;
+        }
+        else if (a == "--data") data = args.value();
+        else if (a == "--arms") arm_names = split_commas(args.value());
+        else if (a == "--seeds") seeds = args.integer(1);
+        else if (a == "--steps") steps = args.integer(1);
+        else if (a == "--batch-size") batch = args.integer(2);
+        else if (a == "--model") model = args.value();
+        else if (a == "--lr") lr = args.number();
+        else if (a == "--eval-n") eval_n = args.integer(10);
+        else if (a == "--threads") threads = int(args.integer(1));
+        else if (a == "--out") out = args.value();
+        else args.unknown();
+    }
+    RC_CHECK(data == "synthetic" || data == "fashion-mnist", "experiment: --data must be synthetic or fashion-mnist, got '",
+             data, "'");
+    if (out.empty()) out = "runs/experiment-" + data;
+    if (threads > 0) set_num_threads(threads);
+    std::vector<Arm> arms;
+    for (const auto& n : arm_names) arms.push_back(make_arm(n));
+
+    // the same evaluations for every run
+    EvalConfig eval;
+    std::vector<std::pair<std::string, std::string>> rows;  // metric, what a person reads
+    std::string n = std::to_string(eval_n);
+    if (data == "synthetic") {
+        eval.zero_shot = {"synthetic:val:" + n, "synthetic:heldout:" + n};
+        eval.retrieval = {"synthetic:val:" + n};
+        eval.probe = {"synthetic:train:2000"};
+        eval.consistency = {"synthetic:val:" + n};
+        rows = {{"zeroshot/synthetic-shape/top1", "zero-shot shape top-1 %"},
+                {"zeroshot/synthetic-colour/top1", "zero-shot colour top-1 %"},
+                {"zeroshot/synthetic-count/top1", "zero-shot count top-1 %"},
+                {"zeroshot/synthetic-relation/top1", "zero-shot relation top-1 %"},
+                {"zeroshot/synthetic-heldout-shape/top1", "held-out shape top-1 %"},
+                {"zeroshot/synthetic-heldout-colour/top1", "held-out colour top-1 %"},
+                {"retrieval/synthetic/i2t/R@1", "image->text R@1 %"},
+                {"retrieval/synthetic/t2i/R@1", "text->image R@1 %"},
+                {"retrieval/synthetic/t2i/R@5", "text->image R@5 %"},
+                {"probe/synthetic/top1", "linear probe (shape) top-1 %"},
+                {"consistency/synthetic/kendall_in", "consistency Kendall in-modal"},
+                {"consistency/synthetic/kendall_cross", "consistency Kendall cross-modal"}};
+    } else {
+        eval.zero_shot = {"fashion-mnist:test"};
+        eval.retrieval = {"fashion-mnist:test:captions"};
+        eval.probe = {"fashion-mnist"};
+        eval.consistency = {"fashion-mnist:test:captions"};
+        eval.limit = eval_n;
+        rows = {{"zeroshot/fashion-mnist/top1", "zero-shot top-1 %"},
+                {"zeroshot/fashion-mnist/top5", "zero-shot top-5 %"},
+                {"retrieval/fashion-mnist/i2t/R@1", "image->text R@1 %"},
+                {"retrieval/fashion-mnist/t2i/R@1", "text->image R@1 %"},
+                {"retrieval/fashion-mnist/t2i/R@5", "text->image R@5 %"},
+                {"probe/fashion-mnist/top1", "linear probe top-1 %"},
+                {"consistency/fashion-mnist/kendall_in", "consistency Kendall in-modal"},
+                {"consistency/fashion-mnist/kendall_cross", "consistency Kendall cross-modal"}};
+    }
+
+    std::printf("experiment: %s on %s, arms %zu x seeds %lld, %lld steps of batch %lld -> %s\n", model.c_str(),
+                data.c_str(), arms.size(), (long long)seeds, (long long)steps, (long long)batch, out.c_str());
+    auto t_all = std::chrono::steady_clock::now();
+    std::vector<std::vector<Metrics>> results(arms.size());
+    for (size_t ai = 0; ai < arms.size(); ai++)
+        for (int64_t seed = 0; seed < seeds; seed++) {
+            std::string dir = out + "/" + arms[ai].name + "-s" + std::to_string(seed);
+            Metrics m = finished_run_metrics(dir, steps);
+            if (m.empty()) {
+                fs::remove_all(dir);  // an unfinished run starts over (its evaluation is what counts)
+                TrainConfig c;
+                c.model = model;
+                c.data = data == "synthetic" ? "synthetic:train" : "fashion-mnist:train:captions";
+                c.loss = arms[ai].loss;
+                c.batch_size = batch;
+                c.steps = steps;
+                c.lr = lr;
+                c.warmup = steps / 10;
+                c.seed = uint64_t(seed);
+                c.threads = threads;
+                c.log_every = std::max<int64_t>(1, steps / 5);
+                c.out = dir;
+                c.keep_last = 1;
+                TrainHooks hooks;
+                hooks.evaluate = [&eval](const CLIP& model, const Tokenizer& tok, int64_t) {
+                    return evaluate(model, eval, tok);
+                };
+                std::printf("\n== %s, seed %lld ==\n", arms[ai].name.c_str(), (long long)seed);
+                std::fflush(stdout);
+                TrainResult r = train(c, "", hooks);
+                if (r.interrupted) return 130;
+                m = r.last_eval;
+            } else {
+                std::printf("%s: finished, reusing its evaluation\n", dir.c_str());
+            }
+            results[ai].push_back(m);
+        }
+    double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_all).count() / 60;
+
+    std::ostringstream table;
+    table << "| metric (mean ± std over " << seeds << " seeds) |";
+    for (const auto& arm : arms) table << " " << arm.name << " |";
+    table << "\n|---|";
+    for (size_t i = 0; i < arms.size(); i++) table << "---|";
+    table << "\n";
+    for (const auto& [name, text] : rows) {
+        table << "| " << text << " |";
+        bool percent = name.find("consistency") != 0;
+        for (size_t ai = 0; ai < arms.size(); ai++) {
+            std::vector<double> xs;
+            for (const Metrics& m : results[ai]) xs.push_back(metric(m, name));
+            table << " " << mean_std(xs, percent) << " |";
+        }
+        table << "\n";
+    }
+    fs::create_directories(out);
+    std::ofstream md(out + "/results.md");
+    md << "# " << command << "\n\n"
+       << "Model `" << model << "`, " << steps << " steps of batch " << batch << ", lr " << lr
+       << " (warm-up " << steps / 10 << ", cosine), weight decay 0.1; data " << data << "; seeds 0.." << seeds - 1
+       << "; " << get_num_threads() << " CPU threads; " << int(minutes + 0.5) << " min for the runs done now.\n\n"
+       << table.str();
+    Json all = Json::object();
+    for (size_t ai = 0; ai < arms.size(); ai++) {
+        Json runs = Json::array();
+        for (const Metrics& m : results[ai]) runs.push_back(eval_metrics_json(m));
+        all.set(arms[ai].name, runs);
+    }
+    std::ofstream(out + "/results.json") << all.dump(1) << '\n';
+    std::printf("\n%s\nresults: %s/results.md, %s/results.json\n", table.str().c_str(), out.c_str(), out.c_str());
+    return 0;
+}
