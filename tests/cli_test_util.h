@@ -1,6 +1,6 @@
 // tests/cli_test_util.h
 // defines: what the suites that run the `rankclip` program share — where the binary is
-// ($RANKCLIP_BIN, else `rankclip` beside the test binary, where make builds it), REQUIRE_BINARY
+// ($RANKCLIP_BIN, else `rankclip` beside the test binary, where make builds it), REQUIRE_BINARY[_FOR]
 // (skip, saying so, when it is not built), run (the program with its output captured) and slurp.
 #pragma once
 #include <gtest/gtest.h>
@@ -27,11 +27,14 @@ inline std::string rankclip_binary() {
     return (std::filesystem::path(self).parent_path() / "rankclip").string();
 }
 
-#define REQUIRE_BINARY()                                                                                 \
+// Declares `bin` and skips the test, saying what is not run (`what`, e.g. "bench CLI tests"), when
+// the program is not there.
+#define REQUIRE_BINARY_FOR(what)                                                                         \
     const std::string bin = ::rankclip::test::rankclip_binary();                                         \
     if (bin.empty() || ::access(bin.c_str(), X_OK) != 0)                                                 \
         GTEST_SKIP() << "the rankclip program is not built at '" << bin                                  \
-                     << "' (make builds it beside run_tests; or set RANKCLIP_BIN): CLI tests not run";
+                     << "' (make builds it beside run_tests; or set RANKCLIP_BIN): " << (what) << " not run";
+#define REQUIRE_BINARY() REQUIRE_BINARY_FOR("CLI tests")
 
 inline std::string slurp(const std::string& path) {
     std::ifstream in(path);

@@ -15,46 +15,30 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <map>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "engine/json.h"
 #include "engine/ops.h"
-#include "engine/safetensors.h"
 #include "models/clip.h"
+#include "reference_file.h"
 #include "test_util.h"
 
 using namespace rankclip;
-using rankclip::test::repo_root;
+using rankclip::test::load_reference;
+using rankclip::test::ReferenceFile;
 
 namespace {
 
-struct Reference {
-    std::string path;
-    std::map<std::string, Tensor> tensors;
-    std::map<std::string, std::string> metadata;
-    CLIPConfig config;
-    uint64_t seed = 0;
-
-    const Tensor& get(const std::string& name) const {
-        auto it = tensors.find(name);
-        RC_CHECK(it != tensors.end(), path, ": missing tensor '", name, "'");
-        return it->second;
-    }
-};
-
-Reference load_reference(const std::string& variant) {
-    Reference r;
-    r.path = repo_root() + "/tests/ref/clip_" + variant + ".safetensors";
-    RC_CHECK(rankclip::test::path_exists(r.path), r.path,
-             " is missing: it is committed; regenerate it with /usr/bin/python3 tools/gen_clip_refs.py");
-    r.tensors = load_safetensors(r.path, &r.metadata);
-    r.config = CLIPConfig::from_json_string(r.metadata.at("config"));
-    r.seed = std::stoull(r.metadata.at("seed"));
-    return r;
+// tests/ref/clip_<variant>.safetensors (committed; missing, it is a failure naming its generator).
+const ReferenceFile& reference(const std::string& variant) {
+    return load_reference("tests/ref/clip_" + variant + ".safetensors", "tools/gen_clip_refs.py");
 }
+
+// What the generator built its model from: CLIP(config_of(ref), gen) with gen seeded by seed_of(ref).
+CLIPConfig config_of(const ReferenceFile& ref) { return CLIPConfig::from_json(ref.meta("config")); }
+uint64_t seed_of(const ReferenceFile& ref) { return uint64_t(ref.meta("seed").as_int()); }
 
 // The symmetric CLIP loss: (CE(logits, arange) + CE(logits^T, arange)) / 2.
 Tensor clip_loss(const Tensor& logits_per_image) {
@@ -86,12 +70,12 @@ std::vector<double> checksum(const Tensor& t) {
 }
 
 void check_init(const std::string& variant) {
-    Reference ref = load_reference(variant);
-    Generator gen(ref.seed);
-    CLIP model(ref.config, gen);
+    const ReferenceFile& ref = reference(variant);
+    Generator gen(seed_of(ref));
+    CLIP model(config_of(ref), gen);
 
     // names: exactly the mirror's state_dict keys
-    Json order = Json::parse(ref.metadata.at("param_order"));
+    Json order = ref.meta("param_order");
     std::set<std::string> torch_names, our_names;
     for (size_t i = 0; i < order.size(); i++) torch_names.insert(order.at(i).as_string());
     for (auto& [name, p] : model.named_parameters()) our_names.insert(name);
@@ -118,9 +102,9 @@ void check_init(const std::string& variant) {
 }
 
 void check_forward_backward(const std::string& variant) {
-    Reference ref = load_reference(variant);
-    Generator gen(ref.seed);
-    CLIP model(ref.config, gen);
+    const ReferenceFile& ref = reference(variant);
+    Generator gen(seed_of(ref));
+    CLIP model(config_of(ref), gen);
     const Tensor& images = ref.get("input.images");
     const Tensor& text = ref.get("input.text");
 
@@ -146,7 +130,7 @@ void check_forward_backward(const std::string& variant) {
         Tensor grad = p.grad();
         const Tensor& want = ref.get("grad." + name);
         std::string rows_name = "grad_rows." + name;
-        if (ref.tensors.count(rows_name)) {
+        if (ref.has(rows_name)) {
             // only the rows of ids in the batch are stored; every other row must be exactly zero
             const Tensor& rows = ref.get(rows_name);
             std::vector<bool> in_batch(size_t(grad.size(0)), false);

@@ -7,17 +7,12 @@
 // `rankclip` beside the test binary; when it is not there the tests skip, saying so.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <climits>
 #include <cmath>
-#include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <string>
 
+#include "cli_test_util.h"
 #include "engine/json.h"
 #include "test_util.h"
 
@@ -26,40 +21,8 @@ using rankclip::test::TempDir;
 
 namespace {
 
-std::string rankclip_binary() {
-    if (const char* env = std::getenv("RANKCLIP_BIN")) return env;
-    char self[PATH_MAX];
-    ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n <= 0) return "";
-    self[n] = '\0';
-    return (std::filesystem::path(self).parent_path() / "rankclip").string();
-}
-
-#define REQUIRE_BINARY()                                                                                 \
-    const std::string bin = rankclip_binary();                                                           \
-    if (bin.empty() || ::access(bin.c_str(), X_OK) != 0)                                                 \
-        GTEST_SKIP() << "the rankclip program is not built at '" << bin                                  \
-                     << "' (make builds it beside run_tests; or set RANKCLIP_BIN): bench CLI tests not run";
-
-std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-struct Result {
-    int status = -1;
-    std::string out, err;
-};
-
-Result run(const std::string& bin, const std::string& args, const TempDir& dir) {
-    const std::string out = dir.file("stdout.txt"), err = dir.file("stderr.txt");
-    int raw = std::system((bin + " " + args + " > " + out + " 2> " + err).c_str());
-    Result r;
-    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-}
+using rankclip::test::run_cli;
+using Result = rankclip::test::CliResult;
 
 int count_lines(const std::string& text) { return int(std::count(text.begin(), text.end(), '\n')); }
 
@@ -74,8 +37,8 @@ std::string write_tiny_config(const TempDir& dir) {
 
 // Runs the bench with `loss` and returns its one JSON line, parsed.
 Json bench_line(const std::string& bin, const TempDir& dir, const std::string& config, const std::string& loss) {
-    Result r = run(bin, "bench --model " + config + " --batch-size 6 --warmup 1 --steps 2 --threads 1 --loss " + loss,
-                   dir);
+    Result r = run_cli(
+        bin, "bench --model " + config + " --batch-size 6 --warmup 1 --steps 2 --threads 1 --loss " + loss, dir);
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_EQ(count_lines(r.out), 1) << r.out;
     EXPECT_EQ(r.err, "");
@@ -83,7 +46,7 @@ Json bench_line(const std::string& bin, const TempDir& dir, const std::string& c
 }
 
 TEST(CmdBench, PrintsOneJsonLineWithEveryKey) {
-    REQUIRE_BINARY();
+    REQUIRE_BINARY_FOR("bench CLI tests");
     TempDir dir("rankclip_cmd_bench");
     const std::string config = write_tiny_config(dir);
     Json j = bench_line(bin, dir, config, "clip");
@@ -118,7 +81,7 @@ TEST(CmdBench, PrintsOneJsonLineWithEveryKey) {
 }
 
 TEST(CmdBench, EveryLossRuns) {
-    REQUIRE_BINARY();
+    REQUIRE_BINARY_FOR("bench CLI tests");
     TempDir dir("rankclip_cmd_bench");
     const std::string config = write_tiny_config(dir);
     for (const char* loss : {"rankclip", "cyclip", "siglip"}) {
@@ -132,16 +95,16 @@ TEST(CmdBench, EveryLossRuns) {
 }
 
 TEST(CmdBench, HelpAndBadOptions) {
-    REQUIRE_BINARY();
+    REQUIRE_BINARY_FOR("bench CLI tests");
     TempDir dir("rankclip_cmd_bench");
-    Result help = run(bin, "bench --help", dir);
+    Result help = run_cli(bin, "bench --help", dir);
     EXPECT_EQ(help.status, 0);
     EXPECT_NE(help.out.find("--batch-size"), std::string::npos) << help.out;
 
     for (const char* args : {"bench --loss hinge", "bench --steps 0", "bench --precision fp16",
                              "bench --model nonesuch", "bench --frobnicate"}) {
         SCOPED_TRACE(args);
-        Result r = run(bin, args, dir);
+        Result r = run_cli(bin, args, dir);
         EXPECT_EQ(r.status, 1);
         EXPECT_EQ(r.out, "");
         EXPECT_EQ(count_lines(r.err), 1) << r.err;

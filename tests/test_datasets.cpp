@@ -22,8 +22,10 @@
 #include "data/tar_dataset.h"
 #include "data/tokenizer.h"
 #include "tests/test_util.h"
+#include "tests/vector_dataset.h"
 
 using namespace rankclip;
+using rankclip::test::VectorDataset;
 
 namespace {
 
@@ -92,16 +94,6 @@ std::string png_bytes(const Image& im) {
     auto b = encode_png(im);
     return std::string(b.begin(), b.end());
 }
-
-// An in-memory dataset for the packed round trip.
-struct VectorDataset : Dataset {
-    std::vector<Sample> samples;
-    std::vector<std::string> classes;
-    size_t size() const override { return samples.size(); }
-    Sample get(size_t i) const override { return samples.at(i); }
-    std::string describe() const override { return "vector"; }
-    std::vector<std::string> class_names() const override { return classes; }
-};
 
 }  // namespace
 

@@ -7,15 +7,12 @@
 // write JSON with the expected keys (skipped when the program is not built).
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <climits>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
 
+#include "cli_test_util.h"
 #include "data/csv_dataset.h"
 #include "data/image.h"
 #include "data/image_folder.h"
@@ -30,8 +27,11 @@
 #include "train/eval.h"
 
 using namespace rankclip;
+using rankclip::test::CliResult;
 using rankclip::test::error_of;
 using rankclip::test::expect_close;
+using rankclip::test::run_cli;
+using rankclip::test::slurp;
 using rankclip::test::TempDir;
 
 namespace {
@@ -285,39 +285,19 @@ TEST(Eval, OptionsAndErrors) {
 
 // ---- the CLI ----
 
-namespace {
-
-std::string rankclip_binary() {
-    if (const char* env = std::getenv("RANKCLIP_BIN")) return env;
-    char self[PATH_MAX];
-    ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n <= 0) return "";
-    self[n] = '\0';
-    return (std::filesystem::path(self).parent_path() / "rankclip").string();
-}
-
-std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-}  // namespace
-
 TEST(Eval, CliWritesJsonWithTheExpectedKeys) {
-    const std::string bin = rankclip_binary();
-    if (bin.empty() || ::access(bin.c_str(), X_OK) != 0)
-        GTEST_SKIP() << "the rankclip program is not built at '" << bin << "' (or set RANKCLIP_BIN): CLI test not run";
+    REQUIRE_BINARY_FOR("CLI test");
     TempDir dir;
     const std::string root = dir.file("swatches");
     write_folder(root, 5);
     auto model = tiny_model(4);
     save_clip(dir.file("model.safetensors"), *model, DType::F32, {{"step", "12"}});
     const std::string out = dir.file("results.json");
-    const std::string cmd = bin + " eval --checkpoint " + dir.file("model.safetensors") + " --zeroshot " + root +
-                            " --probe " + root + " --probe-steps 10 --vocab synthetic --quiet --threads 2 --out " +
-                            out + " > " + dir.file("stdout.txt") + " 2> " + dir.file("stderr.txt");
-    int raw = std::system(cmd.c_str());
-    ASSERT_TRUE(WIFEXITED(raw) && WEXITSTATUS(raw) == 0) << slurp(dir.file("stderr.txt"));
+    CliResult r = run_cli(bin,
+                          "eval --checkpoint " + dir.file("model.safetensors") + " --zeroshot " + root + " --probe " +
+                              root + " --probe-steps 10 --vocab synthetic --quiet --threads 2 --out " + out,
+                          dir);
+    ASSERT_EQ(r.status, 0) << r.err;
     Json result = Json::parse(slurp(out));
     EXPECT_EQ(result["checkpoint"].as_string(), dir.file("model.safetensors"));
     EXPECT_EQ(result["step"].as_int(), 12);
@@ -328,13 +308,13 @@ TEST(Eval, CliWritesJsonWithTheExpectedKeys) {
         EXPECT_TRUE(metrics.contains(key)) << key << " missing from " << metrics.dump();
     EXPECT_EQ(metrics["zeroshot/swatches/n"].as_double(), 15.0);
     EXPECT_EQ(metrics["probe/swatches/test_n"].as_double(), 3.0);   // every 5th image
-    const std::string table = slurp(dir.file("stdout.txt"));
-    EXPECT_TRUE(contains(table, "zeroshot/swatches")) << table;
+    EXPECT_TRUE(contains(r.out, "zeroshot/swatches")) << r.out;
 
     // A bad dataset fails before the model loads, naming it; one line on stderr, exit 1.
-    raw = std::system((bin + " eval --checkpoint " + dir.file("nothing.safetensors") + " --zeroshot " +
-                       dir.file("no_such_dir") + " --quiet --vocab synthetic > /dev/null 2> " + dir.file("stderr.txt"))
-                          .c_str());
-    EXPECT_TRUE(WIFEXITED(raw) && WEXITSTATUS(raw) == 1);
-    EXPECT_TRUE(contains(slurp(dir.file("stderr.txt")), "no_such_dir")) << slurp(dir.file("stderr.txt"));
+    r = run_cli(bin,
+                "eval --checkpoint " + dir.file("nothing.safetensors") + " --zeroshot " + dir.file("no_such_dir") +
+                    " --quiet --vocab synthetic",
+                dir);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_TRUE(contains(r.err, "no_such_dir")) << r.err;
 }

@@ -17,54 +17,36 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <string>
 #include <vector>
 
 #include "engine/json.h"
 #include "engine/ops.h"
 #include "engine/random.h"
-#include "engine/safetensors.h"
+#include "reference_file.h"
 #include "test_util.h"
 #include "train/losses.h"
 
 using namespace rankclip;
 using rankclip::test::error_of;
-using rankclip::test::repo_root;
+using rankclip::test::load_reference;
+using rankclip::test::ReferenceFile;
 
 namespace {
 
 const char* kReferencePath = "tests/ref/loss_reference.safetensors";
 
-struct Reference {
-    std::map<std::string, Tensor> tensors;
-    Json cases, listmle_cases;
+// Committed; missing, it is a failure naming its generator.
+const ReferenceFile& reference() { return load_reference(kReferencePath, "tools/gen_loss_refs.py"); }
 
-    const Tensor& get(const std::string& name) const {
-        auto it = tensors.find(name);
-        RC_CHECK(it != tensors.end(), kReferencePath, ": missing tensor '", name, "'");
-        return it->second;
-    }
-    bool has(const std::string& name) const { return tensors.count(name) != 0; }
-};
-
-// Loaded once; a missing file is a failure (it is committed; regenerate it with
-// /usr/bin/python3 tools/gen_loss_refs.py).
-const Reference& reference() {
-    static const Reference ref = [] {
-        Reference r;
-        std::string path = repo_root() + "/" + kReferencePath;
-        RC_CHECK(test::path_exists(path), path,
-                 " is missing: it is committed; regenerate it with /usr/bin/python3 tools/gen_loss_refs.py "
-                 "(or set RANKCLIP_ROOT to the repo root)");
-        std::map<std::string, std::string> metadata;
-        r.tensors = load_safetensors(path, &metadata);
-        RC_CHECK(metadata.count("cases") && metadata.count("listmle_cases"), path, ": incomplete __metadata__");
-        r.cases = Json::parse(metadata.at("cases"));
-        r.listmle_cases = Json::parse(metadata.at("listmle_cases"));
-        return r;
-    }();
-    return ref;
+// The cases its metadata lists, parsed once: the losses' and the plain ListMLE ones.
+const Json& loss_cases() {
+    static const Json cases = reference().meta("cases");
+    return cases;
+}
+const Json& listmle_cases() {
+    static const Json cases = reference().meta("listmle_cases");
+    return cases;
 }
 
 struct Tol {
@@ -118,7 +100,7 @@ Tensor leaf(const Tensor& t, DType dtype) {
 
 // One reference case in one dtype: total, parts (names, order, values), gradients.
 void check_loss_case(const Json& c, DType dtype) {
-    const Reference& ref = reference();
+    const ReferenceFile& ref = reference();
     std::string name = c["name"].as_string();
     SCOPED_TRACE(name + " " + dtype_name(dtype));
     Tol tol = tol_for(dtype);
@@ -152,7 +134,7 @@ void check_loss_case(const Json& c, DType dtype) {
 
 void check_all_cases_of_kind(const std::string& kind) {
     int n = 0;
-    for (const Json& c : reference().cases.as_array())
+    for (const Json& c : loss_cases().as_array())
         if (c["kind"].as_string() == kind) {
             n++;
             for (DType dtype : {DType::F64, DType::F32}) check_loss_case(c, dtype);
@@ -167,9 +149,9 @@ TEST(LossesTorch, SigLIP) { check_all_cases_of_kind("siglip"); }
 
 // Plain ListMLE: the tie-broken ranking exactly, then value and gradient, fused and composite.
 TEST(LossesTorch, ListMLE) {
-    const Reference& ref = reference();
-    ASSERT_GE(ref.listmle_cases.size(), 4u);
-    for (const Json& c : ref.listmle_cases.as_array()) {
+    const ReferenceFile& ref = reference();
+    ASSERT_GE(listmle_cases().size(), 4u);
+    for (const Json& c : listmle_cases().as_array()) {
         std::string p = "listmle." + c["name"].as_string();
         uint64_t seed = uint64_t(c["seed"].as_int());
         LossOptions o;
@@ -200,7 +182,7 @@ TEST(LossesTorch, ListMLE) {
 
 // The tie cases must depend on the tie-break: two seeds, two results (else they test nothing).
 TEST(LossesTorch, TieCasesDependOnTheSeed) {
-    const Reference& ref = reference();
+    const ReferenceFile& ref = reference();
     EXPECT_NE(ref.get("rankclip_ties.part.rank_cross").item(), ref.get("rankclip_ties_seed2.part.rank_cross").item());
     Tensor V = ref.get("rankclip_ties.V").to(DType::F64), T = ref.get("rankclip_ties.T").to(DType::F64);
     Tensor ls = ref.get("rankclip_ties.logit_scale").to(DType::F64);

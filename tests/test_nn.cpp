@@ -16,12 +16,12 @@
 
 #include "engine/backend.h"
 #include "engine/ops.h"
-#include "engine/safetensors.h"
 #include "nn/nn.h"
+#include "reference_file.h"
 #include "test_util.h"
 
 using namespace rankclip;
-using rankclip::test::repo_root;
+using rankclip::test::load_reference;
 
 namespace {
 
@@ -321,20 +321,9 @@ TEST(Layers, CausalAttentionIgnoresTheFuture) {
 
 // ---- layers against torch.nn ----
 
-const std::map<std::string, Tensor>& layer_reference() {
-    static const std::map<std::string, Tensor> ref = [] {
-        std::string path = repo_root() + "/tests/ref/clip_mha.safetensors";
-        RC_CHECK(rankclip::test::path_exists(path), path,
-                 " is missing: it is committed; regenerate it with /usr/bin/python3 tools/gen_clip_refs.py");
-        return load_safetensors(path);
-    }();
-    return ref;
-}
-
+// tests/ref/clip_mha.safetensors (committed; missing, it is a failure naming its generator).
 const Tensor& layer_ref(const std::string& name) {
-    auto it = layer_reference().find(name);
-    RC_CHECK(it != layer_reference().end(), "clip_mha.safetensors: missing tensor '", name, "'");
-    return it->second;
+    return load_reference("tests/ref/clip_mha.safetensors", "tools/gen_clip_refs.py").get(name);
 }
 
 TEST(TorchLayers, LinearAndEmbeddingInitialiseAsTorch) {

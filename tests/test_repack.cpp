@@ -6,14 +6,7 @@
 // CLI part runs `rankclip pack` (the binary beside run_tests, or $RANKCLIP_BIN; skipped when it is
 // not built) and checks that asking for another --context-length without --vocab fails clearly.
 #include <gtest/gtest.h>
-#include <limits.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -21,21 +14,16 @@
 #include "data/packed.h"
 #include "data/tokenizer.h"
 #include "engine/random.h"
+#include "tests/cli_test_util.h"
 #include "tests/test_util.h"
+#include "tests/vector_dataset.h"
 
 using namespace rankclip;
+using rankclip::test::CliResult;
 using rankclip::test::TempDir;
+using rankclip::test::VectorDataset;
 
 namespace {
-
-struct VectorDataset : Dataset {
-    std::vector<Sample> samples;
-    std::vector<std::string> classes;
-    size_t size() const override { return samples.size(); }
-    Sample get(size_t i) const override { return samples.at(i); }
-    std::string describe() const override { return "vector"; }
-    std::vector<std::string> class_names() const override { return classes; }
-};
 
 VectorDataset make_source(int n) {
     VectorDataset d;
@@ -144,44 +132,22 @@ TEST(Repack, TokenizerReTokenizesAndNoIdsStayNone) {
 
 namespace {
 
-std::string rankclip_binary() {
-    if (const char* env = std::getenv("RANKCLIP_BIN")) return env;
-    char self[PATH_MAX];
-    ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n <= 0) return "";
-    self[n] = '\0';
-    return (std::filesystem::path(self).parent_path() / "rankclip").string();
-}
-
-struct PackRun {
-    int status = -1;
-    std::string err;
-};
-
-PackRun run_pack(const std::string& bin, const std::string& args, const TempDir& dir) {
-    const std::string err = dir.file("stderr.txt");
-    int raw = std::system(("env -u RANKCLIP_VOCAB " + bin + " pack " + args + " > /dev/null 2> " + err).c_str());
-    PackRun r;
-    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-    std::ifstream in(err);
-    r.err.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    return r;
+// `rankclip pack args`, without a vocabulary from the environment.
+CliResult run_pack(const std::string& bin, const std::string& args, const TempDir& dir) {
+    return rankclip::test::run_cli("env -u RANKCLIP_VOCAB " + bin, "pack " + args, dir);
 }
 
 }  // namespace
 
 TEST(Repack, CommandKeepsIdsAndRefusesAnotherContextLengthWithoutVocab) {
-    const std::string bin = rankclip_binary();
-    if (bin.empty() || ::access(bin.c_str(), X_OK) != 0)
-        GTEST_SKIP() << "the rankclip program is not built at '" << bin
-                     << "' (make builds it beside run_tests; or set RANKCLIP_BIN): CLI test not run";
+    REQUIRE_BINARY_FOR("CLI test");
     TempDir dir;
     const VectorDataset src = make_source(6);
     const Tokenizer tok = Tokenizer::from_merges({});
     const std::string a_path = pack_with_ids(src, tok, dir, DType::I64);
     PackedDataset a(a_path);
 
-    PackRun r = run_pack(bin, "--data " + a_path + " --out " + dir.file("b.rcpack") + " --size 8 --threads 2", dir);
+    CliResult r = run_pack(bin, "--data " + a_path + " --out " + dir.file("b.rcpack") + " --size 8 --threads 2", dir);
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_NE(r.err.find("keeping the token ids"), std::string::npos) << r.err;
     PackedDataset b(dir.file("b.rcpack"));

@@ -20,10 +20,12 @@
 #include "engine/json.h"
 #include "engine/ops.h"
 #include "engine/safetensors.h"
+#include "reference_file.h"
 #include "test_util.h"
 
 using namespace rankclip;
-using rankclip::test::repo_root;
+using rankclip::test::load_reference;
+using rankclip::test::ReferenceFile;
 
 namespace {
 
@@ -36,46 +38,31 @@ struct RefCase {
     Json params;
 };
 
-struct Reference {
-    std::map<std::string, Tensor> tensors;
-    std::vector<RefCase> cases;
-
-    const Tensor& get(const std::string& name) const {
-        auto it = tensors.find(name);
-        RC_CHECK(it != tensors.end(), kReferencePath, ": missing tensor '", name, "'");
-        return it->second;
-    }
-    bool has(const std::string& name) const { return tensors.count(name) != 0; }
-};
-
 // Loaded once; a missing or unreadable file is an Error (a test failure, never a skip): the
 // file is committed, regenerate it with /usr/bin/python3 tools/gen_op_refs.py.
-const Reference& reference() {
-    static const Reference ref = [] {
-        Reference r;
-        std::string path = repo_root() + "/" + kReferencePath;
-        RC_CHECK(rankclip::test::path_exists(path), path,
-                 " is missing: it is committed; regenerate it with /usr/bin/python3 tools/gen_op_refs.py "
-                 "(or set RANKCLIP_ROOT to the repo root)");
-        std::map<std::string, std::string> metadata;
-        r.tensors = load_safetensors(path, &metadata);
-        RC_CHECK(metadata.count("cases"), path, ": no 'cases' in __metadata__");
-        Json cases = Json::parse(metadata.at("cases"));
-        for (const Json& c : cases.as_array()) {
+const ReferenceFile& reference() { return load_reference(kReferencePath, "tools/gen_op_refs.py"); }
+
+// The cases its metadata lists, parsed once.
+const std::vector<RefCase>& ref_cases() {
+    static const std::vector<RefCase> cases = [] {
+        const ReferenceFile& ref = reference();
+        const Json listed = ref.meta("cases");
+        std::vector<RefCase> out;
+        for (const Json& c : listed.as_array()) {
             RefCase rc;
             rc.name = c["name"].as_string();
             rc.family = c["family"].as_string();
             rc.op = c["op"].as_string();
-            RC_CHECK(parse_safetensors_dtype(c["dtype"].as_string(), &rc.dtype), path, ": case ", rc.name,
+            RC_CHECK(parse_safetensors_dtype(c["dtype"].as_string(), &rc.dtype), ref.path, ": case ", rc.name,
                      ": bad dtype");
             rc.inputs = c["inputs"].as_int();
             rc.outputs = c["outputs"].as_int();
             rc.params = c["params"];
-            r.cases.push_back(std::move(rc));
+            out.push_back(std::move(rc));
         }
-        return r;
+        return out;
     }();
-    return ref;
+    return cases;
 }
 
 // ---- reading case parameters ----
@@ -276,7 +263,7 @@ Tensor noncontiguous_copy(const Tensor& x) {
     return t;
 }
 
-void run_case(const Reference& ref, const RefCase& c, const Impl& impl) {
+void run_case(const ReferenceFile& ref, const RefCase& c, const Impl& impl) {
     SCOPED_TRACE("case " + c.name + " (op " + c.op + ", engine " + impl.name + ")");
     std::set<int64_t> noncontig;
     if (const Json* nc = c.params.find("noncontig"))
@@ -329,9 +316,9 @@ void run_case(const Reference& ref, const RefCase& c, const Impl& impl) {
 
 // Runs every case of one family with every engine implementation of its op.
 void run_family(const std::string& family) {
-    const Reference& ref = reference();
+    const ReferenceFile& ref = reference();
     int ran = 0;
-    for (const RefCase& c : ref.cases) {
+    for (const RefCase& c : ref_cases()) {
         if (c.family != family) continue;
         auto it = op_table().find(c.op);
         if (it == op_table().end()) {
@@ -356,10 +343,10 @@ const std::vector<std::string> kFamilies = {"Binary",  "Comparison", "Unary",   
 // The file, its cases and the op table agree: every case belongs to a TEST below and names an
 // op the engine runs, every op of the table has cases in F64, and the inputs are all there.
 TEST(TorchOps, ReferenceFileCoversEveryOp) {
-    const Reference& ref = reference();
-    ASSERT_FALSE(ref.cases.empty());
+    const ReferenceFile& ref = reference();
+    ASSERT_FALSE(ref_cases().empty());
     std::set<std::string> ops_with_f64_cases, names;
-    for (const RefCase& c : ref.cases) {
+    for (const RefCase& c : ref_cases()) {
         EXPECT_TRUE(names.insert(c.name).second) << "duplicate case " << c.name;
         EXPECT_NE(std::find(kFamilies.begin(), kFamilies.end(), c.family), kFamilies.end())
             << "case " << c.name << ": family " << c.family << " has no TEST";

@@ -1,11 +1,16 @@
 // tools/cli_args.h
-// defines: ArgReader, the option walker of the subcommands with many flags (train, bench): each
+// defines: ArgReader, the option walker of the subcommands (train, eval, bench, synth, ...): each
 // option's value is read and checked where it is parsed, and a bad one is an Error naming the
-// command, the option and the value.
+// command, the option and the value; and clip_config_option, the --config NAME|FILE.json value
+// of the commands that load checkpoints (eval, embed).
 #pragma once
+#include <limits>
+#include <optional>
 #include <string>
 
 #include "engine/error.h"
+#include "engine/parse.h"
+#include "models/clip_config.h"
 
 namespace rankclip {
 
@@ -23,30 +28,12 @@ public:
         RC_CHECK(i_ + 1 < argc_, command_, ": ", option_, " needs a value");
         return argv_[++i_];
     }
-    long long integer(long long lo) {
-        std::string v = value();
-        size_t used = 0;
-        long long x = 0;
-        try {
-            x = std::stoll(v, &used);
-        } catch (const std::exception&) {
-            used = 0;
-        }
-        RC_CHECK(used == v.size() && x >= lo, command_, ": ", option_, " needs an integer >= ", lo, ", got '", v, "'");
-        return x;
+    // The value as an integer in [lo, hi] / a finite number (engine/parse.h); a bad one is an
+    // Error "COMMAND: OPTION needs ..., got 'VALUE'".
+    long long integer(long long lo, long long hi = std::numeric_limits<long long>::max()) {
+        return parse_int_option(where(), value(), lo, hi);
     }
-    double number() {
-        std::string v = value();
-        size_t used = 0;
-        double x = 0;
-        try {
-            x = std::stod(v, &used);
-        } catch (const std::exception&) {
-            used = 0;
-        }
-        RC_CHECK(used == v.size(), command_, ": ", option_, " needs a number, got '", v, "'");
-        return x;
-    }
+    double number() { return parse_real_option(where(), value()); }
     [[noreturn]] void unknown() const {
         throw Error(str_cat(command_, ": unknown option '", option_, "' (see rankclip ", command_, " --help)"));
     }
@@ -57,6 +44,17 @@ private:
     char** argv_;
     int i_ = -1;
     std::string option_;
+
+    std::string where() const { return str_cat(command_, ": ", option_); }
 };
+
+// --config for checkpoints without a config (PyTorch state dicts): a preset name
+// (clip_config_names()), else a JSON config file; nullopt when the option was not given ("").
+inline std::optional<CLIPConfig> clip_config_option(const std::string& value) {
+    if (value.empty()) return std::nullopt;
+    for (const std::string& name : clip_config_names())
+        if (name == value) return clip_config(name);
+    return CLIPConfig::from_json_file(value);
+}
 
 }  // namespace rankclip

@@ -8,6 +8,7 @@
 
 #include "data/bpe_trainer.h"
 #include "engine/error.h"
+#include "tools/cli_args.h"
 
 using namespace rankclip;
 
@@ -24,30 +25,20 @@ static void bpe_train_usage(std::FILE* out) {
 int cmd_bpe_train(int argc, char** argv) {
     std::string captions, out;
     int64_t vocab_size = -1;
-    for (int i = 0; i < argc; i++) {
-        std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            RC_CHECK(i + 1 < argc, "bpe-train: ", a, " needs a value");
-            return argv[++i];
-        };
+    ArgReader args("bpe-train", argc, argv);
+    std::string a;
+    while (args.next(a)) {
         if (a == "--help" || a == "-h") {
             bpe_train_usage(stdout);
             return 0;
         } else if (a == "--captions") {
-            captions = value();
+            captions = args.value();
         } else if (a == "--out") {
-            out = value();
+            out = args.value();
         } else if (a == "--vocab-size") {
-            std::string v = value();
-            size_t used = 0;
-            try {
-                vocab_size = std::stoll(v, &used);
-            } catch (const std::exception&) {
-                used = 0;
-            }
-            RC_CHECK(used == v.size() && !v.empty(), "bpe-train: --vocab-size must be an integer, got '", v, "'");
+            vocab_size = args.integer(0);   // its range is train_bpe_file's to check, with the reason
         } else {
-            throw Error("bpe-train: unknown option '" + a + "' (see rankclip bpe-train --help)");
+            args.unknown();
         }
     }
     RC_CHECK(!captions.empty(), "bpe-train: --captions FILE is required");

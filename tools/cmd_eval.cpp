@@ -5,9 +5,7 @@
 // the metrics as JSON. Datasets are opened and checked before the model loads, so a typo in a
 // path fails at once.
 #include <cstdio>
-#include <cstdlib>
 #include <fstream>
-#include <optional>
 #include <string>
 
 #include "data/synthetic.h"
@@ -17,6 +15,7 @@
 #include "engine/ops.h"
 #include "models/checkpoint.h"
 #include "train/eval.h"
+#include "tools/cli_args.h"
 
 using namespace rankclip;
 
@@ -58,30 +57,22 @@ int cmd_eval(int argc, char** argv) {
     cfg.verbose = true;
     std::string checkpoint, vocab, out_path, config_arg;
     Device device = Device::cpu();
-    for (int i = 0; i < argc; i++) {
-        const std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            RC_CHECK(i + 1 < argc, "eval: ", a, " needs a value");
-            return argv[++i];
-        };
+    ArgReader args("eval", argc, argv);
+    std::string a;
+    while (args.next(a)) {
         if (a == "--help" || a == "-h") {
             eval_usage(stdout);
             return 0;
-        } else if (a == "--checkpoint") checkpoint = value();
-        else if (a == "--vocab") vocab = value();
-        else if (a == "--device") device = parse_device(value());
-        else if (a == "--config") config_arg = value();
-        else if (a == "--out") out_path = value();
+        } else if (a == "--checkpoint") checkpoint = args.value();
+        else if (a == "--vocab") vocab = args.value();
+        else if (a == "--device") device = parse_device(args.value());
+        else if (a == "--config") config_arg = args.value();
+        else if (a == "--out") out_path = args.value();
         else if (a == "--quiet") cfg.verbose = false;
-        else if (a == "--threads") {
-            const std::string v = value();
-            const int n = std::atoi(v.c_str());
-            RC_CHECK(n > 0 && v.find_first_not_of("0123456789") == std::string::npos,
-                     "eval: --threads needs a positive integer, got '", v, "'");
-            set_num_threads(n);
-        } else if (a.rfind("--", 0) == 0 && set_eval_option(cfg, a.substr(2), value())) {
+        else if (a == "--threads") set_num_threads(int(args.integer(1)));
+        else if (a.rfind("--", 0) == 0 && set_eval_option(cfg, a.substr(2), args.value())) {
         } else {
-            throw Error("eval: unknown option '" + a + "' (see rankclip eval --help)");
+            args.unknown();
         }
     }
     RC_CHECK(!checkpoint.empty(), "eval: --checkpoint is required (see rankclip eval --help)");
@@ -110,13 +101,7 @@ int cmd_eval(int argc, char** argv) {
 
     Evaluator evaluator(cfg, *tok);   // opens and checks every dataset before the model loads
 
-    std::optional<CLIPConfig> config;
-    if (!config_arg.empty()) {
-        bool preset = false;
-        for (const std::string& name : clip_config_names()) preset = preset || name == config_arg;
-        config = preset ? clip_config(config_arg) : CLIPConfig::from_json_file(config_arg);
-    }
-    ClipCheckpoint ck = load_clip(checkpoint, device, config);
+    ClipCheckpoint ck = load_clip(checkpoint, device, clip_config_option(config_arg));
     RC_CHECK(tok->vocab_size() <= ck.config.vocab_size, "eval: the vocabulary (", vocab, ", from ", vocab_from,
              ") has ", tok->vocab_size(), " tokens, more than the model's vocab_size ", ck.config.vocab_size,
              ": give the vocabulary the model was trained with (--vocab)");

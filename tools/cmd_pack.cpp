@@ -13,6 +13,7 @@
 #include "data/synthetic.h"
 #include "data/tokenizer.h"
 #include "engine/error.h"
+#include "tools/cli_args.h"
 
 using namespace rankclip;
 
@@ -41,47 +42,31 @@ int cmd_pack(int argc, char** argv) {
     PackOptions pack;
     pack.image_size = 0;
     bool context_length_given = false, token_dtype_given = false;
-    for (int i = 0; i < argc; i++) {
-        std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            RC_CHECK(i + 1 < argc, "pack: ", a, " needs a value");
-            return argv[++i];
-        };
-        auto integer = [&](long long lo, long long hi) -> long long {
-            std::string v = value();
-            long long x;
-            try {
-                size_t used = 0;
-                x = std::stoll(v, &used);
-                RC_CHECK(used == v.size(), "");
-            } catch (...) {
-                throw Error(str_cat("pack: ", a, " expects an integer, got '", v, "'"));
-            }
-            RC_CHECK(x >= lo && x <= hi, "pack: ", a, " must be in [", lo, ", ", hi, "], got ", x);
-            return x;
-        };
+    ArgReader args("pack", argc, argv);
+    std::string a;
+    while (args.next(a)) {
         if (a == "--help" || a == "-h") {
             pack_usage(stdout);
             return 0;
-        } else if (a == "--data") data = value();
-        else if (a == "--out") out = value();
-        else if (a == "--size") pack.image_size = int(integer(1, 4096));
-        else if (a == "--vocab") vocab = value();
+        } else if (a == "--data") data = args.value();
+        else if (a == "--out") out = args.value();
+        else if (a == "--size") pack.image_size = int(args.integer(1, 4096));
+        else if (a == "--vocab") vocab = args.value();
         else if (a == "--context-length") {
-            pack.context_length = int(integer(2, 1 << 16));
+            pack.context_length = int(args.integer(2, 1 << 16));
             context_length_given = true;
         } else if (a == "--token-dtype") {
-            std::string v = value();
+            std::string v = args.value();
             token_dtype_given = true;
             RC_CHECK(v == "int32" || v == "int64", "pack: --token-dtype must be int32 or int64, got '", v, "'");
             pack.token_dtype = v == "int32" ? DType::I32 : DType::I64;
-        } else if (a == "--image-column") open.image_column = value();
-        else if (a == "--caption-column") open.caption_column = value();
-        else if (a == "--separator") open.separator = value();
-        else if (a == "--on-bad") open.on_bad = parse_bad_sample_policy(value());
-        else if (a == "--threads") pack.num_threads = int(integer(1, 1024));
-        else if (a == "--seed") open.seed = uint64_t(integer(0, (1LL << 62)));
-        else throw Error("pack: unknown option '" + a + "' (see rankclip pack --help)");
+        } else if (a == "--image-column") open.image_column = args.value();
+        else if (a == "--caption-column") open.caption_column = args.value();
+        else if (a == "--separator") open.separator = args.value();
+        else if (a == "--on-bad") open.on_bad = parse_bad_sample_policy(args.value());
+        else if (a == "--threads") pack.num_threads = int(args.integer(1, 1024));
+        else if (a == "--seed") open.seed = uint64_t(args.integer(0, (1LL << 62)));
+        else args.unknown();
     }
     RC_CHECK(!data.empty() && !out.empty() && pack.image_size > 0,
              "pack: --data, --out and --size are required (see rankclip pack --help)");

@@ -7,6 +7,7 @@
 
 #include "engine/error.h"
 #include "train/plot.h"
+#include "tools/cli_args.h"
 
 using namespace rankclip;
 
@@ -44,31 +45,26 @@ int cmd_plot(int argc, char** argv) {
     std::string out, title;
     bool compare = false, per_panel = true;
     PlotStyle style;
-    for (int i = 0; i < argc; i++) {
-        const std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            RC_CHECK(i + 1 < argc, "plot: ", a, " needs a value");
-            return argv[++i];
-        };
+    ArgReader args("plot", argc, argv);
+    std::string a;
+    while (args.next(a)) {
         if (a == "--help" || a == "-h") {
             plot_usage(stdout);
             return 0;
         } else if (a == "--compare") compare = true;
-        else if (a == "--out") out = value();
-        else if (a == "--labels") labels = split_commas(value());
+        else if (a == "--out") out = args.value();
+        else if (a == "--labels") labels = split_commas(args.value());
         else if (a == "--key" || a == "--keys") {
-            for (const std::string& k : split_commas(value())) keys.push_back(k);
-        } else if (a == "--title") title = value();
+            for (const std::string& k : split_commas(args.value())) keys.push_back(k);
+        } else if (a == "--title") title = args.value();
         else if (a == "--no-panels") per_panel = false;
         else if (a == "--scale") {
-            const std::string v = value();
-            RC_CHECK(v.size() == 1 && v[0] >= '1' && v[0] <= '4', "plot: --scale needs 1, 2, 3 or 4, got '", v, "'");
-            const int scale = v[0] - '0';
+            const int scale = int(args.integer(1, 4));
             style.width = style.width * scale / 2;
             style.height = style.height * scale / 2;
             style.text_scale = scale;
         } else if (!a.empty() && a[0] == '-') {
-            throw Error("plot: unknown option '" + a + "' (see rankclip plot --help)");
+            args.unknown();
         } else {
             positional.push_back(a);
         }

@@ -7,6 +7,7 @@
 #include "data/synthetic.h"
 #include "engine/error.h"
 #include "engine/ops.h"
+#include "tools/cli_args.h"
 
 using namespace rankclip;
 
@@ -30,37 +31,21 @@ int cmd_synth(int argc, char** argv) {
     uint64_t seed = 0;
     SyntheticSplit split = SyntheticSplit::Train;
     int captions_per_image = 1;
-    for (int i = 0; i < argc; i++) {
-        std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            RC_CHECK(i + 1 < argc, "synth: ", a, " needs a value");
-            return argv[++i];
-        };
-        auto integer = [&](long long lo) -> long long {
-            std::string v = value();
-            size_t used = 0;
-            long long x = 0;
-            try {
-                x = std::stoll(v, &used);
-            } catch (const std::exception&) {
-                used = 0;
-            }
-            RC_CHECK(used == v.size() && x >= lo, "synth: ", a, " needs an integer >= ", lo,
-                     ", got '", v, "'");
-            return x;
-        };
+    ArgReader args("synth", argc, argv);
+    std::string a;
+    while (args.next(a)) {
         if (a == "--help" || a == "-h") {
             synth_usage(stdout);
             return 0;
-        } else if (a == "--out") out_dir = value();
-        else if (a == "--n") { config.n = size_t(integer(1)); have_n = true; }
-        else if (a == "--seed") seed = uint64_t(integer(0));
-        else if (a == "--size") config.image_size = int(integer(4));
-        else if (a == "--split") split = parse_synthetic_split(value());
-        else if (a == "--captions") captions_per_image = int(integer(1));
-        else if (a == "--max-objects") config.max_objects = int(integer(1));
-        else if (a == "--threads") set_num_threads(int(integer(1)));
-        else throw Error("synth: unknown option '" + a + "' (see rankclip synth --help)");
+        } else if (a == "--out") out_dir = args.value();
+        else if (a == "--n") { config.n = size_t(args.integer(1)); have_n = true; }
+        else if (a == "--seed") seed = uint64_t(args.integer(0));
+        else if (a == "--size") config.image_size = int(args.integer(4));
+        else if (a == "--split") split = parse_synthetic_split(args.value());
+        else if (a == "--captions") captions_per_image = int(args.integer(1));
+        else if (a == "--max-objects") config.max_objects = int(args.integer(1));
+        else if (a == "--threads") set_num_threads(int(args.integer(1)));
+        else args.unknown();
     }
     RC_CHECK(!out_dir.empty() && have_n, "synth: --out DIR and --n N are required "
              "(see rankclip synth --help)");

@@ -11,6 +11,7 @@
 
 #include "data/tokenizer.h"
 #include "engine/error.h"
+#include "tools/cli_args.h"
 
 using namespace rankclip;
 
@@ -27,29 +28,18 @@ static void tokenize_usage(std::FILE* out) {
 int cmd_tokenize(int argc, char** argv) {
     std::string vocab = vocab_path_from_env();
     int context_length = 0;
-    for (int i = 0; i < argc; i++) {
-        std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            RC_CHECK(i + 1 < argc, "tokenize: ", a, " needs a value");
-            return argv[++i];
-        };
+    ArgReader args("tokenize", argc, argv);
+    std::string a;
+    while (args.next(a)) {
         if (a == "--help" || a == "-h") {
             tokenize_usage(stdout);
             return 0;
         } else if (a == "--vocab") {
-            vocab = value();
+            vocab = args.value();
         } else if (a == "--context-length") {
-            std::string v = value();
-            size_t used = 0;
-            try {
-                context_length = std::stoi(v, &used);
-            } catch (const std::exception&) {
-                used = 0;
-            }
-            RC_CHECK(used == v.size() && context_length >= 2, "tokenize: --context-length must be an integer >= 2, got '",
-                     v, "'");
+            context_length = int(args.integer(2, 1 << 16));   // as rankclip pack
         } else {
-            throw Error("tokenize: unknown option '" + a + "' (see rankclip tokenize --help)");
+            args.unknown();
         }
     }
     RC_CHECK(!vocab.empty(), "tokenize: no vocabulary: pass --vocab FILE or set RANKCLIP_VOCAB");

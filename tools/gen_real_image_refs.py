@@ -6,7 +6,8 @@
 # The files stay the packages': only checksums and a few statistics of the decoded pixels are
 # stored, and the test skips a file that is absent (or has other bytes) on the machine it runs on.
 #
-# Run with Debian's Python (python3-pil):  /usr/bin/python3 tools/gen_real_image_refs.py [OUT]
+# Run with Debian's Python (python3-pil; python3-torch, which tools/gen_image_refs.py imports, for
+# its resize_center_crop):  /usr/bin/python3 tools/gen_real_image_refs.py [OUT]
 # Only files present on this machine are recorded; what each entry holds:
 #   path, package            where the file is and which package put it there (dpkg -S)
 #   file_bytes, file_crc32   the file as it was read, to tell another version of it
@@ -37,7 +38,9 @@ import zlib
 import numpy as np
 from PIL import Image
 
-BICUBIC = getattr(Image, "Resampling", Image).BICUBIC
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_image_refs import resize_center_crop  # noqa: E402  (CLIP's Resize + CenterCrop on PIL)
+
 BLOCK = 16
 
 # Candidate files: whichever of them this machine has are recorded.
@@ -72,19 +75,6 @@ def package_of(path):
     except OSError:
         return ""
     return out.split(":")[0].strip() if out else ""
-
-
-def resize_center_crop(img, size):
-    """torchvision Resize(size, BICUBIC) + CenterCrop(size) on PIL, as tools/gen_image_refs.py."""
-    w, h = img.size
-    short, long = (w, h) if w <= h else (h, w)
-    new_short, new_long = size, int(size * long / short)
-    new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
-    if (new_w, new_h) != (w, h):
-        img = img.resize((new_w, new_h), BICUBIC)
-    top = int(round((new_h - size) / 2.0))
-    left = int(round((new_w - size) / 2.0))
-    return img.crop((left, top, left + size, top + size))
 
 
 def block_means(arr, block):

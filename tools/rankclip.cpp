@@ -16,7 +16,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
-#include <optional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -29,6 +29,7 @@
 #include "engine/ops.h"
 #include "engine/random.h"
 #include "models/checkpoint.h"
+#include "tools/cli_args.h"
 
 using namespace rankclip;
 
@@ -101,16 +102,16 @@ static void usage(std::FILE* out) {
 static int mlp(int argc, char** argv) {
     int steps = 300;
     uint64_t seed = 0;
-    for (int i = 0; i < argc; i++) {
-        std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) throw Error("mlp: " + a + " needs a value");
-            return argv[++i];
-        };
-        if (a == "--steps") steps = std::stoi(value());
-        else if (a == "--seed") seed = std::stoull(value());
-        else if (a == "--threads") set_num_threads(std::stoi(value()));
-        else throw Error("mlp: unknown option '" + a + "'");
+    ArgReader args("mlp", argc, argv);
+    std::string a;
+    while (args.next(a)) {
+        if (a == "--help" || a == "-h") {
+            usage(stdout);
+            return 0;
+        } else if (a == "--steps") steps = int(args.integer(1, std::numeric_limits<int>::max()));
+        else if (a == "--seed") seed = uint64_t(args.integer(0));
+        else if (a == "--threads") set_num_threads(int(args.integer(1)));
+        else args.unknown();
     }
     Generator gen(seed);
     const int64_t N = 256, H = 64;
@@ -199,18 +200,6 @@ static int info(int argc, char** argv) {
 
 // ---- embed ----
 
-static int64_t parse_positive(const std::string& option, const std::string& s) {
-    size_t used = 0;
-    long long v = 0;
-    try {
-        v = std::stoll(s, &used);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    RC_CHECK(used == s.size() && v > 0, option, " needs a positive integer, got '", s, "'");
-    return v;
-}
-
 // The normalised features of N inputs in batches of `batch_size`: make(start, n) gives the inputs
 // [start, start + n) on the CPU, encode maps them (on `device`) to (n, E). Returns (N, E) float32
 // on the CPU.
@@ -294,25 +283,22 @@ static int embed(int argc, char** argv) {
     std::string checkpoint, images_path, texts_path, out, config_arg, vocab = vocab_path_from_env();
     Device device = Device::cpu();
     int64_t batch_size = 64;
-    for (int i = 0; i < argc; i++) {
-        std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            RC_CHECK(i + 1 < argc, a, " needs a value");
-            return argv[++i];
-        };
+    ArgReader args("embed", argc, argv);
+    std::string a;
+    while (args.next(a)) {
         if (a == "--help" || a == "-h") {
             usage(stdout);
             return 0;
-        } else if (a == "--checkpoint") checkpoint = value();
-        else if (a == "--images") images_path = value();
-        else if (a == "--texts") texts_path = value();
-        else if (a == "--out") out = value();
-        else if (a == "--device") device = parse_device(value());
-        else if (a == "--batch-size") batch_size = parse_positive(a, value());
-        else if (a == "--config") config_arg = value();
-        else if (a == "--vocab") vocab = value();
-        else if (a == "--threads") set_num_threads(int(parse_positive(a, value())));
-        else throw Error("unknown option '" + a + "' (see rankclip --help)");
+        } else if (a == "--checkpoint") checkpoint = args.value();
+        else if (a == "--images") images_path = args.value();
+        else if (a == "--texts") texts_path = args.value();
+        else if (a == "--out") out = args.value();
+        else if (a == "--device") device = parse_device(args.value());
+        else if (a == "--batch-size") batch_size = args.integer(1);
+        else if (a == "--config") config_arg = args.value();
+        else if (a == "--vocab") vocab = args.value();
+        else if (a == "--threads") set_num_threads(int(args.integer(1)));
+        else args.unknown();
     }
     RC_CHECK(!checkpoint.empty(), "--checkpoint is required");
     RC_CHECK(!out.empty(), "--out PREFIX is required");
@@ -359,13 +345,7 @@ static int embed(int argc, char** argv) {
         }
     }
 
-    std::optional<CLIPConfig> config;
-    if (!config_arg.empty()) {
-        bool preset = false;
-        for (const std::string& name : clip_config_names()) preset = preset || name == config_arg;
-        config = preset ? clip_config(config_arg) : CLIPConfig::from_json_file(config_arg);
-    }
-    ClipCheckpoint ck = load_clip(checkpoint, device, config);
+    ClipCheckpoint ck = load_clip(checkpoint, device, clip_config_option(config_arg));
     ck.model->eval();
     const CLIPConfig& c = ck.config;
     auto encode_image = [&](const Tensor& x) { return ck.model->encode_image(x); };

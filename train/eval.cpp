@@ -13,6 +13,7 @@
 
 #include "data/fashion_mnist.h"
 #include "engine/ops.h"
+#include "engine/parse.h"
 #include "train/eval_impl.h"
 
 namespace rankclip {
@@ -26,31 +27,6 @@ EvalConfig default_eval_config() {
     cfg.probe = {"synthetic"};
     cfg.consistency = {"synthetic"};
     return cfg;
-}
-
-static int64_t parse_integer(const std::string& option, const std::string& value, int64_t min) {
-    size_t used = 0;
-    long long v = 0;
-    try {
-        v = std::stoll(value, &used);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    RC_CHECK(used == value.size() && v >= min, "--", option, " needs an integer >= ", min, ", got '", value, "'");
-    return v;
-}
-
-static double parse_positive_real(const std::string& option, const std::string& value) {
-    size_t used = 0;
-    double v = 0;
-    try {
-        v = std::stod(value, &used);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    RC_CHECK(used == value.size() && v > 0 && std::isfinite(v), "--", option, " needs a positive number, got '",
-             value, "'");
-    return v;
 }
 
 static void append_specs(std::vector<std::string>& list, const std::string& option, const std::string& value) {
@@ -70,19 +46,20 @@ static void append_specs(std::vector<std::string>& list, const std::string& opti
 }
 
 bool set_eval_option(EvalConfig& cfg, const std::string& name, const std::string& value) {
+    const std::string flag = "--" + name;   // what errors call it (engine/parse.h)
     if (name == "zeroshot") append_specs(cfg.zero_shot, name, value);
     else if (name == "retrieval") append_specs(cfg.retrieval, name, value);
     else if (name == "probe") append_specs(cfg.probe, name, value);
     else if (name == "consistency") append_specs(cfg.consistency, name, value);
     else if (name == "templates") cfg.templates_file = value;
-    else if (name == "batch-size") cfg.batch_size = parse_integer(name, value, 1);
-    else if (name == "limit") cfg.limit = parse_integer(name, value, 0);
-    else if (name == "captions-per-image") cfg.captions_per_image = int(parse_integer(name, value, 1));
-    else if (name == "synthetic-n") cfg.synthetic_n = parse_integer(name, value, 3);
-    else if (name == "probe-train-n") cfg.synthetic_probe_train_n = parse_integer(name, value, 2);
-    else if (name == "probe-steps") cfg.probe_options.steps = parse_integer(name, value, 1);
-    else if (name == "probe-lr") cfg.probe_options.lr = parse_positive_real(name, value);
-    else if (name == "seed") cfg.probe_options.seed = uint64_t(parse_integer(name, value, 0));
+    else if (name == "batch-size") cfg.batch_size = parse_int_option(flag, value, 1);
+    else if (name == "limit") cfg.limit = parse_int_option(flag, value, 0);
+    else if (name == "captions-per-image") cfg.captions_per_image = int(parse_int_option(flag, value, 1));
+    else if (name == "synthetic-n") cfg.synthetic_n = parse_int_option(flag, value, 3);
+    else if (name == "probe-train-n") cfg.synthetic_probe_train_n = parse_int_option(flag, value, 2);
+    else if (name == "probe-steps") cfg.probe_options.steps = parse_int_option(flag, value, 1);
+    else if (name == "probe-lr") cfg.probe_options.lr = parse_positive_real_option(flag, value);
+    else if (name == "seed") cfg.probe_options.seed = uint64_t(parse_int_option(flag, value, 0));
     else if (name == "image-column") cfg.open_options.image_column = value;
     else if (name == "caption-column") cfg.open_options.caption_column = value;
     else if (name == "separator") cfg.open_options.separator = value;
