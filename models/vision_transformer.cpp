@@ -52,8 +52,9 @@ Tensor VisionTransformer::forward(const Tensor& images) const {
     // unfold: (B, 3, G, P, G, P) -> (B, G, G, 3, P, P) -> (B, G*G, 3*P*P); patches in row-major grid order
     Tensor patches = x.reshape({B, 3, G, P, G, P}).permute({0, 2, 4, 1, 3, 5}).reshape({B, G * G, 3 * P * P});
     x = matmul(patches, conv1_weight.reshape({W, 3 * P * P}).t());     // (B, G*G, W)
-    Tensor cls = class_embedding.reshape({1, 1, W}).expand({B, 1, W});  // (B, 1, W)
-    x = cat({cls, x}, 1) + positional_embedding;                        // (B, G*G + 1, W)
+    // under bf16 autocast x is bf16 here: the embeddings join it in its dtype (OpenAI's .to(x.dtype))
+    Tensor cls = class_embedding.to(x.dtype()).reshape({1, 1, W}).expand({B, 1, W});  // (B, 1, W)
+    x = cat({cls, x}, 1) + positional_embedding.to(x.dtype());                        // (B, G*G + 1, W)
     x = ln_pre->forward(x);
     x = transformer->forward(x);                                        // (B, G*G + 1, W)
     x = ln_post->forward(x.select(1, 0));                               // (B, W), the class token

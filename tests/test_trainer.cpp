@@ -316,3 +316,26 @@ TEST(Trainer, ShortRunLearnsTheSyntheticData) {
     for (size_t i = 15; i < 20; i++) last += losses[i] / 5;  // one batch is noisy
     EXPECT_LT(last, 0.75 * std::log(32.0)) << "the loss did not fall: " << last;
 }
+
+TEST(TrainStep, Bf16AutocastStepIsCloseToFp32) {
+    CLIPConfig cfg = micro_config();
+    Generator init(4);
+    CLIP model(cfg, init);
+    Batch b = random_batch(cfg, 8, 9);
+    StepOptions o;
+    o.loss.kind = LossKind::RankCLIP;
+    Generator g1(2), g2(2);
+    StepStats full = compute_gradients(model, b.images, b.text, o, 1.0, g1);
+    auto expected = gradients(model);
+    o.bf16 = true;
+    StepStats half = compute_gradients(model, b.images, b.text, o, 1.0, g2);
+    EXPECT_NEAR(half.loss, full.loss, 2e-2 * std::abs(full.loss));
+    for (auto& [name, p] : model.named_parameters()) {
+        ASSERT_TRUE(p.grad().defined()) << name;
+        EXPECT_EQ(p.grad().dtype(), DType::F32) << name << ": fp32 master weights get fp32 gradients";
+        EXPECT_TRUE(std::isfinite(sum(abs(p.grad())).item())) << name;
+    }
+    // the temperature's gradient comes from the fp32 loss: close to the fp32 one
+    double want = expected["logit_scale"].item(), got = model.logit_scale.grad().item();
+    EXPECT_NEAR(got, want, 0.1 * std::abs(want) + 1e-3);
+}
