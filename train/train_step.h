@@ -14,6 +14,7 @@
 // The parameters' gradients then equal those of one batch of N (up to float summation order),
 // at the memory of one micro-batch plus the (N, E) features, and one extra forward.
 #pragma once
+#include <cmath>
 #include <string>
 #include <utility>
 #include <vector>

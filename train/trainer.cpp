@@ -3,6 +3,7 @@
 // log, progress lines and signal handling.
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -11,7 +12,6 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "data/loader.h"
 #include "data/open_dataset.h"
@@ -137,7 +137,7 @@ class MetricsLog {
 public:
     // fresh: start empty; otherwise keep the lines of steps <= keep_through (a resume drops what
     // was logged after the checkpoint it continues from).
-    MetricsLog(const std::string& path, bool fresh, int64_t keep_through) : path_(path) {
+    MetricsLog(const std::string& path, bool fresh, int64_t keep_through) {
         std::vector<std::string> kept;
         if (!fresh && fs::exists(path)) {
             std::ifstream in(path);
@@ -164,7 +164,6 @@ public:
     }
 
 private:
-    std::string path_;
     std::ofstream out_;
 };
 
