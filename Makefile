@@ -9,6 +9,7 @@
 CXX      ?= g++
 PYTHON   ?= /usr/bin/python3
 BUILD    ?= build
+JOBS     ?= $(shell nproc)
 DEPS     ?= /usr
 CXXFLAGS ?= -O2 -march=native
 CXXFLAGS += -std=c++17 -fopenmp -Wall -Wextra -Wno-unused-parameter -MMD -MP -I. -I$(DEPS)/include/eigen3 -I$(DEPS)/include
@@ -83,14 +84,15 @@ $(BENCH_MODELS): $(BUILD)/bench/bench_models.o $(LIB)
 $(BENCH_LOADER): $(BUILD)/bench/bench_loader.o $(LIB)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-test: $(TESTS)
+test:
+	$(MAKE) -j$(JOBS) $(TESTS)
 	tools/run-tests.sh $(TESTS)
 
 bench: $(BENCH) $(BENCH_MODELS) $(BENCH_LOADER)
 	tools/run-bench.sh $(BENCH) $(PYTHON)
 
 demo: deps
-	$(MAKE) $(TOOL)
+	$(MAKE) -j$(JOBS) $(TOOL)
 	$(TOOL) demo
 
 deps:
