@@ -12,7 +12,7 @@ BUILD    ?= build
 JOBS     ?= $(shell nproc)
 DEPS     ?= /usr
 CXXFLAGS ?= -O2 -march=native
-CXXFLAGS += -std=c++17 -fopenmp -Wall -Wextra -Wno-unused-parameter -MMD -MP -I. -I$(DEPS)/include/eigen3 -I$(DEPS)/include
+CXXFLAGS += -std=c++17 -fopenmp -Wall -Wextra -Wno-unused-parameter -MMD -MP -I. -isystem $(DEPS)/include/eigen3 -I$(DEPS)/include
 LDFLAGS  += -fopenmp -L$(DEPS)/lib -L$(DEPS)/lib/x86_64-linux-gnu
 LDLIBS   += -lpthread -lz -larchive
 

@@ -200,7 +200,10 @@ int cmd_demo(int argc, char** argv) {
            << ", the same initial weights and the same batches; " << get_num_threads()
            << " CPU threads. Evaluated on " << eval_n
            << " images of the synthetic val split and of the held-out split (shape-colour pairs never "
-              "seen in training); retrieval with 5 captions per image.\n\n"
+              "seen in training); retrieval with 5 captions per image. RankCLIP adds both ranking terms "
+              "(cross-modal and in-modal) with the released code's weight schedule: 0 for the first epoch, "
+              "then clamp(3(e-1)/(E-1), 0, 2); a run shorter than two epochs ramps over steps instead. So "
+              "the two runs are the same until the weight turns on.\n\n"
            << table << "\n"
            << "One seed is one sample: differences smaller than the spread across seeds "
               "(docs/RESULTS.md) say nothing about the methods.\n\n"
