@@ -14,7 +14,7 @@ DEPS     ?= /usr
 CXXFLAGS ?= -O2 -march=native
 CXXFLAGS += -std=c++17 -fopenmp -Wall -Wextra -Wno-unused-parameter -MMD -MP -I. -isystem $(DEPS)/include/eigen3 -I$(DEPS)/include
 LDFLAGS  += -fopenmp -L$(DEPS)/lib -L$(DEPS)/lib/x86_64-linux-gnu
-LDLIBS   += -lpthread -lz -larchive
+LDLIBS   += -lpthread -lz -larchive -ldnnl -lsleef
 
 # ---- CUDA backend: on when nvcc exists, unless CUDA=0 ----
 CUDA_HOME ?= /usr/local/cuda

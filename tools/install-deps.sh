@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # tools/install-deps.sh — installs the Debian packages rankclip.cpp needs to build, test and
 # benchmark. Idempotent: installs only what is missing. Run as root (or with sudo available).
-#   build:      g++ make libeigen3-dev libgtest-dev libstb-dev zlib1g-dev libarchive-dev libomp-dev
+#   build:      g++ make libeigen3-dev libgtest-dev libstb-dev zlib1g-dev libarchive-dev
+#               libdnnl-dev (oneDNN: the CPU GEMM, AMX bf16) libsleef-dev (SLEEF: vector math)
+#   benchmark:  libopenblas0-pthread (the BLAS PyTorch runs on in `make bench`; Debian's default is
+#               the netlib reference BLAS, which no one trains with)
 #   references: python3-torch python3-numpy python3-pil (only tools/ scripts and `make bench` use Python)
 #   data:       dataset-fashion-mnist (Fashion-MNIST idx files, for evaluation and experiments)
 set -euo pipefail
-packages=(g++ make libeigen3-dev libgtest-dev libstb-dev zlib1g-dev libarchive-dev python3-torch python3-numpy python3-pil
+packages=(g++ make libeigen3-dev libgtest-dev libstb-dev zlib1g-dev libarchive-dev libdnnl-dev libsleef-dev
+          libopenblas0-pthread python3-torch python3-numpy python3-pil
           dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
@@ -23,7 +27,7 @@ $SUDO apt-get update -qq
 # python3-torch is large; if it cannot be had, the build and tests still work (only the
 # PyTorch side of `make bench` and the reference generators need it)
 if ! $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
-    optional=(python3-torch python3-numpy python3-pil dataset-fashion-mnist)
+    optional=(libopenblas0-pthread python3-torch python3-numpy python3-pil dataset-fashion-mnist)
     required=()
     for p in "${missing[@]}"; do [[ " ${optional[*]} " == *" $p "* ]] || required+=("$p"); done
     echo "install-deps: retrying without optional packages"
