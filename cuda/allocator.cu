@@ -65,7 +65,7 @@ CachingAllocator& cuda_allocator(int device) {
     if (allocators[device] == nullptr) {
         allocators[device] = new CachingAllocator(
             [device](size_t n) { return device_malloc(device, n); },
-            [device](void* p) { device_free(device, p); }, CachingAllocator::caching_from_env(),
+            [device](void* p) { device_free(device, p); }, CachingAllocator::caching_from_env("RANKCLIP_CUDA_NO_CACHE"),
             "cuda:" + std::to_string(device));
     }
     return *allocators[device];
@@ -88,7 +88,7 @@ CachingAllocator& pinned_host_allocator() {
         [](void* p) {
             if (cudaFreeHost(p) != cudaSuccess) cudaGetLastError();  // never throws (destructors)
         },
-        CachingAllocator::caching_from_env(), "cuda pinned host");
+        CachingAllocator::caching_from_env("RANKCLIP_CUDA_NO_CACHE"), "cuda pinned host");
     return *allocator;
 }
 

@@ -42,14 +42,28 @@ void record(const char* name, Tensor& out, const std::vector<Tensor>& inputs, Ba
     out.impl()->requires_grad = true;
 }
 
-// Adds g into the leaf's .grad (a fresh contiguous copy the first time).
-static void accumulate_into_leaf(TensorImpl* leaf, const Tensor& g) {
-    if (!leaf->grad) {
+// True when nothing but the handle `g` refers to its tensor or its memory, and that memory is
+// exactly a dense tensor of the leaf's layout: the leaf may then keep it as its .grad.
+static bool can_adopt(const TensorImpl* leaf, const Tensor& g) {
+    const TensorImpl* t = g.impl();
+    return g.impl_ptr().use_count() == 1 && t->storage.use_count() == 1 && t->offset == 0 && !t->grad_fn &&
+           t->dtype == leaf->dtype && t->device == leaf->device && t->shape == leaf->shape && g.is_contiguous() &&
+           t->storage->nbytes == size_t(g.numel()) * dtype_size(t->dtype);
+}
+
+// Adds g into the leaf's .grad. The first gradient to arrive is adopted when nothing else holds
+// it (PyTorch does the same: no copy of every parameter's gradient each step); otherwise the
+// .grad starts as a fresh contiguous copy, so later += never writes into someone else's memory.
+static void accumulate_into_leaf(TensorImpl* leaf, Tensor g) {
+    if (leaf->grad) {
+        Tensor(leaf->grad).add_(g);
+    } else if (can_adopt(leaf, g)) {
+        g.impl()->requires_grad = false;
+        leaf->grad = g.impl_ptr();
+    } else {
         Tensor copy = empty(leaf->shape, leaf->dtype, leaf->device);
         copy.copy_(g);
         leaf->grad = copy.impl_ptr();
-    } else {
-        Tensor(leaf->grad).add_(g);
     }
 }
 
@@ -104,13 +118,13 @@ void run_backward(const Tensor& root, const Tensor& grad_root) {
                  input_grads.size(), " gradients for ", node->inputs.size(), " inputs");
         for (size_t i = 0; i < input_grads.size(); i++) {
             const Edge& e = node->inputs[i];
-            Tensor gi = input_grads[i];
+            Tensor gi = std::move(input_grads[i]);  // moved: a leaf may adopt it (see can_adopt)
             if (!gi.defined() || (!e.fn && !e.leaf)) continue;
             RC_CHECK(gi.shape() == e.shape, "backward of '", node->name, "': gradient for input ", i,
                      " has shape ", shape_str(gi.shape()), ", expected ", shape_str(e.shape));
             if (gi.dtype() != e.dtype) gi = gi.to(e.dtype);
             if (e.leaf) {
-                accumulate_into_leaf(e.leaf.get(), gi);
+                accumulate_into_leaf(e.leaf.get(), std::move(gi));
             } else {
                 auto slot = grads.find(e.fn.get());
                 if (slot == grads.end()) grads.emplace(e.fn.get(), gi);

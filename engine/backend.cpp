@@ -72,6 +72,14 @@ void Backend::argmax_rows(const Tensor& x, Tensor&) { missing("argmax", x); }
 void Backend::cumsum_rows(const Tensor& x, Tensor&, bool) { missing("cumsum", x); }
 void Backend::sort_rows(const Tensor& x, Tensor&, Tensor&, bool) { missing("sort", x); }
 void Backend::matmul(const Tensor& a, const Tensor&, Tensor&, bool, bool) { missing("matmul", a); }
+
+void Backend::linear(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out) {
+    // as a (1, M, K) @ (1, N, K)^T batch, then out += bias broadcast over the rows
+    Tensor out3 = make_view(out, {1, out.size(0), out.size(1)}, {0, out.size(1), 1}, out.offset());
+    matmul(make_view(x, {1, x.size(0), x.size(1)}, {0, x.size(1), 1}, x.offset()),
+           make_view(w, {1, w.size(0), w.size(1)}, {0, w.size(1), 1}, w.offset()), out3, false, true);
+    if (bias.defined()) binary(BinaryOp::Add, out, make_view(bias, out.shape(), {0, 1}, bias.offset()), out);
+}
 void Backend::softmax_rows(const Tensor& x, Tensor&, bool) { missing("softmax", x); }
 void Backend::softmax_rows_backward(const Tensor& y, const Tensor&, Tensor&, bool) { missing("softmax_backward", y); }
 void Backend::layer_norm(const Tensor& x, const Tensor&, const Tensor&, Tensor&, Tensor&, Tensor&, double) {

@@ -85,6 +85,10 @@ struct Backend {
     // --- matmul: a (batch, M, K) or (batch, K, M) if trans_a; b (batch, K, N) or (batch, N, K)
     //     if trans_b; out (batch, M, N). out = a @ b. ---
     virtual void matmul(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bool trans_b);
+    // --- linear: x (M, K) @ w (N, K)^T + bias (N) -> out (M, N); bias may be undefined. The
+    //     default is matmul then an in-place broadcast add; a backend may add the bias inside
+    //     its GEMM (one pass over out instead of two). ---
+    virtual void linear(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out);
 
     // --- fused nn kernels, rows of x are (N, C) ---
     virtual void softmax_rows(const Tensor& x, Tensor& out, bool log);

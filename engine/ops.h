@@ -98,6 +98,10 @@ Tensor sum_to(const Tensor& x, const Shape& shape);
 // ---- linear algebra (engine/ops/matmul.cpp) ----
 // 1-D/2-D/batched with broadcast batch dims, as torch.matmul.
 Tensor matmul(const Tensor& a, const Tensor& b);
+// (engine/ops/linear.cpp) torch.nn.functional.linear: x (..., in) @ weight (out, in)^T + bias
+// (out; may be undefined), with the bias added inside the GEMM; linear_composite is matmul + add.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+Tensor linear_composite(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
 // ---- shape ops (engine/ops/shape_ops.cpp) ----
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim);

@@ -1,6 +1,6 @@
 // nn/linear.cpp
 // defines: Linear's construction (torch's reset_parameters) and forward. The backward is the
-// engine's: matmul and add record their own.
+// engine's: the fused linear op (engine/ops/linear.cpp) records its own.
 #include "nn/linear.h"
 
 #include <cmath>
@@ -27,8 +27,7 @@ Linear::Linear(int64_t in_features, int64_t out_features, Generator& gen, bool w
 Tensor Linear::forward(const Tensor& x) const {
     RC_CHECK(x.dim() >= 1 && x.size(-1) == in_features_, "Linear(", in_features_, " -> ", out_features_,
              "): input ", x.str(), " does not end in ", in_features_, " features");
-    Tensor y = matmul(x, weight.t());  // (..., in) @ (in, out) -> (..., out)
-    return bias.defined() ? y + bias : y;
+    return linear(x, weight, bias);  // (..., in) @ (in, out) + (out) -> (..., out)
 }
 
 }  // namespace rankclip

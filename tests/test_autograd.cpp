@@ -1,7 +1,8 @@
 // tests/test_autograd.cpp
 // Tests the tape: accumulation (+=) into leaves, zero_grad, detach, NoGradGuard, the scalar
-// check, the error for a second backward through a freed graph, release of saved tensors, and
-// gradients reaching a leaf through several paths.
+// check, the error for a second backward through a freed graph, release of saved tensors,
+// gradients reaching a leaf through several paths, and the adoption of a leaf's first gradient
+// (kept without a copy only when nothing else holds it).
 #include "tests/test_util.h"
 
 using namespace rankclip;
@@ -130,4 +131,31 @@ TEST(Autograd, DeepChainDoesNotOverflowTheStack) {
     for (int i = 0; i < 20000; i++) y = y * 1.0;
     sum(y).backward();
     expect_close(x.grad(), ones({2}, DType::F64), 0.0);
+}
+
+TEST(Autograd, LeafAdoptsAFreshGradientWithoutACopy) {
+    Tensor x = randn64({1000}, 5).set_requires_grad();
+    sum(exp(x)).backward();  // exp's backward makes one new tensor g * exp(x): nothing else holds it
+    expect_close(x.grad(), exp(x.detach()), 1e-15);
+    // a second backward accumulates into the adopted buffer
+    sum(exp(x)).backward();
+    expect_close(x.grad(), exp(x.detach()) * 2.0, 1e-15);
+}
+
+TEST(Autograd, TwoLeavesGivenTheSameGradientDoNotShareIt) {
+    // add's backward hands the same tensor to both inputs: neither leaf may adopt it
+    Tensor a = randn64({4}, 6).set_requires_grad(), b = randn64({4}, 7).set_requires_grad();
+    Tensor w = randn64({4}, 8);
+    sum((a + b) * w).backward();
+    a.grad().add_(ones({4}, DType::F64));
+    expect_close(b.grad(), w, 1e-15);  // untouched by the change to a's gradient
+    expect_close(a.grad(), w + 1.0, 1e-15);
+}
+
+TEST(Autograd, AGradientStillUsedElsewhereIsCopied) {
+    // y = x * 1 feeds both the loss and z; x's gradient must not alias the tensor flowing to z
+    Tensor x = randn64({3}, 9).set_requires_grad();
+    Tensor y = x + 0.0;
+    sum(y * 2.0 + y * y).backward();  // dy = 2 + 2y, dx = dy
+    expect_close(x.grad(), x.detach() * 2.0 + 2.0, 1e-15);
 }

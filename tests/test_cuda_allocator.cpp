@@ -1,7 +1,7 @@
 // tests/test_cuda_allocator.cpp
-// Tests of the CUDA caching allocator (cuda/allocator.h): bucketing, reuse without new raw
-// allocations, stats, empty_cache, the no-cache switch, the out-of-memory retry and error, and
-// thread safety. They run on the CPU with a fake raw malloc that has a byte budget; with a CUDA
+// Tests of the caching allocator (engine/caching_allocator.h, behind CUDA and CPU tensors):
+// bucketing, reuse without new raw allocations, stats, empty_cache, the no-cache switch, the
+// out-of-memory retry and error, and thread safety. They run on the CPU with a fake raw malloc that has a byte budget; with a CUDA
 // build and a GPU, the last tests also exercise the real device allocator and pinned buffers.
 #include <gtest/gtest.h>
 
@@ -117,7 +117,7 @@ TEST(CudaAllocator, KeepsStatsOfAllocatedPeakAndCachedBytes) {
     EXPECT_EQ(s.peak_bytes, 1024 + 4 * MiB);
     EXPECT_EQ(s.cached_bytes, 0u);
     EXPECT_EQ(s.num_allocs, 2u);
-    EXPECT_EQ(s.num_cudamalloc, 2u);
+    EXPECT_EQ(s.num_raw_allocs, 2u);
 
     alloc.deallocate(b);
     s = alloc.stats();
@@ -133,7 +133,7 @@ TEST(CudaAllocator, KeepsStatsOfAllocatedPeakAndCachedBytes) {
     EXPECT_EQ(c, b);
     EXPECT_EQ(s.cached_bytes, 0u);
     EXPECT_EQ(s.num_allocs, 3u);
-    EXPECT_EQ(s.num_cudamalloc, 2u);
+    EXPECT_EQ(s.num_raw_allocs, 2u);
     EXPECT_EQ(s.peak_bytes, 1024 + 4 * MiB);
     alloc.deallocate(a);
     alloc.deallocate(c);
@@ -155,7 +155,7 @@ TEST(CudaAllocator, EmptyCacheReleasesOnlyFreeBlocks) {
     EXPECT_EQ(dev.blocks.count(kept), 1u);
     EXPECT_EQ(alloc.stats().cached_bytes, 0u);
     EXPECT_EQ(alloc.stats().allocated_bytes, 512u);
-    EXPECT_EQ(alloc.stats().num_cudafree, 5u);
+    EXPECT_EQ(alloc.stats().num_raw_frees, 5u);
     alloc.deallocate(kept);
 }
 
@@ -183,7 +183,7 @@ TEST(CudaAllocator, NoCacheModeCallsTheRawFunctionsEveryTimeWithExactSizes) {
     void* b = alloc.allocate(1000);
     EXPECT_EQ(dev.mallocs, 2);
     EXPECT_EQ(alloc.stats().cached_bytes, 0u);
-    EXPECT_EQ(alloc.stats().num_cudamalloc, 2u);
+    EXPECT_EQ(alloc.stats().num_raw_allocs, 2u);
     alloc.deallocate(b);
 }
 
@@ -191,11 +191,11 @@ TEST(CudaAllocator, EnvironmentSwitchDisablesCaching) {
     const char* old = std::getenv("RANKCLIP_CUDA_NO_CACHE");
     std::string saved = old ? old : "";
     unsetenv("RANKCLIP_CUDA_NO_CACHE");
-    EXPECT_TRUE(CachingAllocator::caching_from_env());
+    EXPECT_TRUE(CachingAllocator::caching_from_env("RANKCLIP_CUDA_NO_CACHE"));
     setenv("RANKCLIP_CUDA_NO_CACHE", "1", 1);
-    EXPECT_FALSE(CachingAllocator::caching_from_env());
+    EXPECT_FALSE(CachingAllocator::caching_from_env("RANKCLIP_CUDA_NO_CACHE"));
     setenv("RANKCLIP_CUDA_NO_CACHE", "0", 1);
-    EXPECT_TRUE(CachingAllocator::caching_from_env());
+    EXPECT_TRUE(CachingAllocator::caching_from_env("RANKCLIP_CUDA_NO_CACHE"));
     if (old) setenv("RANKCLIP_CUDA_NO_CACHE", saved.c_str(), 1);
     else unsetenv("RANKCLIP_CUDA_NO_CACHE");
 }
@@ -251,7 +251,8 @@ TEST(CudaAllocator, IsSafeToUseFromManyThreads) {
         [&](void* p) {
             std::lock_guard<std::mutex> lock(dev_mutex);
             dev.free(p);
-        });
+        },
+        true, "fake");
     const int threads = 8, rounds = 2000;
     std::vector<std::thread> pool;
     for (int t = 0; t < threads; t++) {
@@ -272,7 +273,7 @@ TEST(CudaAllocator, IsSafeToUseFromManyThreads) {
     EXPECT_EQ(s.allocated_bytes, 0u);
     EXPECT_EQ(s.num_allocs, uint64_t(threads) * rounds);
     EXPECT_EQ(s.cached_bytes, dev.in_use);  // everything the device holds is in the cache
-    EXPECT_LE(s.num_cudamalloc, uint64_t(threads) * 5 * 5);  // reuse, not one malloc per round
+    EXPECT_LE(s.num_raw_allocs, uint64_t(threads) * 5 * 5);  // reuse, not one malloc per round
 }
 
 #ifdef RANKCLIP_CUDA
@@ -287,7 +288,7 @@ TEST(CudaAllocator, DeviceAllocatorReusesRealDeviceMemory) {
     void* b = alloc.allocate(12500);  // same 12800-byte bucket
     EXPECT_EQ(a, b);
     AllocatorStats after = alloc.stats();
-    EXPECT_LE(after.num_cudamalloc, before.num_cudamalloc + 1);
+    EXPECT_LE(after.num_raw_allocs, before.num_raw_allocs + 1);
     alloc.deallocate(b);
     alloc.empty_cache();
     EXPECT_EQ(alloc.stats().cached_bytes, 0u);

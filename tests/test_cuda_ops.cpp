@@ -865,7 +865,7 @@ TEST(CudaDeviceAllocator, AnIdenticalSecondStepNeedsNoNewCudaMalloc) {
     AllocatorStats after = alloc.stats();
     EXPECT_EQ(first, second);
     EXPECT_GT(after.num_allocs, before.num_allocs);
-    EXPECT_EQ(after.num_cudamalloc, before.num_cudamalloc) << "the second step should reuse cached blocks";
+    EXPECT_EQ(after.num_raw_allocs, before.num_raw_allocs) << "the second step should reuse cached blocks";
     EXPECT_EQ(after.allocated_bytes, before.allocated_bytes) << "the step leaked device memory";
 }
 
@@ -882,12 +882,12 @@ TEST(CudaDeviceAllocator, EmptyCacheReturnsFreeBlocksToTheDriver) {
     AllocatorStats after = alloc.stats();
     ASSERT_EQ(cudaMemGetInfo(&free_after, &total), cudaSuccess);
     EXPECT_EQ(after.cached_bytes, 0u);
-    EXPECT_GT(after.num_cudafree, before.num_cudafree);
+    EXPECT_GT(after.num_raw_frees, before.num_raw_frees);
     EXPECT_EQ(after.allocated_bytes, before.allocated_bytes) << "live blocks must not be touched";
     EXPECT_GE(free_after, free_before);
     // and the next step still works, allocating afresh
     EXPECT_TRUE(std::isfinite(allocator_step()));
-    EXPECT_GT(alloc.stats().num_cudamalloc, after.num_cudamalloc);
+    EXPECT_GT(alloc.stats().num_raw_allocs, after.num_raw_allocs);
 }
 
 TEST(CudaDeviceAllocator, TracksThePeak) {
@@ -915,13 +915,13 @@ TEST(CudaDeviceAllocator, NoCacheModeGoesToTheDriverEveryTime) {
     // The process-wide allocator reads RANKCLIP_CUDA_NO_CACHE once, at its creation. When the
     // whole run has it set (gpu-check runs the CUDA tests a second time that way), check it;
     // in any case check a separate no-cache allocator over the real cudaMalloc/cudaFree.
-    if (!CachingAllocator::caching_from_env()) {
+    if (!CachingAllocator::caching_from_env("RANKCLIP_CUDA_NO_CACHE")) {
         CachingAllocator& alloc = cuda_allocator(0);
         EXPECT_FALSE(alloc.caching());
         AllocatorStats before = alloc.stats();
         allocator_step();
         AllocatorStats after = alloc.stats();
-        EXPECT_EQ(after.num_cudamalloc - before.num_cudamalloc, after.num_allocs - before.num_allocs);
+        EXPECT_EQ(after.num_raw_allocs - before.num_raw_allocs, after.num_allocs - before.num_allocs);
         EXPECT_EQ(after.cached_bytes, 0u);
     }
     int frees = 0;
@@ -946,7 +946,7 @@ TEST(CudaDeviceAllocator, NoCacheModeGoesToTheDriverEveryTime) {
     EXPECT_EQ(frees, 1);
     void* b = raw.allocate(1000);
     raw.deallocate(b);
-    EXPECT_EQ(raw.stats().num_cudamalloc, 2u);
+    EXPECT_EQ(raw.stats().num_raw_allocs, 2u);
     EXPECT_EQ(raw.stats().cached_bytes, 0u);
     EXPECT_EQ(frees, 2);
 }

@@ -163,9 +163,9 @@ TEST(CudaPinned, FreedBlocksAreReusedByThePinnedCache) {
     AllocatorStats after = pinned.stats();
     EXPECT_EQ(after.num_allocs - before.num_allocs, 5u);
     if (pinned.caching()) {
-        EXPECT_EQ(after.num_cudamalloc, before.num_cudamalloc) << "the same size should come from the cache";
+        EXPECT_EQ(after.num_raw_allocs, before.num_raw_allocs) << "the same size should come from the cache";
     } else {   // RANKCLIP_CUDA_NO_CACHE=1: every block straight from and back to the driver
-        EXPECT_EQ(after.num_cudafree - before.num_cudafree, 5u);
+        EXPECT_EQ(after.num_raw_frees - before.num_raw_frees, 5u);
     }
     EXPECT_EQ(after.allocated_bytes, before.allocated_bytes);
 #endif

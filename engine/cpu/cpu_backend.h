@@ -30,6 +30,7 @@ struct CpuBackend : Backend {
     void sort_rows(const Tensor& x, Tensor& values, Tensor& indices, bool descending) override;
 
     void matmul(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bool trans_b) override;
+    void linear(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out) override;
 
     void softmax_rows(const Tensor& x, Tensor& out, bool log) override;
     void softmax_rows_backward(const Tensor& y, const Tensor& gy, Tensor& gx, bool log) override;
@@ -67,6 +68,9 @@ struct CpuBackend : Backend {
 };
 
 CpuBackend& cpu_backend();
+// The caching allocator behind CPU tensors (engine/cpu/cpu_allocator.cpp): stats, empty_cache.
+class CachingAllocator;
+CachingAllocator& cpu_allocator();
 
 // ---- scalar helpers shared by the CPU kernels ----
 template <typename T> struct AccOf { using type = float; };

@@ -1,6 +1,6 @@
 // engine/cpu/cpu_elementwise.cpp
-// defines: the CPU memory functions (64-byte aligned buffers) and the elementwise kernels:
-// copy (with dtype cast), fill, unary, binary and where, all over strided operands.
+// defines: the host copies and the elementwise kernels: copy (with dtype cast), fill, unary,
+// binary and where, all over strided operands. (CPU memory: engine/cpu/cpu_allocator.cpp.)
 #include <cstdlib>
 #include <cstring>
 
@@ -13,15 +13,6 @@ CpuBackend& cpu_backend() {
     static CpuBackend backend;
     return backend;
 }
-
-void* CpuBackend::allocate(size_t nbytes) {
-    size_t rounded = (nbytes + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, rounded);
-    RC_CHECK(p, "cpu: out of memory allocating ", nbytes, " bytes");
-    return p;
-}
-
-void CpuBackend::deallocate(void* ptr, size_t) { std::free(ptr); }
 
 void CpuBackend::copy_to_host(const void* src, void* dst, size_t nbytes) { std::memcpy(dst, src, nbytes); }
 void CpuBackend::copy_from_host(const void* src, void* dst, size_t nbytes) { std::memcpy(dst, src, nbytes); }

@@ -1,0 +1,109 @@
+// tests/test_linear.cpp
+// tests: the fused linear op (GEMM with the bias added inside it) against its composite
+// (matmul + add), forward and gradients, in F64 and F32, with and without bias, on 2-D and 3-D
+// inputs and a non-contiguous input; the F64 gradient check; bf16 under autocast against the
+// composite on bf16-rounded inputs; the CPU GEMM giving the same bits twice (oneDNN, F32 and
+// BF16); and the errors bad shapes raise.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "engine/autocast.h"
+#include "engine/ops.h"
+#include "tests/test_util.h"
+
+using namespace rankclip;
+using namespace rankclip::test;
+
+namespace {
+
+Tensor linear_of(const std::vector<Tensor>& in) { return linear(in[0], in[1], in.size() > 2 ? in[2] : Tensor()); }
+Tensor composite_of(const std::vector<Tensor>& in) {
+    return linear_composite(in[0], in[1], in.size() > 2 ? in[2] : Tensor());
+}
+
+std::vector<Tensor> cases_inputs(const Shape& x_shape, int64_t out_features, bool bias, uint64_t seed) {
+    std::vector<Tensor> in{randn64(x_shape, seed), randn64({out_features, x_shape.back()}, seed + 1)};
+    if (bias) in.push_back(randn64({out_features}, seed + 2));
+    return in;
+}
+
+std::vector<Tensor> as_f32(const std::vector<Tensor>& in) {
+    std::vector<Tensor> out;
+    for (const Tensor& t : in) out.push_back(t.to(DType::F32));
+    return out;
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+    Tensor x = a.contiguous(), y = b.contiguous();
+    return x.shape() == y.shape() && x.dtype() == y.dtype() &&
+           std::memcmp(x.raw_data(), y.raw_data(), size_t(x.numel()) * dtype_size(x.dtype())) == 0;
+}
+
+}  // namespace
+
+TEST(Linear, FusedMatchesCompositeForwardAndBackward) {
+    struct Case {
+        Shape x;
+        int64_t out;
+        bool bias;
+    };
+    for (const Case& c : {Case{{1, 1}, 1, true}, Case{{3, 7}, 5, true}, Case{{3, 7}, 5, false},
+                          Case{{2, 5, 7}, 9, true}, Case{{4, 33}, 17, true}, Case{{65, 128}, 384, true}}) {
+        SCOPED_TRACE(shape_str(c.x) + " -> " + std::to_string(c.out) + (c.bias ? " with bias" : " no bias"));
+        std::vector<Tensor> in = cases_inputs(c.x, c.out, c.bias, 3);
+        expect_close(linear_of(in), composite_of(in), 1e-12, 1e-12, "F64 forward");
+        expect_gradients_match(linear_of, composite_of, in, 1e-10, 1e-12);
+        std::vector<Tensor> in32 = as_f32(in);
+        Tensor out32 = linear_of(in32);
+        EXPECT_EQ(out32.dtype(), DType::F32);
+        expect_close(out32.to(DType::F64), composite_of(in), 1e-5, 1e-5, "F32 forward vs F64");
+        expect_gradients_match(linear_of, composite_of, in32, 1e-4, 1e-5);
+    }
+}
+
+TEST(Linear, NonContiguousInput) {
+    Tensor x = randn64({7, 3}, 5).t();  // (3, 7) transposed view
+    Tensor w = randn64({4, 7}, 6), b = randn64({4}, 7);
+    expect_close(linear(x, w, b), linear_composite(x, w, b), 1e-12, 1e-12);
+    expect_close(linear(x.to(DType::F32), w.to(DType::F32), b.to(DType::F32)).to(DType::F64),
+                 linear_composite(x, w, b), 1e-5, 1e-5);
+}
+
+TEST(Linear, GradCheck) {
+    gradcheck(linear_of, cases_inputs({2, 3, 4}, 5, true, 11));
+    gradcheck(linear_of, cases_inputs({3, 4}, 2, false, 12));
+}
+
+TEST(Linear, Bf16UnderAutocastMatchesTheCompositeOnRoundedInputs) {
+    std::vector<Tensor> in = as_f32(cases_inputs({2, 65, 128}, 96, true, 21));
+    Tensor out;
+    {
+        AutocastGuard autocast(Device::cpu());
+        out = linear_of(in);
+    }
+    EXPECT_EQ(out.dtype(), DType::BF16);
+    // the reference: the same inputs rounded to bf16, computed in F64; bf16 output rounding
+    // (2^-8 relative) plus fp32 accumulation order
+    std::vector<Tensor> rounded;
+    for (const Tensor& t : in) rounded.push_back(t.to(DType::BF16).to(DType::F64));
+    expect_close(out.to(DType::F64), composite_of(rounded), 1.0 / 128, 1e-2, "bf16 linear");
+}
+
+TEST(Linear, CpuGemmGivesTheSameBitsTwice) {
+    for (DType dtype : {DType::F32, DType::BF16}) {
+        Tensor x = randn64({520, 128}, 31).to(dtype), w = randn64({384, 128}, 32).to(dtype);
+        Tensor b = randn64({384}, 33).to(dtype);
+        EXPECT_TRUE(same_bits(linear(x, w, b), linear(x, w, b))) << dtype_name(dtype) << " linear";
+        Tensor g = randn64({520, 384}, 34).to(dtype);
+        EXPECT_TRUE(same_bits(matmul(g.t(), x), matmul(g.t(), x))) << dtype_name(dtype) << " weight gradient";
+    }
+}
+
+TEST(Linear, BadShapesAreErrors) {
+    Tensor x = randn64({3, 4}, 1), w = randn64({5, 4}, 2);
+    EXPECT_NE(error_of([&] { linear(x, randn64({5, 3}, 3)); }).find("linear: input"), std::string::npos);
+    EXPECT_NE(error_of([&] { linear(x, w, randn64({4}, 3)); }).find("linear: bias"), std::string::npos);
+    EXPECT_NE(error_of([&] { linear(x.to(DType::F32), w); }).find("linear: needs one floating dtype"),
+              std::string::npos);
+}
