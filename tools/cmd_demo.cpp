@@ -28,13 +28,14 @@ namespace fs = std::filesystem;
 static void demo_usage(std::FILE* out) {
     std::fprintf(out,
         "usage: rankclip demo [--steps N] [--batch-size B] [--model tiny|CONFIG.json] [--seed S]\n"
-        "                     [--eval-n N] [--threads T] [--out DIR] [--quick]\n"
+        "                     [--eval-n N] [--threads T] [--precision fp32|bf16] [--out DIR] [--quick]\n"
         "  train `tiny` with the clip loss and with the rankclip loss from the same seed on the\n"
         "  synthetic data (default 300 steps of batch 64 each, about 10 minutes on 2 cores),\n"
         "  evaluate both (zero-shot on val and held-out compositions, retrieval, ranking\n"
         "  consistency on N = 500 val images), and write DIR/report.md (default runs/demo) with\n"
         "  the table, DIR/loss.png and the command. DIR/clip and DIR/rankclip are the two runs\n"
-        "  (replaced on each demo). --quick: 60 steps of batch 32 and 200 evaluation images.\n");
+        "  (replaced on each demo). --quick: 60 steps of batch 32 and 200 evaluation images.\n"
+        "  --precision bf16: bf16 autocast with fp32 master weights (default fp32).\n");
 }
 
 namespace {
@@ -108,7 +109,7 @@ int cmd_demo(int argc, char** argv) {
     int64_t steps = 300, batch = 64, eval_n = 500;
     uint64_t seed = 0;
     int threads = 0;
-    std::string model = "tiny", out = "runs/demo";
+    std::string model = "tiny", precision = "fp32", out = "runs/demo";
     bool quick = false, steps_given = false, batch_given = false, eval_given = false;
     std::string command = "rankclip demo";
     for (int i = 0; i < argc; i++) command += std::string(" ") + argv[i];
@@ -125,6 +126,7 @@ int cmd_demo(int argc, char** argv) {
         else if (a == "--model") model = args.value();
         else if (a == "--seed") seed = uint64_t(args.integer(0));
         else if (a == "--threads") threads = int(args.integer(1));
+        else if (a == "--precision") precision = args.value();
         else if (a == "--out") out = args.value();
         else if (a == "--quick") quick = true;
         else args.unknown();
@@ -134,6 +136,8 @@ int cmd_demo(int argc, char** argv) {
         if (!batch_given) batch = 32;
         if (!eval_given) eval_n = 200;
     }
+    RC_CHECK(precision == "fp32" || precision == "bf16", "demo: --precision must be fp32 or bf16, got '", precision,
+             "'");
     if (threads > 0) set_num_threads(threads);
 
     EvalConfig eval;
@@ -141,9 +145,9 @@ int cmd_demo(int argc, char** argv) {
     eval.retrieval = {"synthetic:val:" + std::to_string(eval_n)};
     eval.consistency = {"synthetic:val:" + std::to_string(eval_n)};
 
-    std::printf("demo: %s, clip vs rankclip, %lld steps of batch %lld each, seed %llu, %d threads -> %s\n",
-                model.c_str(), (long long)steps, (long long)batch, (unsigned long long)seed, get_num_threads(),
-                out.c_str());
+    std::printf("demo: %s, clip vs rankclip, %lld steps of batch %lld each, seed %llu, %s, %d threads -> %s\n",
+                model.c_str(), (long long)steps, (long long)batch, (unsigned long long)seed, precision.c_str(),
+                get_num_threads(), out.c_str());
     std::vector<DemoRun> runs = {{"CLIP", "clip", out + "/clip", {}, 0, 0},
                                  {"RankCLIP", "rankclip", out + "/rankclip", {}, 0, 0}};
     for (DemoRun& run : runs) {
@@ -157,6 +161,7 @@ int cmd_demo(int argc, char** argv) {
         c.warmup = steps / 10;
         c.seed = seed;
         c.threads = threads;
+        c.precision = precision;
         c.log_every = std::max<int64_t>(1, steps / 20);
         c.out = run.dir;
         c.keep_last = 1;
@@ -197,7 +202,8 @@ int cmd_demo(int argc, char** argv) {
     report << "# rankclip demo: CLIP vs RankCLIP on the synthetic data\n\n"
            << "Both runs: model `" << model << "`, " << steps << " steps of batch " << batch
            << ", AdamW lr 5e-4 (warm-up " << steps / 10 << " steps, cosine), weight decay 0.1, seed " << seed
-           << ", the same initial weights and the same batches; " << get_num_threads()
+           << ", the same initial weights and the same batches; "
+           << (precision == "bf16" ? "bf16 autocast (fp32 master weights); " : "") << get_num_threads()
            << " CPU threads. Evaluated on " << eval_n
            << " images of the synthetic val split and of the held-out split (shape-colour pairs never "
               "seen in training); retrieval with 5 captions per image. RankCLIP adds both ranking terms "

@@ -27,11 +27,12 @@ static void experiment_usage(std::FILE* out) {
     std::fprintf(out,
         "usage: rankclip experiment --data synthetic|fashion-mnist [--arms A,B,...] [--seeds N]\n"
         "                           [--steps N] [--batch-size B] [--model M] [--lr X] [--eval-n N]\n"
-        "                           [--threads T] [--out DIR]\n"
+        "                           [--threads T] [--precision fp32|bf16] [--out DIR]\n"
         "  arms: clip, cyclip, rankclip, rankclip-cross (RankCLIP^C), rankclip-in (RankCLIP^I)\n"
         "  (default: all five), seeds 0..N-1 (default 3), 300 steps of batch 64 of `tiny` each.\n"
         "  Writes DIR/results.md (mean ± std over seeds) and DIR/results.json; DIR/<arm>-s<seed>\n"
-        "  are the runs (a finished run is reused when the command is repeated).\n");
+        "  are the runs (a finished run is reused when the command is repeated). --precision bf16:\n"
+        "  bf16 autocast with fp32 master weights; DIR defaults to runs/experiment-DATA[-bf16].\n");
 }
 
 namespace {
@@ -101,7 +102,7 @@ std::string mean_std(const std::vector<double>& xs, bool percent) {
 }  // namespace
 
 int cmd_experiment(int argc, char** argv) {
-    std::string data = "synthetic", model = "tiny", out;
+    std::string data = "synthetic", model = "tiny", precision = "fp32", out;
     std::vector<std::string> arm_names = {"clip", "cyclip", "rankclip", "rankclip-cross", "rankclip-in"};
     int64_t seeds = 3, steps = 300, batch = 64, eval_n = 500;
     double lr = 5e-4;
@@ -124,12 +125,16 @@ int cmd_experiment(int argc, char** argv) {
         else if (a == "--lr") lr = args.number();
         else if (a == "--eval-n") eval_n = args.integer(10);
         else if (a == "--threads") threads = int(args.integer(1));
+        else if (a == "--precision") precision = args.value();
         else if (a == "--out") out = args.value();
         else args.unknown();
     }
     RC_CHECK(data == "synthetic" || data == "fashion-mnist", "experiment: --data must be synthetic or fashion-mnist, got '",
              data, "'");
-    if (out.empty()) out = "runs/experiment-" + data;
+    RC_CHECK(precision == "fp32" || precision == "bf16", "experiment: --precision must be fp32 or bf16, got '",
+             precision, "'");
+    // a bf16 experiment keeps its runs apart: finished runs in the folder are reused
+    if (out.empty()) out = "runs/experiment-" + data + (precision == "bf16" ? "-bf16" : "");
     if (threads > 0) set_num_threads(threads);
     std::vector<Arm> arms;
     for (const auto& n : arm_names) arms.push_back(make_arm(n));
@@ -171,8 +176,9 @@ int cmd_experiment(int argc, char** argv) {
                 {"consistency/fashion-mnist/kendall_cross", "consistency Kendall cross-modal"}};
     }
 
-    std::printf("experiment: %s on %s, arms %zu x seeds %lld, %lld steps of batch %lld -> %s\n", model.c_str(),
-                data.c_str(), arms.size(), (long long)seeds, (long long)steps, (long long)batch, out.c_str());
+    std::printf("experiment: %s on %s, arms %zu x seeds %lld, %lld steps of batch %lld, %s -> %s\n", model.c_str(),
+                data.c_str(), arms.size(), (long long)seeds, (long long)steps, (long long)batch, precision.c_str(),
+                out.c_str());
     auto t_all = std::chrono::steady_clock::now();
     std::vector<std::vector<Metrics>> results(arms.size());
     for (size_t ai = 0; ai < arms.size(); ai++)
@@ -191,6 +197,7 @@ int cmd_experiment(int argc, char** argv) {
                 c.warmup = steps / 10;
                 c.seed = uint64_t(seed);
                 c.threads = threads;
+                c.precision = precision;
                 c.log_every = std::max<int64_t>(1, steps / 5);
                 c.out = dir;
                 c.keep_last = 1;
@@ -230,7 +237,8 @@ int cmd_experiment(int argc, char** argv) {
     std::ofstream md(out + "/results.md");
     md << "# " << command << "\n\n"
        << "Model `" << model << "`, " << steps << " steps of batch " << batch << ", lr " << lr
-       << " (warm-up " << steps / 10 << ", cosine), weight decay 0.1; data " << data << "; seeds 0.." << seeds - 1
+       << " (warm-up " << steps / 10 << ", cosine), weight decay 0.1; " << precision
+       << (precision == "bf16" ? " (autocast, fp32 master weights)" : "") << "; data " << data << "; seeds 0.." << seeds - 1
        << "; " << get_num_threads() << " CPU threads; " << int(minutes + 0.5) << " min for the runs done now.\n\n"
        << table.str();
     Json all = Json::object();
