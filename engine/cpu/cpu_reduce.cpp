@@ -15,8 +15,8 @@ namespace rankclip {
 
 // Rows (or column blocks) are split across threads when the input has more elements than this.
 static constexpr int64_t kReduceParallelMin = 32768;
-// reduce_cols hands out columns in blocks of this many.
-static constexpr int64_t kColumnBlock = 64;
+// reduce_cols hands out columns to the threads in blocks of this many.
+static constexpr int64_t kColumnBlock = 16;
 
 // ---- sums: in double, the scalar order (the reference) and the vector one ----
 
@@ -85,36 +85,28 @@ void CpuBackend::reduce_rows(ReduceOp op, const Tensor& x, Tensor& out) {
 }
 
 #if RANKCLIP_AVX512
-// Sums (of squares) of NV * 16 columns (the last vector masked to `width`) over R rows of
-// stride C, in row order: 2 NV accumulators of 8 doubles.
-template <int NV, bool Squares, typename T>
-static void sum_cols_vec(const T* x, T* y, int64_t R, int64_t C, int64_t width) {
-    __m512d acc[2 * NV];
-    for (__m512d& a : acc) a = _mm512_setzero_pd();
-    const __mmask16 last = vec::tail_mask(width - 16 * (NV - 1));
+// Sums (of squares) of columns [c0, c1) of one (R, C) slab: the rows read in order (as memory
+// streams best), each column's sum kept in double in an array small enough for L1 (16 columns
+// = two vectors of 8 doubles). Every column adds its rows in order: the scalar loop's sums.
+template <bool Squares, typename T>
+static void sum_cols_vec(const T* x, T* y, int64_t R, int64_t C, int64_t c0, int64_t c1) {
+    int64_t vecs = (c1 - c0 + 15) / 16;
+    std::vector<double> acc(size_t(16 * vecs), 0.0);  // (c1 - c0) sums, rounded up to 16
+    const __mmask16 last = vec::tail_mask(c1 - c0 - 16 * (vecs - 1));
     for (int64_t r = 0; r < R; r++) {
-        const T* row = x + r * C;
-#pragma GCC unroll 4
-        for (int j = 0; j < NV; j++) {
-            __m512 v = vec::load(row + 16 * j, j == NV - 1 ? last : __mmask16(0xFFFF));
+        const T* row = x + r * C + c0;
+        for (int64_t j = 0; j < vecs; j++) {
+            __m512 v = vec::load(row + 16 * j, j == vecs - 1 ? last : __mmask16(0xFFFF));
             __m512d a = vec::low_pd(v), b = vec::high_pd(v);
-            acc[2 * j] = Squares ? _mm512_fmadd_pd(a, a, acc[2 * j]) : _mm512_add_pd(acc[2 * j], a);
-            acc[2 * j + 1] = Squares ? _mm512_fmadd_pd(b, b, acc[2 * j + 1]) : _mm512_add_pd(acc[2 * j + 1], b);
+            double* s = acc.data() + 16 * j;
+            __m512d sa = _mm512_loadu_pd(s), sb = _mm512_loadu_pd(s + 8);
+            _mm512_storeu_pd(s, Squares ? _mm512_fmadd_pd(a, a, sa) : _mm512_add_pd(sa, a));
+            _mm512_storeu_pd(s + 8, Squares ? _mm512_fmadd_pd(b, b, sb) : _mm512_add_pd(sb, b));
         }
     }
-    for (int j = 0; j < NV; j++) {
-        __m256 lo = _mm512_cvtpd_ps(acc[2 * j]), hi = _mm512_cvtpd_ps(acc[2 * j + 1]);  // float(sum), as store()
-        vec::store(y + 16 * j, _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1), j == NV - 1 ? last : __mmask16(0xFFFF));
-    }
-}
-
-template <bool Squares, typename T>
-static void sum_cols_vec(const T* x, T* y, int64_t R, int64_t C, int64_t width) {
-    switch ((width + 15) / 16) {
-        case 1: return sum_cols_vec<1, Squares>(x, y, R, C, width);
-        case 2: return sum_cols_vec<2, Squares>(x, y, R, C, width);
-        case 3: return sum_cols_vec<3, Squares>(x, y, R, C, width);
-        default: return sum_cols_vec<4, Squares>(x, y, R, C, width);
+    for (int64_t j = 0; j < vecs; j++) {  // float(sum), as store() rounds
+        __m256 lo = _mm512_cvtpd_ps(_mm512_loadu_pd(acc.data() + 16 * j)), hi = _mm512_cvtpd_ps(_mm512_loadu_pd(acc.data() + 16 * j + 8));
+        vec::store(y + c0 + 16 * j, _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1), j == vecs - 1 ? last : __mmask16(0xFFFF));
     }
 }
 
@@ -136,21 +128,20 @@ static void extremum_cols_vec(const T* x, T* y, int64_t R, int64_t C, int64_t wi
 }
 #endif
 
-// Columns [0, width) of x (R rows of stride C) reduced over the rows in row order: the
-// arithmetic of reduce_rows's scalar loop on the transposed copy (sums in double, NaN and ties
-// as there).
+// Columns [c0, c1) of x (R rows of stride C) reduced over the rows in row order: the arithmetic
+// of reduce_rows's scalar loop on the transposed copy (sums in double, NaN and ties as there).
 template <typename T>
-static void reduce_cols_block(ReduceOp op, const T* x, T* y, int64_t R, int64_t C, int64_t width) {
+static void reduce_cols_range(ReduceOp op, const T* x, T* y, int64_t R, int64_t C, int64_t c0, int64_t c1) {
 #if RANKCLIP_AVX512
     if constexpr (vec::kVectorised<T>) {
-        if (op == ReduceOp::Sum) return sum_cols_vec<false>(x, y, R, C, width);
-        if (op == ReduceOp::SumSquares) return sum_cols_vec<true>(x, y, R, C, width);
-        if (op == ReduceOp::Max) return extremum_cols_vec<true>(x, y, R, C, width);
-        return extremum_cols_vec<false>(x, y, R, C, width);
+        if (op == ReduceOp::Sum) return sum_cols_vec<false>(x, y, R, C, c0, c1);
+        if (op == ReduceOp::SumSquares) return sum_cols_vec<true>(x, y, R, C, c0, c1);
+        if (op == ReduceOp::Max) return extremum_cols_vec<true>(x + c0, y + c0, R, C, c1 - c0);
+        return extremum_cols_vec<false>(x + c0, y + c0, R, C, c1 - c0);
     }
 #endif
     bool sum = op == ReduceOp::Sum || op == ReduceOp::SumSquares;
-    for (int64_t c = 0; c < width; c++) {
+    for (int64_t c = c0; c < c1; c++) {
         double s = sum ? 0.0 : double(load(x + c));
         for (int64_t r = sum ? 0 : 1; r < R; r++) {
             double v = load(x + r * C + c);
@@ -163,8 +154,9 @@ static void reduce_cols_block(ReduceOp op, const T* x, T* y, int64_t R, int64_t 
     }
 }
 
-// x: (A, R, C) contiguous -> out: (A, C). Blocks of 64 columns go to the threads, each summed
-// over all R rows in order: nothing depends on the thread count.
+// x: (A, R, C) contiguous -> out: (A, C). The A * (blocks of 16 columns) tasks are split into
+// one contiguous range per thread; each column is reduced over all R rows in order: nothing
+// depends on the thread count.
 void CpuBackend::reduce_cols(ReduceOp op, const Tensor& x, Tensor& out) {
     int64_t A = x.size(0), R = x.size(1), C = x.size(2);
     RC_CHECK(op == ReduceOp::Sum || op == ReduceOp::SumSquares || R > 0 || A * C == 0, "max/min: cannot reduce an empty dimension");
@@ -172,11 +164,21 @@ void CpuBackend::reduce_cols(ReduceOp op, const Tensor& x, Tensor& out) {
         using T = decltype(tag);
         const T* xs = static_cast<const T*>(x.raw_data());
         T* ys = static_cast<T*>(out.raw_data());
-        int64_t blocks = (C + kColumnBlock - 1) / kColumnBlock;
-#pragma omp parallel for schedule(static) if (A * R * C > kReduceParallelMin)
-        for (int64_t task = 0; task < A * blocks; task++) {
-            int64_t a = task / blocks, c0 = task % blocks * kColumnBlock;
-            reduce_cols_block(op, xs + a * R * C + c0, ys + a * C + c0, R, C, std::min(kColumnBlock, C - c0));
+        int64_t blocks = (C + kColumnBlock - 1) / kColumnBlock, tasks = A * blocks;
+        // tasks [begin, end), grouped by slab
+        auto run = [&](int64_t begin, int64_t end) {
+            for (int64_t task = begin; task < end;) {
+                int64_t a = task / blocks, stop = std::min(end, (a + 1) * blocks);
+                int64_t c0 = task % blocks * kColumnBlock, c1 = std::min(C, (stop - a * blocks) * kColumnBlock);
+                reduce_cols_range(op, xs + a * R * C, ys + a * C, R, C, c0, c1);
+                task = stop;
+            }
+        };
+        if (A * R * C <= kReduceParallelMin || omp_get_max_threads() == 1) return run(0, tasks);
+#pragma omp parallel
+        {
+            int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+            run(tasks * t / threads, tasks * (t + 1) / threads);
         }
     });
 }
