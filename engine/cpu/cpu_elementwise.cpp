@@ -32,7 +32,8 @@ void CpuBackend::deallocate(void* ptr, size_t) { std::free(ptr); }
 void CpuBackend::copy_to_host(const void* src, void* dst, size_t nbytes) { std::memcpy(dst, src, nbytes); }
 void CpuBackend::copy_from_host(const void* src, void* dst, size_t nbytes) { std::memcpy(dst, src, nbytes); }
 
-// Functions as expensive as an erf or exp per element are worth a second thread sooner.
+// Functions as expensive as an erf or exp per element are worth a second thread sooner (from
+// 4096 elements: see kElementwiseParallelMin).
 static constexpr int64_t kTranscendentalParallelMin = kElementwiseParallelMin / 8;
 
 #if RANKCLIP_AVX512
