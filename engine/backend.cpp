@@ -68,6 +68,11 @@ void Backend::unary(UnaryOp op, const Tensor& x, Tensor&, double, double) { miss
 void Backend::binary(BinaryOp op, const Tensor& a, const Tensor&, Tensor&) { missing(binary_op_name(op), a); }
 void Backend::where(const Tensor&, const Tensor& a, const Tensor&, Tensor&) { missing("where", a); }
 void Backend::reduce_rows(ReduceOp, const Tensor& x, Tensor&) { missing("reduce", x); }
+void Backend::reduce_cols(ReduceOp op, const Tensor& x, Tensor& out) {
+    // (A, R, C) -> (A, C, R) contiguous, then rows of R
+    Tensor rows = x.detach().permute({0, 2, 1}).contiguous();
+    reduce_rows(op, rows.view({x.size(0) * x.size(2), x.size(1)}), out);
+}
 void Backend::argmax_rows(const Tensor& x, Tensor&) { missing("argmax", x); }
 void Backend::cumsum_rows(const Tensor& x, Tensor&, bool) { missing("cumsum", x); }
 void Backend::sort_rows(const Tensor& x, Tensor&, Tensor&, bool) { missing("sort", x); }

@@ -76,6 +76,10 @@ struct Backend {
 
     // --- reductions over the last dim of x: (N, R) -> (N) ---
     virtual void reduce_rows(ReduceOp op, const Tensor& x, Tensor& out);
+    // --- reductions over the middle dim of x: (A, R, C) -> (A, C), e.g. a bias gradient summed
+    //     over the leading dims without a transposing copy. The default permutes R last
+    //     (a contiguous copy) and calls reduce_rows. ---
+    virtual void reduce_cols(ReduceOp op, const Tensor& x, Tensor& out);
     virtual void argmax_rows(const Tensor& x, Tensor& out_i64);
     // inclusive cumulative sum along rows: (N, R) -> (N, R); reverse sums from the end
     virtual void cumsum_rows(const Tensor& x, Tensor& out, bool reverse);

@@ -2,62 +2,171 @@
 // defines: the fused CPU kernels over rows (N, C): softmax / log_softmax and their backward,
 // layer_norm forward (saving mean, rstd) and backward, cross_entropy forward (saving the row
 // log-sum-exp) and its fused backward. Statistics are kept in Acc precision (F32, or F64 for
-// F64 tensors). dW/db of layer_norm are reduced per column in row order: deterministic.
+// F64 tensors).
+// Each kernel has its scalar row function (the reference, and the F64 path) and, with AVX-512,
+// a 16-lane one for F32 / BF16 rows (sums in 16 partial lanes added in a fixed tree order, exp
+// and log from SLEEF). A row is one thread's from start to end, so results do not depend on
+// the thread count; layer_norm's dW/db are summed per fixed block of rows, then over the blocks
+// in order: deterministic too.
 #include <vector>
 
 #include "engine/cpu/cpu_backend.h"
+#include "engine/cpu/vec.h"
 
 namespace rankclip {
+
+// Rows are split across threads when the tensor has more elements than this.
+static constexpr int64_t kRowsParallelMin = 16384;
+
+#if RANKCLIP_AVX512
+// Sum of f(i, m) (16 lanes, m masking the tail) over a row of C, in 16 partial lanes.
+template <typename F>
+static inline float row_sum(int64_t C, F&& f) {
+    __m512 acc = _mm512_setzero_ps();
+    vec::for_lanes(C, [&](int64_t i, __mmask16 m) { acc = _mm512_add_ps(acc, f(i, m)); });
+    return vec::hsum(acc);
+}
+
+template <typename T>
+static inline float row_max(const T* row, int64_t C) {
+    __m512 acc = vec::set1(-INFINITY);
+    vec::for_lanes(C, [&](int64_t i, __mmask16 m) { acc = _mm512_mask_max_ps(acc, m, acc, vec::load(row + i, m)); });
+    return vec::hmax(acc);
+}
+#endif
+
+// ---- softmax / log_softmax ----
+
+template <typename T>
+static void softmax_row(const T* row, T* y, int64_t C, bool log) {
+    using A = Acc<T>;
+#if RANKCLIP_AVX512
+    if constexpr (vec::kVectorised<T>) {
+        __m512 m = vec::set1(row_max(row, C));
+        float s = row_sum(C, [&](int64_t i, __mmask16 k) {
+            return _mm512_maskz_mov_ps(k, vec::exp(_mm512_sub_ps(vec::load(row + i, k), m)));
+        });
+        if (log) {
+            __m512 lse = _mm512_add_ps(m, vec::set1(std::log(s)));
+            vec::for_lanes(C, [&](int64_t i, __mmask16 k) { vec::store(y + i, _mm512_sub_ps(vec::load(row + i, k), lse), k); });
+        } else {
+            __m512 inv = vec::set1(1.0f / s);
+            vec::for_lanes(C, [&](int64_t i, __mmask16 k) {
+                vec::store(y + i, _mm512_mul_ps(vec::exp(_mm512_sub_ps(vec::load(row + i, k), m)), inv), k);
+            });
+        }
+        return;
+    }
+#endif
+    A m = -INFINITY;
+    for (int64_t c = 0; c < C; c++) m = std::max(m, A(load(row + c)));
+    A s = 0;
+    for (int64_t c = 0; c < C; c++) s += std::exp(load(row + c) - m);
+    if (log) {
+        A lse = m + std::log(s);
+        for (int64_t c = 0; c < C; c++) store(y + c, load(row + c) - lse);
+    } else {
+        A inv = A(1) / s;
+        for (int64_t c = 0; c < C; c++) store(y + c, std::exp(load(row + c) - m) * inv);
+    }
+}
 
 void CpuBackend::softmax_rows(const Tensor& x, Tensor& out, bool log) {
     int64_t C = x.shape().back(), N = C ? x.numel() / C : 0;
     dispatch_floating(x.dtype(), log ? "log_softmax" : "softmax", [&](auto tag) {
         using T = decltype(tag);
-        using A = Acc<T>;
         const T* xs = static_cast<const T*>(x.raw_data());
         T* ys = static_cast<T*>(out.raw_data());
-#pragma omp parallel for schedule(static) if (N * C > 16384)
-        for (int64_t n = 0; n < N; n++) {
-            const T* row = xs + n * C;
-            A m = -INFINITY;
-            for (int64_t c = 0; c < C; c++) m = std::max(m, A(load(row + c)));
-            A s = 0;
-            for (int64_t c = 0; c < C; c++) s += std::exp(load(row + c) - m);
-            if (log) {
-                A lse = m + std::log(s);
-                for (int64_t c = 0; c < C; c++) store(ys + n * C + c, load(row + c) - lse);
-            } else {
-                A inv = A(1) / s;
-                for (int64_t c = 0; c < C; c++) store(ys + n * C + c, std::exp(load(row + c) - m) * inv);
-            }
-        }
+#pragma omp parallel for schedule(static) if (N * C > kRowsParallelMin)
+        for (int64_t n = 0; n < N; n++) softmax_row(xs + n * C, ys + n * C, C, log);
     });
+}
+
+template <typename T>
+static void softmax_backward_row(const T* yr, const T* gr, T* gx, int64_t C, bool log) {
+    using A = Acc<T>;
+#if RANKCLIP_AVX512
+    if constexpr (vec::kVectorised<T>) {
+        if (log) {
+            __m512 dot = vec::set1(row_sum(C, [&](int64_t i, __mmask16 k) { return vec::load(gr + i, k); }));
+            vec::for_lanes(C, [&](int64_t i, __mmask16 k) {
+                __m512 p = vec::exp(vec::load(yr + i, k));
+                vec::store(gx + i, _mm512_fnmadd_ps(p, dot, vec::load(gr + i, k)), k);
+            });
+        } else {
+            __m512 dot = vec::set1(row_sum(C, [&](int64_t i, __mmask16 k) {
+                return _mm512_mul_ps(vec::load(gr + i, k), vec::load(yr + i, k));
+            }));
+            vec::for_lanes(C, [&](int64_t i, __mmask16 k) {
+                vec::store(gx + i, _mm512_mul_ps(vec::load(yr + i, k), _mm512_sub_ps(vec::load(gr + i, k), dot)), k);
+            });
+        }
+        return;
+    }
+#endif
+    A dot = 0;
+    if (log) {
+        // forward: y = x - lse(x)  =>  gx = gy - softmax(x) * sum(gy)
+        for (int64_t c = 0; c < C; c++) dot += load(gr + c);
+        for (int64_t c = 0; c < C; c++) store(gx + c, load(gr + c) - std::exp(A(load(yr + c))) * dot);
+    } else {
+        // forward: y = softmax(x)  =>  gx = y * (gy - sum(gy * y))
+        for (int64_t c = 0; c < C; c++) dot += load(gr + c) * load(yr + c);
+        for (int64_t c = 0; c < C; c++) store(gx + c, load(yr + c) * (load(gr + c) - dot));
+    }
 }
 
 void CpuBackend::softmax_rows_backward(const Tensor& y, const Tensor& gy, Tensor& gx, bool log) {
     int64_t C = y.shape().back(), N = C ? y.numel() / C : 0;
     dispatch_floating(y.dtype(), "softmax_backward", [&](auto tag) {
         using T = decltype(tag);
-        using A = Acc<T>;
         const T* ys = static_cast<const T*>(y.raw_data());
         const T* gys = static_cast<const T*>(gy.raw_data());
         T* gxs = static_cast<T*>(gx.raw_data());
-#pragma omp parallel for schedule(static) if (N * C > 16384)
-        for (int64_t n = 0; n < N; n++) {
-            const T* yr = ys + n * C;
-            const T* gr = gys + n * C;
-            A dot = 0;
-            if (log) {
-                // forward: y = x - lse(x)  =>  gx = gy - softmax(x) * sum(gy)
-                for (int64_t c = 0; c < C; c++) dot += load(gr + c);
-                for (int64_t c = 0; c < C; c++) store(gxs + n * C + c, load(gr + c) - std::exp(A(load(yr + c))) * dot);
-            } else {
-                // forward: y = softmax(x)  =>  gx = y * (gy - sum(gy * y))
-                for (int64_t c = 0; c < C; c++) dot += load(gr + c) * load(yr + c);
-                for (int64_t c = 0; c < C; c++) store(gxs + n * C + c, load(yr + c) * (load(gr + c) - dot));
-            }
-        }
+#pragma omp parallel for schedule(static) if (N * C > kRowsParallelMin)
+        for (int64_t n = 0; n < N; n++) softmax_backward_row(ys + n * C, gys + n * C, gxs + n * C, C, log);
     });
+}
+
+// ---- layer_norm ----
+
+// One row: y = (x - mean) * rstd * w + b; returns mean and rstd.
+template <typename T>
+static void layer_norm_row(const T* x, const T* w, const T* b, T* y, int64_t C, double eps, Acc<T>& mean,
+                           Acc<T>& rstd) {
+    using A = Acc<T>;
+#if RANKCLIP_AVX512
+    if constexpr (vec::kVectorised<T>) {
+        float m = row_sum(C, [&](int64_t i, __mmask16 k) { return vec::load(x + i, k); }) / float(C);
+        __m512 mv = vec::set1(m);
+        float v = row_sum(C, [&](int64_t i, __mmask16 k) {
+            __m512 d = _mm512_maskz_sub_ps(k, vec::load(x + i, k), mv);
+            return _mm512_mul_ps(d, d);
+        });
+        float s = 1.0f / std::sqrt(v / float(C) + float(eps));
+        __m512 sv = vec::set1(s);
+        vec::for_lanes(C, [&](int64_t i, __mmask16 k) {
+            __m512 yv = _mm512_mul_ps(_mm512_sub_ps(vec::load(x + i, k), mv), sv);
+            if (w) yv = _mm512_mul_ps(yv, vec::load(w + i, k));
+            if (b) yv = _mm512_add_ps(yv, vec::load(b + i, k));
+            vec::store(y + i, yv, k);
+        });
+        mean = m, rstd = s;
+        return;
+    }
+#endif
+    A m = 0, v = 0;
+    for (int64_t c = 0; c < C; c++) m += load(x + c);
+    m /= A(C);
+    for (int64_t c = 0; c < C; c++) v += (load(x + c) - m) * (load(x + c) - m);
+    A s = A(1) / std::sqrt(v / A(C) + A(eps));
+    for (int64_t c = 0; c < C; c++) {
+        A yc = (load(x + c) - m) * s;
+        if (w) yc *= A(load(w + c));
+        if (b) yc += A(load(b + c));
+        store(y + c, yc);
+    }
+    mean = m, rstd = s;
 }
 
 // x: (N, C) rows to normalise; w, b: (C) or undefined. out: (N, C); mean, rstd: (N).
@@ -73,24 +182,61 @@ void CpuBackend::layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, T
         T* ys = static_cast<T*>(out.raw_data());
         A* ms = static_cast<A*>(mean.raw_data());
         A* rs = static_cast<A*>(rstd.raw_data());
-#pragma omp parallel for schedule(static) if (N * C > 16384)
-        for (int64_t n = 0; n < N; n++) {
-            const T* xn = xs + n * C;
-            A m = 0, v = 0;
-            for (int64_t c = 0; c < C; c++) m += load(xn + c);
-            m /= A(C);
-            for (int64_t c = 0; c < C; c++) v += (load(xn + c) - m) * (load(xn + c) - m);
-            A s = A(1) / std::sqrt(v / A(C) + A(eps));
-            for (int64_t c = 0; c < C; c++) {
-                A y = (load(xn + c) - m) * s;
-                if (ws) y *= A(load(ws + c));
-                if (bs) y += A(load(bs + c));
-                store(ys + n * C + c, y);
-            }
-            ms[n] = m;
-            rs[n] = s;
-        }
+#pragma omp parallel for schedule(static) if (N * C > kRowsParallelMin)
+        for (int64_t n = 0; n < N; n++) layer_norm_row(xs + n * C, ws, bs, ys + n * C, C, eps, ms[n], rs[n]);
     });
+}
+
+// dW and db are summed over fixed blocks of this many rows (in Acc precision), then over the
+// blocks in order (in double): the same bits whatever the thread count.
+static constexpr int64_t kLayerNormBlockRows = 64;
+
+// One row of the backward: gx, and the row's gy * xhat and gy added into sw, sb (when given).
+// forward was: xhat = (x - mean) * rstd;  y = xhat * w + b
+template <typename T>
+static void layer_norm_backward_row(const T* gy, const T* x, const T* w, Acc<T> mean, Acc<T> rstd, T* gx,
+                                    int64_t C, Acc<T>* sw, Acc<T>* sb) {
+    using A = Acc<T>;
+#if RANKCLIP_AVX512
+    if constexpr (vec::kVectorised<T>) {
+        __m512 mv = vec::set1(mean), rv = vec::set1(rstd);
+        auto xhat_at = [&](int64_t i, __mmask16 k) { return _mm512_mul_ps(_mm512_sub_ps(vec::load(x + i, k), mv), rv); };
+        auto dxhat_at = [&](int64_t i, __mmask16 k) {
+            return w ? _mm512_mul_ps(vec::load(gy + i, k), vec::load(w + i, k)) : vec::load(gy + i, k);
+        };
+        __m512 s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps();
+        vec::for_lanes(C, [&](int64_t i, __mmask16 k) {
+            __m512 xhat = xhat_at(i, k), dxhat = dxhat_at(i, k), g = vec::load(gy + i, k);
+            s1 = _mm512_add_ps(s1, dxhat);
+            s2 = _mm512_fmadd_ps(dxhat, xhat, s2);
+            if (sw) _mm512_mask_storeu_ps(sw + i, k, _mm512_fmadd_ps(g, xhat, _mm512_maskz_loadu_ps(k, sw + i)));
+            if (sb) _mm512_mask_storeu_ps(sb + i, k, _mm512_add_ps(g, _mm512_maskz_loadu_ps(k, sb + i)));
+        });
+        __m512 dxhat_mean = vec::set1(vec::hsum(s1) / float(C)), dxhat_xhat_mean = vec::set1(vec::hsum(s2) / float(C));
+        vec::for_lanes(C, [&](int64_t i, __mmask16 k) {
+            __m512 centred = _mm512_fnmadd_ps(xhat_at(i, k), dxhat_xhat_mean, _mm512_sub_ps(dxhat_at(i, k), dxhat_mean));
+            vec::store(gx + i, _mm512_mul_ps(centred, rv), k);
+        });
+        return;
+    }
+#endif
+    A dxhat_mean = 0, dxhat_xhat_mean = 0;
+    for (int64_t c = 0; c < C; c++) {
+        A xhat = (load(x + c) - mean) * rstd;
+        A g = load(gy + c);
+        A dxhat = g * (w ? A(load(w + c)) : A(1));
+        dxhat_mean += dxhat;
+        dxhat_xhat_mean += dxhat * xhat;
+        if (sw) sw[c] += g * xhat;
+        if (sb) sb[c] += g;
+    }
+    dxhat_mean /= A(C);
+    dxhat_xhat_mean /= A(C);
+    for (int64_t c = 0; c < C; c++) {
+        A xhat = (load(x + c) - mean) * rstd;
+        A dxhat = load(gy + c) * (w ? A(load(w + c)) : A(1));
+        store(gx + c, (dxhat - dxhat_mean - xhat * dxhat_xhat_mean) * rstd);
+    }
 }
 
 // gy: (N, C) -> gx: (N, C); gw, gb: (C) written (not accumulated), when defined.
@@ -106,46 +252,34 @@ void CpuBackend::layer_norm_backward(const Tensor& gy, const Tensor& x, const Te
         const A* ms = static_cast<const A*>(mean.raw_data());
         const A* rs = static_cast<const A*>(rstd.raw_data());
         T* gxs = static_cast<T*>(gx.raw_data());
-#pragma omp parallel for schedule(static) if (N * C > 16384)
-        for (int64_t n = 0; n < N; n++) {
-            // forward was: xhat = (x - mean) * rstd;  y = xhat * w + b
-            A dxhat_mean = 0, dxhat_xhat_mean = 0;
-            for (int64_t c = 0; c < C; c++) {
-                A xhat = (load(xs + n * C + c) - ms[n]) * rs[n];
-                A dxhat = load(gys + n * C + c) * (ws ? A(load(ws + c)) : A(1));
-                dxhat_mean += dxhat;
-                dxhat_xhat_mean += dxhat * xhat;
-            }
-            dxhat_mean /= A(C);
-            dxhat_xhat_mean /= A(C);
-            for (int64_t c = 0; c < C; c++) {
-                A xhat = (load(xs + n * C + c) - ms[n]) * rs[n];
-                A dxhat = load(gys + n * C + c) * (ws ? A(load(ws + c)) : A(1));
-                store(gxs + n * C + c, (dxhat - dxhat_mean - xhat * dxhat_xhat_mean) * rs[n]);
-            }
+        bool want_w = gw.defined(), want_b = gb.defined();
+        int64_t blocks = (N + kLayerNormBlockRows - 1) / kLayerNormBlockRows;
+        // (blocks, C) partial sums of gy * xhat and gy
+        std::vector<A> part_w(want_w ? size_t(blocks * C) : 0), part_b(want_b ? size_t(blocks * C) : 0);
+#pragma omp parallel for schedule(static) if (N * C > kRowsParallelMin)
+        for (int64_t blk = 0; blk < blocks; blk++) {
+            A* sw = want_w ? part_w.data() + blk * C : nullptr;
+            A* sb = want_b ? part_b.data() + blk * C : nullptr;
+            for (int64_t n = blk * kLayerNormBlockRows; n < std::min(N, (blk + 1) * kLayerNormBlockRows); n++)
+                layer_norm_backward_row(gys + n * C, xs + n * C, ws, ms[n], rs[n], gxs + n * C, C, sw, sb);
         }
-        if (gw.defined() || gb.defined()) {
-            T* gws = gw.defined() ? static_cast<T*>(gw.raw_data()) : nullptr;
-            T* gbs = gb.defined() ? static_cast<T*>(gb.raw_data()) : nullptr;
-            // one thread per block of columns, rows summed in order: deterministic
-#pragma omp parallel for schedule(static) if (N * C > 16384)
-            for (int64_t c0 = 0; c0 < C; c0 += 64) {
-                int64_t c1 = std::min(C, c0 + 64);
-                double sw[64] = {0}, sb[64] = {0};
-                for (int64_t n = 0; n < N; n++)
-                    for (int64_t c = c0; c < c1; c++) {
-                        A g = load(gys + n * C + c);
-                        sw[c - c0] += double(g * ((load(xs + n * C + c) - ms[n]) * rs[n]));
-                        sb[c - c0] += double(g);
-                    }
-                for (int64_t c = c0; c < c1; c++) {
-                    if (gws) store(gws + c, sw[c - c0]);
-                    if (gbs) store(gbs + c, sb[c - c0]);
-                }
+        if (!want_w && !want_b) return;
+        T* gws = want_w ? static_cast<T*>(gw.raw_data()) : nullptr;
+        T* gbs = want_b ? static_cast<T*>(gb.raw_data()) : nullptr;
+#pragma omp parallel for schedule(static) if (blocks * C > kRowsParallelMin)
+        for (int64_t c = 0; c < C; c++) {
+            double tw = 0, tb = 0;
+            for (int64_t blk = 0; blk < blocks; blk++) {
+                if (gws) tw += double(part_w[blk * C + c]);
+                if (gbs) tb += double(part_b[blk * C + c]);
             }
+            if (gws) store(gws + c, tw);
+            if (gbs) store(gbs + c, tb);
         }
     });
 }
+
+// ---- cross_entropy ----
 
 // logits: (N, C), target: (N). losses: (N) = lse - logits[target]; lse: (N) in Acc precision.
 void CpuBackend::cross_entropy(const Tensor& logits, const Tensor& target, Tensor& losses, Tensor& lse,
@@ -162,12 +296,23 @@ void CpuBackend::cross_entropy(const Tensor& logits, const Tensor& target, Tenso
             RC_CHECK(t == ignore_index || (t >= 0 && t < C), "cross_entropy: target ", t, " at row ", n,
                      " is out of range for ", C, " classes");
         }
-#pragma omp parallel for schedule(static) if (N * C > 16384)
+#pragma omp parallel for schedule(static) if (N * C > kRowsParallelMin)
         for (int64_t n = 0; n < N; n++) {
             const T* row = xs + n * C;
             A m = -INFINITY, s = 0;
-            for (int64_t c = 0; c < C; c++) m = std::max(m, A(load(row + c)));
-            for (int64_t c = 0; c < C; c++) s += std::exp(load(row + c) - m);
+#if RANKCLIP_AVX512
+            if constexpr (vec::kVectorised<T>) {
+                m = row_max(row, C);
+                __m512 mv = vec::set1(m);
+                s = row_sum(C, [&](int64_t i, __mmask16 k) {
+                    return _mm512_maskz_mov_ps(k, vec::exp(_mm512_sub_ps(vec::load(row + i, k), mv)));
+                });
+            } else
+#endif
+            {
+                for (int64_t c = 0; c < C; c++) m = std::max(m, A(load(row + c)));
+                for (int64_t c = 0; c < C; c++) s += std::exp(load(row + c) - m);
+            }
             lses[n] = m + std::log(s);
             int64_t t = load_index(target, n);
             store(ls + n, t == ignore_index ? A(0) : lses[n] - A(load(row + t)));
@@ -185,14 +330,28 @@ void CpuBackend::cross_entropy_backward(const Tensor& logits, const Tensor& targ
         const A* lses = static_cast<const A*>(lse.raw_data());
         const T* gl = static_cast<const T*>(grad_losses.raw_data());
         T* gxs = static_cast<T*>(glogits.raw_data());
-#pragma omp parallel for schedule(static) if (N * C > 16384)
+#pragma omp parallel for schedule(static) if (N * C > kRowsParallelMin)
         for (int64_t n = 0; n < N; n++) {
             // forward: loss = lse(x) - x[t]  =>  dx = g * (softmax(x) - onehot(t))
             int64_t t = load_index(target, n);
             A g = t == ignore_index ? A(0) : A(load(gl + n));
+            const T* row = xs + n * C;
+            T* out = gxs + n * C;
+#if RANKCLIP_AVX512
+            if constexpr (vec::kVectorised<T>) {
+                __m512 lv = vec::set1(lses[n]), gv = vec::set1(g);
+                vec::for_lanes(C, [&](int64_t i, __mmask16 k) {
+                    __m512 p = vec::exp(_mm512_sub_ps(vec::load(row + i, k), lv));
+                    __mmask16 onehot = t >= i && t < i + vec::kLanes ? __mmask16(1u << (t - i)) : 0;
+                    p = _mm512_mask_sub_ps(p, onehot, p, vec::set1(1.0f));
+                    vec::store(out + i, _mm512_mul_ps(gv, p), k);
+                });
+                continue;
+            }
+#endif
             for (int64_t c = 0; c < C; c++) {
-                A p = std::exp(load(xs + n * C + c) - lses[n]);
-                store(gxs + n * C + c, g * (p - A(c == t)));
+                A p = std::exp(load(row + c) - lses[n]);
+                store(out + c, g * (p - A(c == t)));
             }
         }
     });

@@ -1,8 +1,9 @@
 // engine/ops/reduce.cpp
 // defines: reductions over any set of dims — sum, mean, amax/amin, max (values + indices),
 // argmax, logsumexp — and sum_to, which undoes broadcasting in every binary op's backward.
-// The kernels reduce the last dim of an (N, R) matrix; the front-end permutes the reduced dims
-// to the end first.
+// The kernels reduce the last dim of an (N, R) matrix, the front-end permuting the reduced dims
+// to the end first, or the middle dim of an (A, R, C) one when the reduced dims of a contiguous
+// tensor are one block (no copy).
 #include <algorithm>
 #include <cmath>
 
@@ -58,8 +59,20 @@ static Tensor as_rows(const Tensor& x, const std::vector<int64_t>& dims) {
 }
 
 static Tensor reduce_forward(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
-    Tensor rows = as_rows(x, dims);
     Tensor out = empty(reduced_shape(x.shape(), dims, keepdim), x.dtype(), x.device());
+    // Reduced dims forming one block d0..d1 of a contiguous x, with dims after it (a bias
+    // gradient (B, T, N) -> (N)): x is (A, R, C), reduced down its columns without the copy
+    // that moves them last.
+    if (x.is_contiguous() && x.numel() > 0 && !dims.empty() && dims.back() - dims.front() + 1 == int64_t(dims.size())) {
+        int64_t A = 1, R = 1, C = 1;
+        for (int64_t d = 0; d < x.dim(); d++)
+            (d < dims.front() ? A : d <= dims.back() ? R : C) *= x.shape()[d];
+        if (C > 1) {
+            backend_for(x.device()).reduce_cols(op, x.detach().view({A, R, C}), out);
+            return out;
+        }
+    }
+    Tensor rows = as_rows(x, dims);
     if (x.dim() && rows.size(1) == 0 && op == ReduceOp::Sum) return out.fill_(0.0);
     backend_for(x.device()).reduce_rows(op, rows, out);
     return out;
