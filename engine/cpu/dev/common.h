@@ -7,6 +7,7 @@
 // Standalone on purpose (the CPU twin of cuda/dev/common.h): the playground does not link the
 // library, so a kernel can be tried here in one file and promoted into engine/cpu/ once it wins.
 #pragma once
+#include <cpuid.h>
 #include <immintrin.h>
 #include <omp.h>
 #include <sys/syscall.h>
@@ -231,7 +232,10 @@ inline double measured_amx_peak_gflops() {
             _tile_loadd(5, ones, 64);
             _tile_loadd(6, ones, 64);
             _tile_loadd(7, ones, 64);
-            _tile_zero(0), _tile_zero(1), _tile_zero(2), _tile_zero(3);
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
             auto t0 = std::chrono::steady_clock::now();
             for (long it = 0; it < iters; it++) {
                 _tile_dpbf16ps(0, 4, 6);
