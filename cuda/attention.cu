@@ -12,6 +12,10 @@
 // four warps per block (eight in the forward when Tq >= 128). Each output row is written by one warp that loops over its tiles in a fixed
 // order, so the backward needs no atomics and is bit-reproducible.
 // Math in Acc (float for F32/BF16, double for F64), on CUDA cores (no tensor cores yet).
+// The kernels index contiguous (BH, T, D) rows. backend.h lets q, k, v, out and the gradients be
+// strided (B, H, T, D) views (the CPU reads a packed projection in place); here a strided input
+// is copied to a contiguous tensor first and a strided output is computed into a contiguous
+// temporary, then copied out (see contiguous_input / contiguous_output).
 #include <algorithm>
 #include <type_traits>
 
@@ -427,6 +431,15 @@ void attention_backward_launch(const Tensor& q, const Tensor& k, const Tensor& v
     }
 }
 
+// A contiguous tensor with t's values: t itself when it is contiguous, else a copy (no history).
+Tensor contiguous_input(const Tensor& t) { return t.is_contiguous() ? t : t.detach().contiguous(); }
+// Where a kernel writes the values of output t: t when contiguous, else a contiguous temporary
+// that finish_output copies into t.
+Tensor contiguous_output(const Tensor& t) { return t.is_contiguous() ? t : empty(t.shape(), t.dtype(), t.device()); }
+void finish_output(Backend& backend, const Tensor& computed, Tensor& t) {
+    if (computed.impl() != t.impl()) backend.copy(computed, t);
+}
+
 // Calls F<kDL>() with kDL = ceil(D / 32) rounded up to 1, 2, 4 or 8.
 template <typename F>
 void with_head_dim(int D, F&& f) {
@@ -438,12 +451,14 @@ void with_head_dim(int D, F&& f) {
 
 }  // namespace
 
-void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse,
+void CudaBackend::attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, Tensor& out_in, Tensor& lse,
                             bool causal, double scale) {
-    AttentionShape s = attention_shape(q, k);
-    RC_CHECK(s.D <= kMaxHeadDim, "attention (cuda): head dim ", s.D, " of q ", q.str(), " is above the ",
+    AttentionShape s = attention_shape(q_in, k_in);
+    RC_CHECK(s.D <= kMaxHeadDim, "attention (cuda): head dim ", s.D, " of q ", q_in.str(), " is above the ",
              kMaxHeadDim, " the kernels support");
     if (s.BH == 0 || s.Tq == 0 || s.D == 0) return;
+    Tensor q = contiguous_input(q_in), k = contiguous_input(k_in), v = contiguous_input(v_in);
+    Tensor out = contiguous_output(out_in);
     cudaStream_t stream = cuda_stream(q.device().index);
     RC_GPU_FLOAT_TYPES(q.dtype(), "attention", q, {
         with_head_dim(s.D, [&](auto dl) {
@@ -455,15 +470,19 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, T
                 attention_forward_launch<T, decltype(dl)::value, 4>(q, k, v, out, lse, s, causal, scale, stream);
         });
     });
+    finish_output(*this, out, out_in);
 }
 
-void CudaBackend::attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                                     const Tensor& lse, const Tensor& gout, Tensor& gq, Tensor& gk, Tensor& gv,
-                                     bool causal, double scale) {
-    AttentionShape s = attention_shape(q, k);
-    RC_CHECK(s.D <= kMaxHeadDim, "attention_backward (cuda): head dim ", s.D, " of q ", q.str(),
+void CudaBackend::attention_backward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Tensor& out_in,
+                                     const Tensor& lse, const Tensor& gout_in, Tensor& gq_in, Tensor& gk_in,
+                                     Tensor& gv_in, bool causal, double scale) {
+    AttentionShape s = attention_shape(q_in, k_in);
+    RC_CHECK(s.D <= kMaxHeadDim, "attention_backward (cuda): head dim ", s.D, " of q ", q_in.str(),
              " is above the ", kMaxHeadDim, " the kernels support");
     if (s.BH == 0 || s.D == 0) return;
+    Tensor q = contiguous_input(q_in), k = contiguous_input(k_in), v = contiguous_input(v_in),
+           out = contiguous_input(out_in), gout = contiguous_input(gout_in);
+    Tensor gq = contiguous_output(gq_in), gk = contiguous_output(gk_in), gv = contiguous_output(gv_in);
     int device = q.device().index;
     RC_GPU_FLOAT_TYPES(q.dtype(), "attention_backward", q, {
         with_head_dim(s.D, [&](auto dl) {
@@ -471,6 +490,9 @@ void CudaBackend::attention_backward(const Tensor& q, const Tensor& k, const Ten
                                                              device);
         });
     });
+    finish_output(*this, gq, gq_in);
+    finish_output(*this, gk, gk_in);
+    finish_output(*this, gv, gv_in);
 }
 
 }  // namespace rankclip

@@ -151,6 +151,16 @@ struct Backend {
                                    Tensor& gx, double eps);
 
     // --- attention: q (B, H, Tq, D), k, v (B, H, Tk, D) -> out (B, H, Tq, D), lse (B, H, Tq)
+    //     (contiguous, Acc dtype: float for F32/BF16, double for F64). q, k, v, out, and in the
+    //     backward gout, gq, gk, gv, are strided: any strides for B, H, T (q, k, v, gout may
+    //     repeat rows: stride 0) and unit stride along D — the heads of a packed (B, T, 3, H, D)
+    //     projection, an output laid out as (B, T, H, D). Outputs do not overlap; the kernels
+    //     write every element of them.
+    //     Causal: query i sees keys j <= i (top-left aligned); a query that sees no key (Tk = 0)
+    //     gets out 0, lse -inf.
+    //     forward:  S = scale Q K^T, P = softmax(S), O = P V, lse = logsumexp(S) per row
+    //     backward: dV = P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dO * O)), dQ = scale dS K,
+    //               dK = scale dS^T Q ---
     virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
                            Tensor& lse, bool causal, double scale);
     virtual void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,

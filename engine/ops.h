@@ -136,11 +136,20 @@ Tensor l2_normalize(const Tensor& x, int64_t dim = -1, double eps = 1e-12);
 // Inverted dropout; identity when !training or p == 0. The mask comes from a counter-based
 // generator keyed by (seed, offset) drawn from `gen`, so CPU and CUDA give the same mask.
 Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);
-// q (B, H, Tq, D), k, v (B, H, Tk, D) -> (B, H, Tq, D); scale defaults to 1/sqrt(D) when <= 0
+// q (B, H, Tq, D), k, v (B, H, Tk, D) -> (B, H, Tq, D); scale defaults to 1/sqrt(D) when <= 0.
+// q, k, v may be strided views (no copy when the last dim has unit stride); the output is laid
+// out as (B, Tq, H, D), so permute({0, 2, 1, 3}) then reshape({B, Tq, H D}) is a view.
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     bool causal = false, double scale = -1.0);
 Tensor attention_composite(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = false,
                            double scale = -1.0);
+// Self-attention over a packed projection: qkv (B, T, 3W) holds per token q | k | v, each
+// W = heads x D wide with the heads side by side (torch's in_proj layout) -> (B, T, W), heads side
+// by side. Equals self_attention_composite (head-split views of qkv, scaled_dot_product_attention,
+// heads merged back) without a copy: the kernels read q, k, v inside qkv, write (B, T, W), and the
+// backward writes the (B, T, 3W) gradient in one buffer.
+Tensor self_attention(const Tensor& qkv, int64_t heads, bool causal = false, double scale = -1.0);
+Tensor self_attention_composite(const Tensor& qkv, int64_t heads, bool causal = false, double scale = -1.0);
 
 // ListMLE (the Plackett-Luce negative log-likelihood) of each row of `scores` (N, B) under the
 // ranking `order` (N, B) I64: order[n, k] is the column ranked k-th for row n (a permutation of

@@ -1,6 +1,6 @@
 // nn/multihead_attention.cpp
 // defines: MultiheadAttention's construction (torch's initialisation order) and forward.
-// The backward is the engine's: linear, views and the fused attention op each record theirs.
+// The backward is the engine's: the projections and the fused self_attention op record theirs.
 #include "nn/multihead_attention.h"
 
 #include "engine/ops.h"
@@ -24,13 +24,11 @@ MultiheadAttention::MultiheadAttention(int64_t width, int64_t heads, Generator& 
 Tensor MultiheadAttention::forward(const Tensor& x) const {
     RC_CHECK(x.dim() == 3 && x.size(2) == width_, "MultiheadAttention(width ", width_, "): input must be (B, T, ",
              width_, "), got ", x.str());
-    int64_t B = x.size(0), T = x.size(1), H = heads_, D = width_ / heads_;
-    Tensor qkv = matmul(x, in_proj_weight.t()) + in_proj_bias;          // (B, T, 3W)
-    qkv = qkv.reshape({B, T, 3, H, D}).permute({2, 0, 3, 1, 4});        // (3, B, H, T, D)
-    Tensor q = qkv.select(0, 0), k = qkv.select(0, 1), v = qkv.select(0, 2);  // (B, H, T, D) each
-    Tensor y = scaled_dot_product_attention(q, k, v, causal_);          // (B, H, T, D)
-    y = y.permute({0, 2, 1, 3}).reshape({B, T, width_});                // (B, T, W), heads side by side
-    return out_proj->forward(y);                                        // (B, T, W)
+    Tensor qkv = matmul(x, in_proj_weight.t()) + in_proj_bias;  // (B, T, 3W): per token q | k | v
+    // the fused op reads q, k, v inside qkv and writes (B, T, W) with the heads side by side; its
+    // composite (head-split views + scaled_dot_product_attention) is the tested reference
+    Tensor y = self_attention(qkv, heads_, causal_);            // (B, T, W)
+    return out_proj->forward(y);                                // (B, T, W)
 }
 
 }  // namespace rankclip

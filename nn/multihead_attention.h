@@ -2,7 +2,8 @@
 // defines: MultiheadAttention, self-attention with the parameter layout of
 // torch.nn.MultiheadAttention (which OpenAI CLIP uses): one fused input projection
 // in_proj_weight (3W, W) whose rows are q | k | v, in_proj_bias (3W), and out_proj (a Linear
-// W -> W). Heads attend through the engine's scaled_dot_product_attention (scale 1/sqrt(D)).
+// W -> W). Heads attend through the engine's fused self_attention over the packed projection
+// (scale 1/sqrt(D)).
 //
 // Initialisation, in torch's order: out_proj is built as a Linear (kaiming weight, uniform bias:
 // it consumes the generator), then _reset_parameters draws in_proj_weight with xavier_uniform

@@ -1,102 +1,458 @@
 // engine/cpu/cpu_attention.cpp
-// defines: the fused CPU scaled-dot-product attention, forward and backward. One (batch, head)
-// per thread; a query row's scores live in a small buffer and are never written out. The
-// forward saves the row log-sum-exp so the backward can rebuild the probabilities:
-//   forward:  S = scale * Q K^T (causal: key j > query i masked), P = softmax(S), O = P V
-//   backward: dV = P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dO * O)), dQ = scale dS K,
-//             dK = scale dS^T Q
+// defines: the fused CPU scaled-dot-product attention, forward and backward:
+//   forward:  S = scale Q K^T (causal: key j > query i masked), P = softmax(S), O = P V;
+//             saves lse = rowwise log-sum-exp of S so the backward can rebuild P
+//   backward: P = exp(S - lse), dV = P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dO * O)),
+//             dQ = scale dS K, dK = scale dS^T Q
+// Every (B, H, T, D) tensor is a view with any strides for B, H, T and unit stride along D
+// (backend.h): q, k, v are read straight out of a packed projection, out and the gradients are
+// written wherever the op front-end put them.
+//
+// F32 and BF16 (fp32 math): one (batch, head) per thread, a fixed split, so results are
+// bit-identical run to run (and for any thread count). The head's Q, K, V (dO) are gathered into
+// zero-padded fp32 tiles (bf16 widened; K and V also transposed, key-major), and every product is
+// a register-blocked AVX-512 micro-kernel (micro_tile): an (MR x 16 NV) block of C in registers,
+// one broadcast element of A times NV vectors of B per step. Queries go in blocks whose whole
+// (queries, keys) score tile is materialised in a thread-local buffer: for the CLIP shapes (T <=
+// ~400) one block holds every query; longer sequences take several blocks, so memory stays
+// bounded (dK, dV accumulate over the blocks in a fixed order: no atomics). Causal attention
+// skips the column tiles and key ranges above the diagonal. exp is SLEEF's (1 ulp).
+// F64 (gradient checks): the plain scalar loops, one query row at a time.
+// Measured in engine/cpu/dev/attention_forward.cpp and attention_backward.cpp.
+#include <immintrin.h>
+#include <sleef.h>
+
+#include <array>
+#include <type_traits>
+#include <cstring>
+#include <utility>
 #include <vector>
 
 #include "engine/cpu/cpu_backend.h"
 
 namespace rankclip {
 
-// q (BH, Tq, D), k/v (BH, Tk, D) -> out (BH, Tq, D), lse (BH, Tq)
-void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse,
-                           bool causal, double scale) {
-    int64_t D = q.size(-1), Tq = q.size(-2), Tk = k.size(-2), BH = q.numel() / std::max<int64_t>(Tq * D, 1);
-    dispatch_floating(q.dtype(), "attention", [&](auto tag) {
-        using T = decltype(tag);
-        using A = Acc<T>;
-        const T *qs = static_cast<const T*>(q.raw_data()), *ks = static_cast<const T*>(k.raw_data()),
-                *vs = static_cast<const T*>(v.raw_data());
-        T* os = static_cast<T*>(out.raw_data());
-        A* ls = static_cast<A*>(lse.raw_data());
-#pragma omp parallel for schedule(static) if (BH * Tq * Tk * D > 16384)
-        for (int64_t bh = 0; bh < BH; bh++) {
-            std::vector<A> p(static_cast<size_t>(Tk)), acc(static_cast<size_t>(D));
-            for (int64_t i = 0; i < Tq; i++) {
-                const T* qi = qs + (bh * Tq + i) * D;
-                int64_t keys = causal ? std::min(Tk, i + 1) : Tk;
-                A m = -INFINITY;
-                for (int64_t j = 0; j < keys; j++) {
-                    const T* kj = ks + (bh * Tk + j) * D;
-                    A s = 0;
-                    for (int64_t d = 0; d < D; d++) s += A(load(qi + d)) * A(load(kj + d));
-                    p[j] = s * A(scale);
-                    m = std::max(m, p[j]);
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// A (B, H, T, D) tensor as heads: head bh = (b, h) starts at data + b sb + h sh, row t at + t st.
+template <typename T>
+struct Heads {
+    T* data;
+    int64_t H, sb, sh, st;
+    explicit Heads(const Tensor& t)
+        : data(static_cast<T*>(t.raw_data())), H(t.size(1)), sb(t.strides()[0]), sh(t.strides()[1]),
+          st(t.strides()[2]) {}
+    T* head(int64_t bh) const { return data + (bh / H) * sb + (bh % H) * sh; }
+};
+
+int64_t round16(int64_t x) { return (x + 15) / 16 * 16; }
+__mmask16 first_lanes(int64_t n) { return n >= 16 ? __mmask16(0xffff) : n > 0 ? __mmask16((1u << n) - 1) : 0; }
+
+// Horizontal max and sum, lane by lane in a fixed order. (GCC 12's _mm512_reduce_* and the
+// unmasked shifts and widenings are built on _mm512_undefined_*, which -Wuninitialized reports
+// wherever they are inlined; the maskz forms used below are not.)
+float lanes_max(__m512 v) {
+    alignas(64) float t[16];
+    _mm512_store_ps(t, v);
+    float m = t[0];
+    for (int i = 1; i < 16; i++) m = std::max(m, t[i]);
+    return m;
+}
+float lanes_sum(__m512 v) {
+    alignas(64) float t[16];
+    _mm512_store_ps(t, v);
+    float s = 0;
+    for (int i = 0; i < 16; i++) s += t[i];
+    return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// rows in and out of the fp32 tiles
+
+inline void widen_row(const float* src, float* dst, int64_t n) { std::memcpy(dst, src, size_t(n) * sizeof(float)); }
+inline void widen_row(const bf16* src, float* dst, int64_t n) {
+    for (int64_t j = 0; j < n; j += 16) {
+        __mmask16 m = first_lanes(n - j);
+        __m512i h = _mm512_maskz_cvtepu16_epi32(m, _mm256_maskz_loadu_epi16(m, src + j));
+        _mm512_mask_storeu_ps(dst + j, m, _mm512_castsi512_ps(_mm512_maskz_slli_epi32(m, h, 16)));
+    }
+}
+
+// dst = src * mul, rounded to nearest even for bf16 exactly as float_to_bf16 (NaN stays NaN)
+inline void narrow_row(const float* src, float* dst, int64_t n, float mul) {
+    for (int64_t j = 0; j < n; j += 16) {
+        __mmask16 m = first_lanes(n - j);
+        _mm512_mask_storeu_ps(dst + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + j), _mm512_set1_ps(mul)));
+    }
+}
+inline void narrow_row(const float* src, bf16* dst, int64_t n, float mul) {
+    const __m512i one = _mm512_set1_epi32(1), half = _mm512_set1_epi32(0x7fff), quiet = _mm512_set1_epi32(0x40);
+    for (int64_t j = 0; j < n; j += 16) {
+        __mmask16 m = first_lanes(n - j);
+        __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + j), _mm512_set1_ps(mul));
+        __m512i u = _mm512_castps_si512(x), hi = _mm512_maskz_srli_epi32(m, u, 16);
+        __m512i r = _mm512_maskz_srli_epi32(m, _mm512_add_epi32(u, _mm512_add_epi32(half, _mm512_and_si512(hi, one))), 16);
+        r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), _mm512_or_si512(hi, quiet));
+        _mm512_mask_cvtepi32_storeu_epi16(dst + j, m, r);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The micro-kernel: C (MR x 16 NV) = or += A (MR x [k0, k1)) B ([k0, k1) x 16 NV).
+// A is read one element at a time and broadcast: row-major A(r, k) = a[r lda + k], or (for P^T
+// and dS^T) transposed A(r, k) = a[k lda + r]. B rows are 16 NV floats at b + k ldb. All of A, B
+// and C are the padded fp32 tiles, so no masks. MR NV accumulators + NV B vectors + a broadcast
+// fit the 32 zmm registers for MR <= kBlockRows[NV - 1].
+
+template <int MR, int NV, bool kRowMajorA>
+void micro_tile(int64_t k0, int64_t k1, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                int64_t ldc, bool accumulate) {
+    __m512 acc[MR][NV];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = accumulate ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
+    for (int64_t k = k0; k < k1; k++) {
+        const float* bk = b + k * ldb;
+        __m512 bv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(bk + 16 * v);
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; r++) {
+            __m512 av = _mm512_set1_ps(kRowMajorA ? a[r * lda + k] : a[k * lda + r]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) _mm512_storeu_ps(c + r * ldc + 16 * v, acc[r][v]);
+}
+
+constexpr int kMaxRows = 16;
+constexpr int kBlockRows[4] = {16, 12, 8, 6};  // rows per block for NV = 1, 2, 3, 4
+
+using TileFn = void (*)(int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, bool);
+template <int NV, bool kRowMajorA, size_t... M>
+constexpr std::array<TileFn, kMaxRows> tiles_for(std::index_sequence<M...>) {
+    return {&micro_tile<int(M) + 1, NV, kRowMajorA>...};
+}
+// kTiles<A>[NV - 1][m - 1]: the micro-kernel for m rows and NV vectors
+template <bool kRowMajorA>
+constexpr std::array<std::array<TileFn, kMaxRows>, 4> kTiles = {
+    tiles_for<1, kRowMajorA>(std::make_index_sequence<kMaxRows>()),
+    tiles_for<2, kRowMajorA>(std::make_index_sequence<kMaxRows>()),
+    tiles_for<3, kRowMajorA>(std::make_index_sequence<kMaxRows>()),
+    tiles_for<4, kRowMajorA>(std::make_index_sequence<kMaxRows>())};
+
+// Rows per block for products with n output columns (the widest tile's limit).
+int block_rows(int64_t n) { return kBlockRows[std::min<int64_t>(std::max<int64_t>(n / 16, 1), 4) - 1]; }
+
+// C[0:m, 0:n) = or += A[0:m, k0:k1) B[k0:k1, 0:n) for one block of m <= block_rows(n) rows;
+// n a multiple of 16, walked in tiles of up to 64 columns.
+template <bool kRowMajorA>
+void gemm_rows(int m, int64_t n, int64_t k0, int64_t k1, const float* a, int64_t lda, const float* b, int64_t ldb,
+               float* c, int64_t ldc, bool accumulate) {
+    for (int64_t j = 0; j < n;) {
+        int nv = int(std::min<int64_t>((n - j) / 16, 4));
+        kTiles<kRowMajorA>[nv - 1][m - 1](k0, k1, a, lda, b + j, ldb, c + j, ldc, accumulate);
+        j += 16 * nv;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// shapes and per-thread tiles
+
+struct Dims {
+    int64_t BH, Tq, Tk, D, Dp, Tkp;  // Dp, Tkp: D and Tk rounded up to whole vectors
+    bool causal;
+    int64_t keys(int64_t i) const { return causal ? std::min(Tk, i + 1) : Tk; }  // keys query i sees
+    // Queries per block: the (block, Tkp) fp32 score tiles stay within 128 KiB (L2) each.
+    int64_t query_block() const { return std::max<int64_t>(16, std::min<int64_t>(Tq, 32768 / std::max<int64_t>(Tkp, 1))); }
+};
+
+Dims dims_of(const Tensor& q, const Tensor& k, bool causal) {
+    Dims d;
+    d.BH = q.size(0) * q.size(1);
+    d.Tq = q.size(2);
+    d.Tk = k.size(2);
+    d.D = q.size(3);
+    d.Dp = round16(d.D);
+    d.Tkp = round16(d.Tk);
+    d.causal = causal;
+    return d;
+}
+
+// Key-major copy of rows: dst[c * ld + j] = src row j, element c (K^T, V^T for the score products).
+template <typename T>
+void gather_transposed(const T* src, int64_t st, int64_t rows, int64_t D, float* row_buf, float* dst, int64_t ld) {
+    for (int64_t j = 0; j < rows; j++) {
+        widen_row(src + j * st, row_buf, D);
+        for (int64_t c = 0; c < D; c++) dst[c * ld + j] = row_buf[c];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// forward, F32 / BF16
+
+// One row of scores s[0:keys) becomes p = exp(scale s - m), m = the scaled row max; p[keys:n)
+// = 0. Returns sum(p); m through *row_max (-inf when keys = 0).
+float softmax_row(float* s, int64_t keys, int64_t n, float scale, float* row_max) {
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    for (int64_t j = 0; j < keys; j += 16) vmax = _mm512_mask_max_ps(vmax, first_lanes(keys - j), vmax, _mm512_loadu_ps(s + j));
+    float m = lanes_max(vmax) * scale;
+    const __m512 vscale = _mm512_set1_ps(scale), vm = _mm512_set1_ps(m);
+    __m512 vsum = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; j += 16) {
+        __mmask16 live = first_lanes(keys - j);
+        __m512 e = _mm512_maskz_mov_ps(live, Sleef_expf16_u10(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), vscale, vm)));
+        vsum = _mm512_add_ps(vsum, e);
+        _mm512_storeu_ps(s + j, e);
+    }
+    *row_max = m;
+    return lanes_sum(vsum);
+}
+
+template <typename T>
+void attention_forward_tiled(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse, bool causal,
+                             double scale_d) {
+    const Dims d = dims_of(q, k, causal);
+    const Heads<const T> qs(q), ks(k), vs(v);
+    const Heads<T> os(out);
+    float* ls = static_cast<float*>(lse.raw_data());
+    const float scale = float(scale_d);
+    const int64_t Bq = d.query_block(), Dp = d.Dp, Tkp = d.Tkp, D = d.D;
+#pragma omp parallel if (d.BH * d.Tq * d.Tk * d.D > 16384)
+    {
+        // per thread: Q (Bq, Dp), K^T (D, Tkp), V (Tk, Dp), S (Bq, Tkp), O (Bq, Dp), 1/rowsum (Bq)
+        std::vector<float> qt(size_t(Bq * Dp)), kt(size_t(D * Tkp)), vt(size_t(d.Tk * Dp)), st(size_t(Bq * Tkp)),
+            ot(size_t(Bq * Dp)), inv(static_cast<size_t>(Bq)), row(static_cast<size_t>(Dp));
+#pragma omp for schedule(static)
+        for (int64_t bh = 0; bh < d.BH; bh++) {
+            const T *qh = qs.head(bh), *kh = ks.head(bh), *vh = vs.head(bh);
+            T* oh = os.head(bh);
+            gather_transposed(kh, ks.st, d.Tk, D, row.data(), kt.data(), Tkp);
+            for (int64_t j = 0; j < d.Tk; j++) widen_row(vh + j * vs.st, &vt[j * Dp], D);
+            for (int64_t qb0 = 0; qb0 < d.Tq; qb0 += Bq) {
+                const int64_t nq = std::min(Bq, d.Tq - qb0);
+                for (int64_t r = 0; r < nq; r++) widen_row(qh + (qb0 + r) * qs.st, &qt[r * Dp], D);
+                // S = Q K^T; causal: only the column tiles a row block's last query sees
+                const int mr_s = block_rows(Tkp);
+                for (int64_t i0 = 0; i0 < nq; i0 += mr_s) {
+                    int m = int(std::min<int64_t>(mr_s, nq - i0));
+                    int64_t cols = causal ? round16(std::min(d.Tk, qb0 + i0 + m)) : Tkp;
+                    gemm_rows<true>(m, cols, 0, D, &qt[i0 * Dp], Dp, kt.data(), Tkp, &st[i0 * Tkp], Tkp, false);
                 }
-                A sum = 0;
-                for (int64_t j = 0; j < keys; j++) sum += (p[j] = std::exp(p[j] - m));
-                std::fill(acc.begin(), acc.end(), A(0));
-                for (int64_t j = 0; j < keys; j++) {
-                    const T* vj = vs + (bh * Tk + j) * D;
-                    for (int64_t d = 0; d < D; d++) acc[d] += p[j] * A(load(vj + d));
+                // P, unnormalised (1/rowsum is applied to O)
+                for (int64_t r = 0; r < nq; r++) {
+                    float m;
+                    float sum = softmax_row(&st[r * Tkp], d.keys(qb0 + r), Tkp, scale, &m);
+                    inv[r] = sum > 0 ? 1.0f / sum : 0.0f;  // no visible key (Tk = 0): out 0, lse -inf
+                    ls[bh * d.Tq + qb0 + r] = sum > 0 ? m + std::log(sum) : -INFINITY;
                 }
-                for (int64_t d = 0; d < D; d++) store(os + (bh * Tq + i) * D + d, acc[d] / sum);
-                ls[bh * Tq + i] = m + std::log(sum);
+                // O = P V; causal: a row block's keys end at its last query
+                const int mr_o = block_rows(Dp);
+                for (int64_t i0 = 0; i0 < nq; i0 += mr_o) {
+                    int m = int(std::min<int64_t>(mr_o, nq - i0));
+                    int64_t kend = causal ? std::min(d.Tk, qb0 + i0 + m) : d.Tk;
+                    gemm_rows<true>(m, Dp, 0, kend, &st[i0 * Tkp], Tkp, vt.data(), Dp, &ot[i0 * Dp], Dp, false);
+                }
+                for (int64_t r = 0; r < nq; r++) narrow_row(&ot[r * Dp], oh + (qb0 + r) * os.st, D, inv[r]);
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// backward, F32 / BF16 (inverts the forward above: S = scale Q K^T, P = softmax(S), O = P V)
+
+template <typename T>
+void attention_backward_tiled(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                              const Tensor& lse, const Tensor& gout, Tensor& gq, Tensor& gk, Tensor& gv, bool causal,
+                              double scale_d) {
+    const Dims d = dims_of(q, k, causal);
+    const Heads<const T> qs(q), ks(k), vs(v), os(out), gos(gout);
+    const Heads<T> gqs(gq), gks(gk), gvs(gv);
+    const float* ls = static_cast<const float*>(lse.raw_data());
+    const float scale = float(scale_d);
+    const int64_t Bq = d.query_block(), Dp = d.Dp, Tkp = d.Tkp, D = d.D, Tq = d.Tq, Tk = d.Tk;
+#pragma omp parallel if (d.BH * d.Tq * d.Tk * d.D > 16384)
+    {
+        // per thread: Q, dO (Tq, Dp); K (Tk, Dp); K^T, V^T (D, Tkp); S -> P and dP -> dS (Bq, Tkp);
+        // dQ (Bq, Dp); dK, dV (Tk, Dp); delta = rowsum(dO * O) (Tq)
+        std::vector<float> qt(size_t(Tq * Dp)), got(size_t(Tq * Dp)), kt_rows(size_t(Tk * Dp)), kt(size_t(D * Tkp)),
+            vt(size_t(D * Tkp)), st(size_t(Bq * Tkp)), dpt(size_t(Bq * Tkp)), dqt(size_t(Bq * Dp)),
+            dkt(size_t(Tk * Dp)), dvt(size_t(Tk * Dp)), delta(static_cast<size_t>(Tq)), row(static_cast<size_t>(Dp));
+        const int mr_s = block_rows(Tkp), mr_d = block_rows(Dp);
+#pragma omp for schedule(static)
+        for (int64_t bh = 0; bh < d.BH; bh++) {
+            const T *qh = qs.head(bh), *kh = ks.head(bh), *vh = vs.head(bh), *oh = os.head(bh), *gh = gos.head(bh);
+            const float* lh = ls + bh * Tq;
+            for (int64_t i = 0; i < Tq; i++) {
+                widen_row(qh + i * qs.st, &qt[i * Dp], D);
+                widen_row(gh + i * gos.st, &got[i * Dp], D);
+                widen_row(oh + i * os.st, row.data(), D);
+                float dot = 0;
+                for (int64_t c = 0; c < D; c++) dot += got[i * Dp + c] * row[c];
+                delta[i] = dot;
+            }
+            for (int64_t j = 0; j < Tk; j++) widen_row(kh + j * ks.st, &kt_rows[j * Dp], D);
+            gather_transposed(kh, ks.st, Tk, D, row.data(), kt.data(), Tkp);
+            gather_transposed(vh, vs.st, Tk, D, row.data(), vt.data(), Tkp);
+            std::fill(dkt.begin(), dkt.end(), 0.0f);
+            std::fill(dvt.begin(), dvt.end(), 0.0f);
+            for (int64_t qb0 = 0; qb0 < Tq; qb0 += Bq) {
+                const int64_t nq = std::min(Bq, Tq - qb0);
+                // S = Q K^T and dP = dO V^T over the block's rows; causal: visible column tiles only
+                for (int64_t i0 = 0; i0 < nq; i0 += mr_s) {
+                    int m = int(std::min<int64_t>(mr_s, nq - i0));
+                    int64_t cols = causal ? round16(std::min(Tk, qb0 + i0 + m)) : Tkp;
+                    gemm_rows<true>(m, cols, 0, D, &qt[(qb0 + i0) * Dp], Dp, kt.data(), Tkp, &st[i0 * Tkp], Tkp, false);
+                    gemm_rows<true>(m, cols, 0, D, &got[(qb0 + i0) * Dp], Dp, vt.data(), Tkp, &dpt[i0 * Tkp], Tkp,
+                                    false);
+                }
+                // P = exp(scale S - lse) and dS = scale P (dP - delta) in place; exactly 0 past the
+                // visible keys (whatever the unwritten columns held)
+                const __m512 vscale = _mm512_set1_ps(scale);
+                for (int64_t r = 0; r < nq; r++) {
+                    const int64_t i = qb0 + r, keys = d.keys(i);
+                    float *s = &st[r * Tkp], *dp = &dpt[r * Tkp];
+                    const __m512 vl = _mm512_set1_ps(lh[i]), vd = _mm512_set1_ps(delta[i]);
+                    for (int64_t j = 0; j < Tkp; j += 16) {
+                        __mmask16 live = first_lanes(keys - j);
+                        __m512 p = _mm512_maskz_mov_ps(
+                            live, Sleef_expf16_u10(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), vscale, vl)));
+                        __m512 ds = _mm512_maskz_mul_ps(live, _mm512_mul_ps(p, vscale),
+                                                        _mm512_sub_ps(_mm512_loadu_ps(dp + j), vd));
+                        _mm512_storeu_ps(s + j, p);
+                        _mm512_storeu_ps(dp + j, ds);
+                    }
+                }
+                // dQ = (scale dS) K; causal: a row block's keys end at its last query
+                for (int64_t i0 = 0; i0 < nq; i0 += mr_d) {
+                    int m = int(std::min<int64_t>(mr_d, nq - i0));
+                    int64_t kend = causal ? std::min(Tk, qb0 + i0 + m) : Tk;
+                    gemm_rows<true>(m, Dp, 0, kend, &dpt[i0 * Tkp], Tkp, kt_rows.data(), Dp, &dqt[i0 * Dp], Dp, false);
+                }
+                T* gqh = gqs.head(bh);
+                for (int64_t r = 0; r < nq; r++) narrow_row(&dqt[r * Dp], gqh + (qb0 + r) * gqs.st, D, 1.0f);
+                // dV += P^T dO, dK += (scale dS)^T Q over the block's queries; causal: keys past the
+                // block's last query get nothing, and a key block's queries start at its first key
+                const int64_t key_end = causal ? std::min(Tk, qb0 + nq) : Tk;
+                for (int64_t j0 = 0; j0 < key_end; j0 += mr_d) {
+                    int m = int(std::min<int64_t>(mr_d, key_end - j0));
+                    int64_t r0 = causal ? std::max<int64_t>(0, j0 - qb0) : 0;
+                    gemm_rows<false>(m, Dp, r0, nq, &st[j0], Tkp, &got[qb0 * Dp], Dp, &dvt[j0 * Dp], Dp, true);
+                    gemm_rows<false>(m, Dp, r0, nq, &dpt[j0], Tkp, &qt[qb0 * Dp], Dp, &dkt[j0 * Dp], Dp, true);
+                }
+            }
+            T *gkh = gks.head(bh), *gvh = gvs.head(bh);
+            for (int64_t j = 0; j < Tk; j++) {
+                narrow_row(&dkt[j * Dp], gkh + j * gks.st, D, 1.0f);
+                narrow_row(&dvt[j * Dp], gvh + j * gvs.st, D, 1.0f);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// F64: the scalar loops (gradient checks), one query row at a time, same strided views
+
+void attention_forward_f64(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse, bool causal,
+                           double scale) {
+    const Dims d = dims_of(q, k, causal);
+    const Heads<const double> qs(q), ks(k), vs(v);
+    const Heads<double> os(out);
+    double* ls = static_cast<double*>(lse.raw_data());
+#pragma omp parallel for schedule(static) if (d.BH * d.Tq * d.Tk * d.D > 16384)
+    for (int64_t bh = 0; bh < d.BH; bh++) {
+        const double *qh = qs.head(bh), *kh = ks.head(bh), *vh = vs.head(bh);
+        double* oh = os.head(bh);
+        std::vector<double> p(static_cast<size_t>(d.Tk)), acc(static_cast<size_t>(d.D));
+        for (int64_t i = 0; i < d.Tq; i++) {
+            const int64_t keys = d.keys(i);
+            double m = -INFINITY;
+            for (int64_t j = 0; j < keys; j++) {
+                double s = 0;
+                for (int64_t c = 0; c < d.D; c++) s += qh[i * qs.st + c] * kh[j * ks.st + c];
+                p[j] = s * scale;
+                m = std::max(m, p[j]);
+            }
+            double sum = 0;
+            for (int64_t j = 0; j < keys; j++) sum += (p[j] = std::exp(p[j] - m));
+            std::fill(acc.begin(), acc.end(), 0.0);
+            for (int64_t j = 0; j < keys; j++)
+                for (int64_t c = 0; c < d.D; c++) acc[c] += p[j] * vh[j * vs.st + c];
+            for (int64_t c = 0; c < d.D; c++) oh[i * os.st + c] = sum > 0 ? acc[c] / sum : 0.0;
+            ls[bh * d.Tq + i] = sum > 0 ? m + std::log(sum) : -INFINITY;
+        }
+    }
+}
+
+void attention_backward_f64(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                            const Tensor& gout, Tensor& gq, Tensor& gk, Tensor& gv, bool causal, double scale) {
+    const Dims d = dims_of(q, k, causal);
+    const Heads<const double> qs(q), ks(k), vs(v), os(out), gos(gout);
+    const Heads<double> gqs(gq), gks(gk), gvs(gv);
+    const double* ls = static_cast<const double*>(lse.raw_data());
+#pragma omp parallel for schedule(static) if (d.BH * d.Tq * d.Tk * d.D > 16384)
+    for (int64_t bh = 0; bh < d.BH; bh++) {
+        const double *qh = qs.head(bh), *kh = ks.head(bh), *vh = vs.head(bh), *oh = os.head(bh), *gh = gos.head(bh);
+        double *gqh = gqs.head(bh), *gkh = gks.head(bh), *gvh = gvs.head(bh);
+        std::vector<double> dk(size_t(d.Tk * d.D), 0.0), dv(size_t(d.Tk * d.D), 0.0), dq(static_cast<size_t>(d.D));
+        for (int64_t i = 0; i < d.Tq; i++) {
+            const double *qi = qh + i * qs.st, *goi = gh + i * gos.st, *oi = oh + i * os.st;
+            double delta = 0;  // rowsum(dO * O)
+            for (int64_t c = 0; c < d.D; c++) delta += goi[c] * oi[c];
+            std::fill(dq.begin(), dq.end(), 0.0);
+            for (int64_t j = 0; j < d.keys(i); j++) {
+                const double *kj = kh + j * ks.st, *vj = vh + j * vs.st;
+                double s = 0, dp = 0;
+                for (int64_t c = 0; c < d.D; c++) {
+                    s += qi[c] * kj[c];
+                    dp += goi[c] * vj[c];
+                }
+                double pj = std::exp(s * scale - ls[bh * d.Tq + i]);
+                double ds = pj * (dp - delta) * scale;
+                for (int64_t c = 0; c < d.D; c++) {
+                    dv[j * d.D + c] += pj * goi[c];
+                    dk[j * d.D + c] += ds * qi[c];
+                    dq[c] += ds * kj[c];
+                }
+            }
+            for (int64_t c = 0; c < d.D; c++) gqh[i * gqs.st + c] = dq[c];
+        }
+        for (int64_t j = 0; j < d.Tk; j++)
+            for (int64_t c = 0; c < d.D; c++) {
+                gkh[j * gks.st + c] = dk[j * d.D + c];
+                gvh[j * gvs.st + c] = dv[j * d.D + c];
+            }
+    }
+}
+
+}  // namespace
+
+// q (B, H, Tq, D), k/v (B, H, Tk, D) -> out (B, H, Tq, D), lse (B, H, Tq); strided, unit stride along D
+void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse,
+                           bool causal, double scale) {
+    dispatch_floating(q.dtype(), "attention", [&](auto tag) {
+        using T = decltype(tag);
+        if constexpr (std::is_same_v<T, double>) attention_forward_f64(q, k, v, out, lse, causal, scale);
+        else attention_forward_tiled<T>(q, k, v, out, lse, causal, scale);
     });
 }
 
 void CpuBackend::attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                                     const Tensor& lse, const Tensor& gout, Tensor& gq, Tensor& gk, Tensor& gv,
                                     bool causal, double scale) {
-    int64_t D = q.size(-1), Tq = q.size(-2), Tk = k.size(-2), BH = q.numel() / std::max<int64_t>(Tq * D, 1);
     dispatch_floating(q.dtype(), "attention_backward", [&](auto tag) {
         using T = decltype(tag);
-        using A = Acc<T>;
-        const T *qs = static_cast<const T*>(q.raw_data()), *ks = static_cast<const T*>(k.raw_data()),
-                *vs = static_cast<const T*>(v.raw_data()), *os = static_cast<const T*>(out.raw_data()),
-                *gos = static_cast<const T*>(gout.raw_data());
-        const A* ls = static_cast<const A*>(lse.raw_data());
-        T *gqs = static_cast<T*>(gq.raw_data()), *gks = static_cast<T*>(gk.raw_data()),
-          *gvs = static_cast<T*>(gv.raw_data());
-#pragma omp parallel for schedule(static) if (BH * Tq * Tk * D > 16384)
-        for (int64_t bh = 0; bh < BH; bh++) {
-            std::vector<A> dk(static_cast<size_t>(Tk * D), A(0)), dv(static_cast<size_t>(Tk * D), A(0)), dq(static_cast<size_t>(D));
-            for (int64_t i = 0; i < Tq; i++) {
-                const T* qi = qs + (bh * Tq + i) * D;
-                const T* goi = gos + (bh * Tq + i) * D;
-                const T* oi = os + (bh * Tq + i) * D;
-                int64_t keys = causal ? std::min(Tk, i + 1) : Tk;
-                A delta = 0;  // rowsum(dO * O)
-                for (int64_t d = 0; d < D; d++) delta += A(load(goi + d)) * A(load(oi + d));
-                std::fill(dq.begin(), dq.end(), A(0));
-                for (int64_t j = 0; j < keys; j++) {
-                    const T* kj = ks + (bh * Tk + j) * D;
-                    const T* vj = vs + (bh * Tk + j) * D;
-                    A s = 0, dp = 0;
-                    for (int64_t d = 0; d < D; d++) {
-                        s += A(load(qi + d)) * A(load(kj + d));
-                        dp += A(load(goi + d)) * A(load(vj + d));
-                    }
-                    A pj = std::exp(s * A(scale) - ls[bh * Tq + i]);
-                    A ds = pj * (dp - delta) * A(scale);
-                    for (int64_t d = 0; d < D; d++) {
-                        dv[j * D + d] += pj * A(load(goi + d));
-                        dk[j * D + d] += ds * A(load(qi + d));
-                        dq[d] += ds * A(load(kj + d));
-                    }
-                }
-                for (int64_t d = 0; d < D; d++) store(gqs + (bh * Tq + i) * D + d, dq[d]);
-            }
-            for (int64_t x = 0; x < Tk * D; x++) {
-                store(gks + bh * Tk * D + x, dk[x]);
-                store(gvs + bh * Tk * D + x, dv[x]);
-            }
-        }
+        if constexpr (std::is_same_v<T, double>)
+            attention_backward_f64(q, k, v, out, lse, gout, gq, gk, gv, causal, scale);
+        else attention_backward_tiled<T>(q, k, v, out, lse, gout, gq, gk, gv, causal, scale);
     });
 }
 

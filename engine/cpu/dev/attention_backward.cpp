@@ -1,0 +1,461 @@
+// engine/cpu/dev/attention_backward.cpp
+// defines: the CPU attention backward playground: a double-precision reference, the numbered
+// variants, a correctness check on awkward shapes (T = 1, 17, 65, 77, 128, 300, Tq != Tk, causal
+// or not, D = 8 ... 80, strided q/k/v/dO read from packed buffers, dq/dk/dv written into one
+// packed (B, T, 3, H, D) gradient) and a benchmark on the CLIP shapes, in GFLOP/s and % of the
+// measured fp32 FMA peak.
+//   forward (restated): S = scale Q K^T (causal: key j > query i masked), P = softmax(S), O = P V
+//   backward: P = exp(S - lse), dV = P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dO * O)),
+//             dQ = scale dS K, dK = scale dS^T Q
+// Flops counted: the five products (S recomputed, dP, dV, dQ, dK) over the visible keys,
+// 10 visible D per head.
+// Variants:
+//   1  the engine's old kernel: one (batch, head) per thread, per query row scalar dot products
+//      and rank-1 updates of dK, dV; contiguous inputs and outputs
+//   2  tiled: per head, Q, K, dO gathered into padded fp32 tiles (K, V also transposed); per block
+//      of queries S = Q K^T and dP = dO V^T, P and dS rowwise (SLEEF exp), dQ = dS K,
+//      dV += P^T dO, dK += dS^T Q, all with the register-blocked micro-kernels of
+//      attention_forward.cpp (the transposed-A form for P^T and dS^T); causal skips masked blocks
+//   3  as 2 with the query block capped at 32 rows (the long-sequence path) on every shape
+// Usage: ./attention_backward [variant]   (RANKCLIP_THREADS sets the threads)
+#include <sleef.h>
+
+#include <array>
+#include <functional>
+#include <string>
+#include <utility>
+
+#include "common.h"
+
+namespace {
+
+struct HeadView {
+    float* data;
+    int64_t H, sb, sh, st;
+    float* head(int64_t bh) const { return data + (bh / H) * sb + (bh % H) * sh; }
+};
+
+struct Problem {
+    int64_t B, H, Tq, Tk, D;
+    bool causal;
+    int64_t BH() const { return B * H; }
+    int64_t keys(int64_t i) const { return causal ? std::min(Tk, i + 1) : Tk; }
+    double flops() const {
+        double visible = 0;
+        for (int64_t i = 0; i < Tq; i++) visible += double(keys(i));
+        return double(BH()) * visible * double(D) * 10.0;
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
+// reference: double precision forward (for O, lse) and backward, from the definition
+
+void reference(const Problem& p, const HeadView& q, const HeadView& k, const HeadView& v, const HeadView& go,
+               double scale, std::vector<float>& o_out, std::vector<float>& lse_out, std::vector<float>& gq,
+               std::vector<float>& gk, std::vector<float>& gv) {
+    const int64_t Tq = p.Tq, Tk = p.Tk, D = p.D;
+    o_out.assign(size_t(p.BH() * Tq * D), 0.0f);
+    lse_out.assign(size_t(p.BH() * Tq), 0.0f);
+    gq.assign(size_t(p.BH() * Tq * D), 0.0f);
+    gk.assign(size_t(p.BH() * Tk * D), 0.0f);
+    gv.assign(size_t(p.BH() * Tk * D), 0.0f);
+    std::vector<double> P(size_t(Tq * Tk)), O(size_t(Tq * D)), dk(size_t(Tk * D)), dv(size_t(Tk * D));
+    for (int64_t bh = 0; bh < p.BH(); bh++) {
+        const float *qh = q.head(bh), *kh = k.head(bh), *vh = v.head(bh), *gh = go.head(bh);
+        std::fill(P.begin(), P.end(), 0.0);
+        for (int64_t i = 0; i < Tq; i++) {
+            double m = -INFINITY, sum = 0;
+            for (int64_t j = 0; j < p.keys(i); j++) {
+                double d = 0;
+                for (int64_t c = 0; c < D; c++) d += double(qh[i * q.st + c]) * double(kh[j * k.st + c]);
+                P[i * Tk + j] = d * scale;
+                m = std::max(m, d * scale);
+            }
+            for (int64_t j = 0; j < p.keys(i); j++) sum += (P[i * Tk + j] = std::exp(P[i * Tk + j] - m));
+            for (int64_t j = 0; j < p.keys(i); j++) P[i * Tk + j] /= sum;
+            lse_out[bh * Tq + i] = float(m + std::log(sum));
+            for (int64_t c = 0; c < D; c++) {
+                double o = 0;
+                for (int64_t j = 0; j < p.keys(i); j++) o += P[i * Tk + j] * double(vh[j * v.st + c]);
+                O[i * D + c] = o;
+                o_out[(bh * Tq + i) * D + c] = float(o);
+            }
+        }
+        std::fill(dk.begin(), dk.end(), 0.0);
+        std::fill(dv.begin(), dv.end(), 0.0);
+        for (int64_t i = 0; i < Tq; i++) {
+            double delta = 0;
+            for (int64_t c = 0; c < D; c++) delta += double(gh[i * go.st + c]) * O[i * D + c];
+            for (int64_t j = 0; j < p.keys(i); j++) {
+                double dp = 0;
+                for (int64_t c = 0; c < D; c++) dp += double(gh[i * go.st + c]) * double(vh[j * v.st + c]);
+                double ds = P[i * Tk + j] * (dp - delta) * scale;
+                for (int64_t c = 0; c < D; c++) {
+                    gq[(bh * Tq + i) * D + c] += float(ds * double(kh[j * k.st + c]));
+                    dk[j * D + c] += ds * double(qh[i * q.st + c]);
+                    dv[j * D + c] += P[i * Tk + j] * double(gh[i * go.st + c]);
+                }
+            }
+        }
+        for (int64_t x = 0; x < Tk * D; x++) gk[bh * Tk * D + x] = float(dk[x]), gv[bh * Tk * D + x] = float(dv[x]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// variant 1: the old engine kernel, contiguous (BH, T, D) everything
+
+void old_scalar(const Problem& pr, const float* qs, const float* ks, const float* vs, const float* os,
+                const float* ls, const float* gos, float* gqs, float* gks, float* gvs, double scale) {
+    int64_t D = pr.D, Tq = pr.Tq, Tk = pr.Tk, BH = pr.BH();
+    bool causal = pr.causal;
+#pragma omp parallel for schedule(static)
+    for (int64_t bh = 0; bh < BH; bh++) {
+        std::vector<float> dk(size_t(Tk * D), 0.0f), dv(size_t(Tk * D), 0.0f), dq(static_cast<size_t>(D));
+        for (int64_t i = 0; i < Tq; i++) {
+            const float* qi = qs + (bh * Tq + i) * D;
+            const float* goi = gos + (bh * Tq + i) * D;
+            const float* oi = os + (bh * Tq + i) * D;
+            int64_t keys = causal ? std::min(Tk, i + 1) : Tk;
+            float delta = 0;
+            for (int64_t d = 0; d < D; d++) delta += goi[d] * oi[d];
+            std::fill(dq.begin(), dq.end(), 0.0f);
+            for (int64_t j = 0; j < keys; j++) {
+                const float* kj = ks + (bh * Tk + j) * D;
+                const float* vj = vs + (bh * Tk + j) * D;
+                float s = 0, dp = 0;
+                for (int64_t d = 0; d < D; d++) {
+                    s += qi[d] * kj[d];
+                    dp += goi[d] * vj[d];
+                }
+                float pj = std::exp(s * float(scale) - ls[bh * Tq + i]);
+                float ds = pj * (dp - delta) * float(scale);
+                for (int64_t d = 0; d < D; d++) {
+                    dv[j * D + d] += pj * goi[d];
+                    dk[j * D + d] += ds * qi[d];
+                    dq[d] += ds * kj[d];
+                }
+            }
+            for (int64_t d = 0; d < D; d++) gqs[(bh * Tq + i) * D + d] = dq[d];
+        }
+        for (int64_t x = 0; x < Tk * D; x++) gks[bh * Tk * D + x] = dk[x], gvs[bh * Tk * D + x] = dv[x];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the micro-kernels (as attention_forward.cpp): C (MR x 16 NV) (+)= A (MR x [k0, k1)) B
+
+template <int MR, int NV, bool kRowMajorA>
+void micro_tile(int64_t k0, int64_t k1, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                int64_t ldc, bool accumulate) {
+    __m512 acc[MR][NV];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) acc[r][v] = accumulate ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
+    for (int64_t k = k0; k < k1; k++) {
+        const float* bk = b + k * ldb;
+        __m512 bv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(bk + 16 * v);
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; r++) {
+            __m512 av = _mm512_set1_ps(kRowMajorA ? a[r * lda + k] : a[k * lda + r]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) _mm512_storeu_ps(c + r * ldc + 16 * v, acc[r][v]);
+}
+
+using TileFn = void (*)(int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, bool);
+constexpr int kMaxRows = 16;
+template <int NV, bool kRowMajorA, size_t... M>
+constexpr std::array<TileFn, kMaxRows> tile_row(std::index_sequence<M...>) {
+    return {&micro_tile<int(M) + 1, NV, kRowMajorA>...};
+}
+template <bool kRowMajorA>
+constexpr std::array<std::array<TileFn, kMaxRows>, 4> tile_table() {
+    return {tile_row<1, kRowMajorA>(std::make_index_sequence<kMaxRows>()),
+            tile_row<2, kRowMajorA>(std::make_index_sequence<kMaxRows>()),
+            tile_row<3, kRowMajorA>(std::make_index_sequence<kMaxRows>()),
+            tile_row<4, kRowMajorA>(std::make_index_sequence<kMaxRows>())};
+}
+const auto kTilesRowMajor = tile_table<true>();
+const auto kTilesTransposed = tile_table<false>();
+
+constexpr int kBlockRows[4] = {16, 12, 8, 6};
+int block_rows(int64_t n) { return kBlockRows[std::min<int64_t>(n / 16, 4) - 1]; }
+
+template <bool kRowMajorA>
+void gemm_rows(int m, int64_t n, int64_t k0, int64_t k1, const float* a, int64_t lda, const float* b, int64_t ldb,
+               float* c, int64_t ldc, bool accumulate) {
+    const auto& table = kRowMajorA ? kTilesRowMajor : kTilesTransposed;
+    for (int64_t j = 0; j < n;) {
+        int nv = int(std::min<int64_t>((n - j) / 16, 4));
+        table[nv - 1][m - 1](k0, k1, a, lda, b + j, ldb, c + j, ldc, accumulate);
+        j += 16 * nv;
+    }
+}
+
+int64_t round16(int64_t x) { return (x + 15) / 16 * 16; }
+
+// ---------------------------------------------------------------------------------------------
+// variant 2, 3: tiled
+
+struct BackwardScratch {
+    std::vector<float> q, k, kt, vt, go, s, dp, dq, dk, dv, delta;
+};
+
+void tiled(const Problem& p, const HeadView& q, const HeadView& k, const HeadView& v, const HeadView& o,
+           const float* lse, const HeadView& go, const HeadView& gq, const HeadView& gk, const HeadView& gv,
+           double scale_d, int64_t max_block) {
+    const int64_t Tq = p.Tq, Tk = p.Tk, D = p.D, Dp = round16(D), Tkp = round16(Tk);
+    const float scale = float(scale_d);
+    // queries per block: the (block, Tkp) score tiles stay within ~256 KiB
+    int64_t Bq = std::max<int64_t>(16, std::min<int64_t>(Tq, 32768 / Tkp));
+    Bq = std::min(Bq, max_block);
+#pragma omp parallel
+    {
+        BackwardScratch w;
+        w.q.assign(size_t(Tq * Dp), 0.0f);
+        w.go.assign(size_t(Tq * Dp), 0.0f);
+        w.k.assign(size_t(Tk * Dp), 0.0f);
+        w.kt.assign(size_t(D * Tkp), 0.0f);
+        w.vt.assign(size_t(D * Tkp), 0.0f);
+        w.s.assign(size_t(Bq * Tkp), 0.0f);
+        w.dp.assign(size_t(Bq * Tkp), 0.0f);
+        w.dq.assign(size_t(Bq * Dp), 0.0f);
+        w.dk.assign(size_t(Tk * Dp), 0.0f);
+        w.dv.assign(size_t(Tk * Dp), 0.0f);
+        w.delta.assign(size_t(Tq), 0.0f);
+#pragma omp for schedule(static)
+        for (int64_t bh = 0; bh < p.BH(); bh++) {
+            const float *qh = q.head(bh), *kh = k.head(bh), *vh = v.head(bh), *oh = o.head(bh), *gh = go.head(bh);
+            const float* lh = lse + bh * Tq;
+            for (int64_t i = 0; i < Tq; i++) {
+                std::memcpy(&w.q[i * Dp], qh + i * q.st, size_t(D) * 4);
+                std::memcpy(&w.go[i * Dp], gh + i * go.st, size_t(D) * 4);
+                float d = 0;
+                for (int64_t c = 0; c < D; c++) d += gh[i * go.st + c] * oh[i * o.st + c];
+                w.delta[i] = d;
+            }
+            for (int64_t j = 0; j < Tk; j++) {
+                std::memcpy(&w.k[j * Dp], kh + j * k.st, size_t(D) * 4);
+                for (int64_t c = 0; c < D; c++) {
+                    w.kt[c * Tkp + j] = kh[j * k.st + c];
+                    w.vt[c * Tkp + j] = vh[j * v.st + c];
+                }
+            }
+            std::fill(w.dk.begin(), w.dk.end(), 0.0f);
+            std::fill(w.dv.begin(), w.dv.end(), 0.0f);
+            const int mr_s = block_rows(Tkp), mr_d = block_rows(Dp);
+            for (int64_t qb0 = 0; qb0 < Tq; qb0 += Bq) {
+                const int64_t nq = std::min(Bq, Tq - qb0);
+                // S = Q K^T and dP = dO V^T for the block's rows; causal: visible columns only
+                for (int64_t i0 = 0; i0 < nq; i0 += mr_s) {
+                    int m = int(std::min<int64_t>(mr_s, nq - i0));
+                    int64_t cols = p.causal ? round16(std::min(Tk, qb0 + i0 + m)) : Tkp;
+                    gemm_rows<true>(m, cols, 0, D, &w.q[(qb0 + i0) * Dp], Dp, w.kt.data(), Tkp, &w.s[i0 * Tkp], Tkp,
+                                    false);
+                    gemm_rows<true>(m, cols, 0, D, &w.go[(qb0 + i0) * Dp], Dp, w.vt.data(), Tkp, &w.dp[i0 * Tkp],
+                                    Tkp, false);
+                }
+                // P = exp(scale S - lse), dS = scale P (dP - delta), zero past the visible keys
+                for (int64_t r = 0; r < nq; r++) {
+                    const int64_t i = qb0 + r, keys = p.keys(i);
+                    float* s = &w.s[r * Tkp];
+                    float* dp = &w.dp[r * Tkp];
+                    const __m512 vscale = _mm512_set1_ps(scale), vl = _mm512_set1_ps(lh[i]),
+                                 vd = _mm512_set1_ps(w.delta[i]);
+                    for (int64_t j = 0; j < Tkp; j += 16) {
+                        __mmask16 live = keys - j >= 16 ? __mmask16(0xffff)
+                                         : keys > j     ? __mmask16((1u << (keys - j)) - 1)
+                                                        : __mmask16(0);
+                        __m512 pv = _mm512_maskz_mov_ps(
+                            live, Sleef_expf16_u10(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), vscale, vl)));
+                        __m512 ds = _mm512_mul_ps(_mm512_mul_ps(pv, vscale),
+                                                  _mm512_sub_ps(_mm512_loadu_ps(dp + j), vd));
+                        _mm512_storeu_ps(s + j, pv);
+                        _mm512_storeu_ps(dp + j, ds);
+                    }
+                }
+                // dQ = dS K (rows of the block; causal: keys up to the block's last row)
+                for (int64_t i0 = 0; i0 < nq; i0 += mr_d) {
+                    int m = int(std::min<int64_t>(mr_d, nq - i0));
+                    int64_t kend = p.causal ? std::min(Tk, qb0 + i0 + m) : Tk;
+                    gemm_rows<true>(m, Dp, 0, kend, &w.dp[i0 * Tkp], Tkp, w.k.data(), Dp, &w.dq[i0 * Dp], Dp, false);
+                }
+                float* gqh = gq.head(bh);
+                for (int64_t r = 0; r < nq; r++) std::memcpy(gqh + (qb0 + r) * gq.st, &w.dq[r * Dp], size_t(D) * 4);
+                // dV += P^T dO, dK += dS^T Q over the block's queries; causal: queries >= the first key
+                const int64_t kmax = p.causal ? std::min(Tk, qb0 + nq) : Tk;
+                for (int64_t j0 = 0; j0 < kmax; j0 += mr_d) {
+                    int m = int(std::min<int64_t>(mr_d, kmax - j0));
+                    int64_t r0 = p.causal ? std::max<int64_t>(0, j0 - qb0) : 0;
+                    gemm_rows<false>(m, Dp, r0, nq, &w.s[j0], Tkp, &w.go[qb0 * Dp], Dp, &w.dv[j0 * Dp], Dp, true);
+                    gemm_rows<false>(m, Dp, r0, nq, &w.dp[j0], Tkp, &w.q[qb0 * Dp], Dp, &w.dk[j0 * Dp], Dp, true);
+                }
+            }
+            float *gkh = gk.head(bh), *gvh = gv.head(bh);
+            for (int64_t j = 0; j < Tk; j++) {
+                std::memcpy(gkh + j * gk.st, &w.dk[j * Dp], size_t(D) * 4);
+                std::memcpy(gvh + j * gv.st, &w.dv[j * Dp], size_t(D) * 4);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// driver
+
+struct Data {
+    Problem p;
+    double scale;
+    std::vector<float> qkv, go_buf, o_ref, lse_ref;  // packed (B, T, 3, H, D); dO (B, T, H, D)
+    HeadView q, k, v, go, o;
+    std::vector<float> o_buf;                              // (B, T, H, D)
+    std::vector<float> qc, kc, vc, goc, oc;                // contiguous copies for variant 1
+    std::vector<float> gq_ref, gk_ref, gv_ref;
+};
+
+Data make_data(const Problem& p, uint64_t seed, bool with_reference) {
+    Data d;
+    d.p = p;
+    d.scale = 1.0 / std::sqrt(double(p.D));
+    int64_t T = std::max(p.Tq, p.Tk), W = p.H * p.D;
+    d.qkv = random_normal(size_t(p.B * T * 3 * W), seed);
+    d.go_buf = random_normal(size_t(p.B * p.Tq * W), seed + 1);
+    d.q = {d.qkv.data(), p.H, T * 3 * W, p.D, 3 * W};
+    d.k = {d.qkv.data() + W, p.H, T * 3 * W, p.D, 3 * W};
+    d.v = {d.qkv.data() + 2 * W, p.H, T * 3 * W, p.D, 3 * W};
+    d.go = {d.go_buf.data(), p.H, p.Tq * W, p.D, W};
+    std::vector<float> gq, gk, gv;
+    reference(p, d.q, d.k, d.v, d.go, d.scale, d.o_ref, d.lse_ref, gq, gk, gv);
+    if (with_reference) d.gq_ref = gq, d.gk_ref = gk, d.gv_ref = gv;
+    // O in the (B, T, H, D) layout the forward writes
+    d.o_buf.resize(d.o_ref.size());
+    d.o = {d.o_buf.data(), p.H, p.Tq * W, p.D, W};
+    for (int64_t bh = 0; bh < p.BH(); bh++)
+        for (int64_t i = 0; i < p.Tq; i++)
+            std::memcpy(d.o.head(bh) + i * d.o.st, &d.o_ref[(bh * p.Tq + i) * p.D], size_t(p.D) * 4);
+    auto pack = [&](const HeadView& h, int64_t rows, std::vector<float>& dst) {
+        dst.resize(size_t(p.BH() * rows * p.D));
+        for (int64_t bh = 0; bh < p.BH(); bh++)
+            for (int64_t i = 0; i < rows; i++)
+                std::memcpy(&dst[(bh * rows + i) * p.D], h.head(bh) + i * h.st, size_t(p.D) * 4);
+    };
+    pack(d.q, p.Tq, d.qc);
+    pack(d.k, p.Tk, d.kc);
+    pack(d.v, p.Tk, d.vc);
+    pack(d.go, p.Tq, d.goc);
+    d.oc = d.o_ref;
+    return d;
+}
+
+// Returns a function running variant `which`; gradients land in gq, gk, gv as (BH, T, D)
+// after `unpack` (variants 2, 3 write one packed (B, T, 3, H, D) gradient).
+struct Runner {
+    std::function<void()> run;
+    std::function<void()> unpack;
+};
+
+Runner make_runner(int which, Data& d, std::vector<float>& gq, std::vector<float>& gk, std::vector<float>& gv,
+                   std::vector<float>& packed) {
+    const Problem& p = d.p;
+    gq.assign(size_t(p.BH() * p.Tq * p.D), 0.0f);
+    gk.assign(size_t(p.BH() * p.Tk * p.D), 0.0f);
+    gv.assign(size_t(p.BH() * p.Tk * p.D), 0.0f);
+    if (which == 1)
+        return {[&d, &gq, &gk, &gv] {
+                    old_scalar(d.p, d.qc.data(), d.kc.data(), d.vc.data(), d.oc.data(), d.lse_ref.data(),
+                               d.goc.data(), gq.data(), gk.data(), gv.data(), d.scale);
+                },
+                [] {}};
+    int64_t T = std::max(p.Tq, p.Tk), W = p.H * p.D;
+    packed.assign(size_t(p.B * T * 3 * W), 0.0f);
+    HeadView hq{packed.data(), p.H, T * 3 * W, p.D, 3 * W}, hk{packed.data() + W, p.H, T * 3 * W, p.D, 3 * W},
+        hv{packed.data() + 2 * W, p.H, T * 3 * W, p.D, 3 * W};
+    int64_t max_block = which == 3 ? 32 : int64_t(1) << 40;
+    return {[&d, hq, hk, hv, max_block] {
+                tiled(d.p, d.q, d.k, d.v, d.o, d.lse_ref.data(), d.go, hq, hk, hv, d.scale, max_block);
+            },
+            [&d, hq, hk, hv, &gq, &gk, &gv] {
+                const Problem& p = d.p;
+                for (int64_t bh = 0; bh < p.BH(); bh++) {
+                    for (int64_t i = 0; i < p.Tq; i++)
+                        std::memcpy(&gq[(bh * p.Tq + i) * p.D], hq.head(bh) + i * hq.st, size_t(p.D) * 4);
+                    for (int64_t j = 0; j < p.Tk; j++) {
+                        std::memcpy(&gk[(bh * p.Tk + j) * p.D], hk.head(bh) + j * hk.st, size_t(p.D) * 4);
+                        std::memcpy(&gv[(bh * p.Tk + j) * p.D], hv.head(bh) + j * hv.st, size_t(p.D) * 4);
+                    }
+                }
+            }};
+}
+
+constexpr int kVariants = 3;
+const char* kNames[kVariants + 1] = {"", "1 old scalar per row (contiguous)", "2 tiled", "3 tiled, query blocks of 32"};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int only = selected_variant(argc, argv);
+    int threads = playground_threads();
+    bool ok = true;
+
+    std::printf("correctness (fp32 vs double reference, atol 5e-5 + rtol 5e-5)\n");
+    const Problem checks[] = {
+        {1, 1, 1, 1, 8, false},    {1, 1, 1, 1, 8, true},      {2, 3, 17, 17, 8, true},   {3, 1, 17, 17, 32, false},
+        {1, 3, 65, 65, 32, false}, {1, 3, 65, 65, 32, true},   {1, 2, 77, 77, 64, true},  {1, 2, 128, 128, 64, false},
+        {1, 1, 128, 128, 80, true}, {1, 1, 300, 300, 32, true}, {2, 1, 17, 77, 32, false}, {2, 1, 77, 17, 32, true},
+        {1, 2, 5, 40, 24, true},   {1, 1, 40, 5, 24, true},
+    };
+    for (const Problem& p : checks) {
+        Data d = make_data(p, uint64_t(p.Tq * 131 + p.D), true);
+        for (int w = 1; w <= kVariants; w++) {
+            if (only && w != only) continue;
+            std::vector<float> gq, gk, gv, packed;
+            Runner r = make_runner(w, d, gq, gk, gv, packed);
+            r.run();
+            r.unpack();
+            char name[160];
+            std::snprintf(name, sizeof name, "variant %d B %ld H %ld Tq %ld Tk %ld D %ld%s", w, long(p.B), long(p.H),
+                          long(p.Tq), long(p.Tk), long(p.D), p.causal ? " causal" : "");
+            ok &= validate((std::string(name) + " dq").c_str(), gq, d.gq_ref, 5e-5f, 5e-5f);
+            ok &= validate((std::string(name) + " dk").c_str(), gk, d.gk_ref, 5e-5f, 5e-5f);
+            ok &= validate((std::string(name) + " dv").c_str(), gv, d.gv_ref, 5e-5f, 5e-5f);
+            std::vector<float> gq1 = gq, gk1 = gk, gv1 = gv;
+            r.run();
+            r.unpack();
+            ok &= same_bits(name, gq, gq1) && same_bits(name, gk, gk1) && same_bits(name, gv, gv1);
+        }
+    }
+
+    print_rooflines();
+    double peak = measured_fp32_peak_gflops();
+    const struct {
+        const char* what;
+        Problem p;
+    } shapes[] = {
+        {"tiny vision B128 H4 T65 D32", {128, 4, 65, 65, 32, false}},
+        {"tiny text B128 H4 T32 D32 causal", {128, 4, 32, 32, 32, true}},
+        {"small vision B64 H4 T65 D64", {64, 4, 65, 65, 64, false}},
+        {"small text B64 H4 T32 D64 causal", {64, 4, 32, 32, 64, true}},
+        {"b32 vision B32 H12 T50 D64", {32, 12, 50, 50, 64, false}},
+        {"b32 text B32 H8 T77 D64 causal", {32, 8, 77, 77, 64, true}},
+    };
+    std::printf("benchmark, %d threads (flops: 5 products over the visible keys)\n", threads);
+    for (const auto& s : shapes) {
+        std::printf("%s\n", s.what);
+        Data d = make_data(s.p, 7, false);
+        for (int w = 1; w <= kVariants; w++) {
+            if (only && w != only) continue;
+            std::vector<float> gq, gk, gv, packed;
+            Runner r = make_runner(w, d, gq, gk, gv, packed);
+            report_flops(kNames[w], time_it(r.run, 5, 0.3), s.p.flops(), peak);
+        }
+    }
+    return finish("attention_backward", ok);
+}
