@@ -79,4 +79,5 @@ else
 fi
 
 echo
+echo "bench: load average at the end $(cut -d' ' -f1 /proc/loadavg) (at the start $load)"
 "$compare_python" "$here/bench_compare.py" "$out"

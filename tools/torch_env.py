@@ -126,16 +126,19 @@ def describe(torch):
         out["blas"] = f"openblas {version.group(1) if version else '?'} ({variant})"
         out["blas_core"] = lib.openblas_get_corename().decode()
         out["blas_threads"] = lib.openblas_get_num_threads()
-    elif mkl:
-        out["blas"] = "mkl"
+    elif mkl or "BLAS_INFO=mkl" in torch.__config__.show():
+        out["blas"] = "mkl" if mkl else "mkl (linked into libtorch)"
     elif any(re.search(r"/blas/libblas\.so", p) for p in libs):
         out["blas"] = "reference (netlib)"
         print("bench: warning: PyTorch runs on the netlib reference BLAS (single-threaded, unblocked): "
               "not a fair anchor; install libopenblas0-pthread (tools/install-deps.sh)", file=sys.stderr)
     else:
         out["blas"] = "unknown"
-    shown = re.search(r"CPU capability usage: (\S+)", torch.__config__.show())
-    out["aten_cpu"] = shown.group(1) if shown else os.environ.get("ATEN_CPU_CAPABILITY", "?")
+    if hasattr(torch.backends, "cpu") and hasattr(torch.backends.cpu, "get_cpu_capability"):  # torch >= 2.0
+        out["aten_cpu"] = torch.backends.cpu.get_cpu_capability()
+    else:
+        shown = re.search(r"CPU capability usage: (\S+)", torch.__config__.show())
+        out["aten_cpu"] = shown.group(1) if shown else os.environ.get("ATEN_CPU_CAPABILITY", "?")
     dnnl = next((p for p in libs if "libdnnl" in p or "libmkldnn" in p), None)
     if dnnl:
         try:
