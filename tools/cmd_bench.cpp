@@ -6,8 +6,8 @@
 //    "precision":"fp32","threads":2,"warmup":2,"steps":10,"median_ms":...,"min_ms":...,
 //    "images_per_s":...,"peak_memory_mb":...,"memory_kind":"rss","last_loss":...}
 // images_per_s = batch_size / median step time. Peak memory: on the CPU the process's peak
-// resident set (getrusage ru_maxrss: everything the process ever held, the model, AdamW's moments,
-// the activations and the program itself); on CUDA the device allocator's peak of bytes handed
+// resident set (VmHWM, bench/bench_timing.h peak_rss_mb: everything the process ever held, the
+// model, AdamW's moments, the activations and the program itself); on CUDA the device allocator's peak of bytes handed
 // out to tensors (cuda/allocator.h; its cache and the CUDA context are not counted). Each step
 // ends with the loss read back and the device synchronized, so GPU time is counted.
 //
