@@ -152,16 +152,21 @@ struct Context {
     Tensor randn(const Shape& shape) { return rankclip::randn(shape, gen).to(opt.device); }
 };
 
-// C (n, n) = A (n, n) @ B (n, n): 2 n^3 flops.
-void bench_gemm(Context& ctx, int64_t n) {
+// C (n, n) = A (n, n) @ B (n, n): 2 n^3 flops. gemm_bf16: A, B and C in bf16 (the twin's runs on
+// oneDNN, AMX where the CPU has it); no fraction of the fp32 peak for it.
+void bench_gemm(Context& ctx, int64_t n, bool bf16 = false) {
     NoGradGuard no_grad;
     Tensor a = ctx.randn({n, n}), b = ctx.randn({n, n});
+    if (bf16) {
+        a = a.to(DType::BF16);
+        b = b.to(DType::BF16);
+    }
     Timing t = time_median(ctx.opt.device, ctx.opt.quick, [&] { matmul(a, b); });
     double gflops = 2.0 * n * n * n / (t.median_ms * 1e-3) / 1e9;
-    Json line = case_line(ctx.opt, "gemm", shape_name({n, n, n}), t);
+    Json line = case_line(ctx.opt, bf16 ? "gemm_bf16" : "gemm", shape_name({n, n, n}), t);
     line.set("n", n);
     line.set("gflops", round4(gflops));
-    if (ctx.peak_gflops > 0) line.set("fraction_of_peak", round4(gflops / ctx.peak_gflops));
+    if (ctx.peak_gflops > 0 && !bf16) line.set("fraction_of_peak", round4(gflops / ctx.peak_gflops));
     print_line(line);
 }
 
@@ -317,6 +322,7 @@ int main(int argc, char** argv) {
         std::vector<int64_t> gemm_sizes = quick ? std::vector<int64_t>{256, 512} : std::vector<int64_t>{256, 512, 1024, 2048};
         if (cuda && !quick) gemm_sizes.push_back(4096);
         for (int64_t n : gemm_sizes) bench_gemm(ctx, n);
+        for (size_t i = 0; i < std::min<size_t>(3, gemm_sizes.size()); i++) bench_gemm(ctx, gemm_sizes[i], true);
 
         int64_t rows = quick ? 1024 : 8192, ce_rows = quick ? 512 : 4096;
         bench_layer_norm_forward(ctx, rows, 768);

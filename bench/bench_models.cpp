@@ -8,24 +8,35 @@
 //                        (CE(logits, arange) + CE(logits^T, arange)) / 2, backward into every
 //                        parameter's gradient (dropped before the next step: zero_grad);
 //                        both at batch 64 (tiny) or 32 (small);
-//   clip_<name>_train_<loss>  a full training step as the trainer runs it (train/train_step.h via
-//                        bench/bench_train_step.h): features, the loss (clip, rankclip with a
-//                        constant weight w = 1, ...), backward, global gradient norm, AdamW
-//                        (the trainer's groups, lr 5e-4) and the logit_scale clamp, at batch 128
-//                        (tiny) or 64 (small); the losses are --losses (default clip,rankclip);
+//   clip_<name>_train_<loss>[_bf16]  a full training step as the trainer runs it
+//                        (train/train_step.h via bench/bench_train_step.h): features (bf16: the
+//                        forward under AutocastGuard, fp32 master weights, as --precision bf16
+//                        trains), the loss (clip, rankclip with a constant weight w = 1, ...),
+//                        backward, global gradient norm, AdamW (the trainer's groups, lr 5e-4) and
+//                        the logit_scale clamp, at batch 128 (tiny) or 64 (small); the losses are
+//                        --losses (default clip,rankclip), the precisions --precisions (default
+//                        fp32,bf16);
 // and prints one JSON line per case:
 //   {"impl":"rankclip","device":"cpu","case":"clip_tiny_fwd_bwd","shape":"64x3x32x32","batch":64,
 //    "threads":2,"runs":...,"median_ms":...,"images_per_s":...}
-// (the train cases add "loss"). A batch is B images (B, 3, S, S) and B token sequences
-// (B, context_length) of the full vocabulary (bench/bench_train_step.h random_batch).
+// The train cases add "loss", "precision", "min_ms", "peak_rss_mb" (the process's peak resident
+// set, VmHWM), "base_rss_mb" (resident before the model was built) and, on CUDA, "peak_cuda_mb"
+// (the allocator's peak of bytes handed to tensors). Peak memory is per process, so when a run
+// has more than one case, each training step runs in a child process of its own (this program
+// again, for that case alone); the twin does the same. A batch is B images (B, 3, S, S) and B
+// token sequences (B, context_length) of the full vocabulary (bench/bench_train_step.h).
 //
 // Method (shared with bench_engine.cpp and the twin): one untimed warm-up step, then timed steps
 // until at least 10 steps and 0.3 s, or at least 3 steps and 1.5 s; the median is reported.
 //
 // Usage: bench_models [--threads N] [--quick] [--device cpu|cuda] [--configs tiny,small]
-//                     [--batch N] [--losses clip,rankclip|none] [--kinds fwd,fwd_bwd,train]
+//                     [--batch N] [--losses clip,rankclip|none] [--precisions fp32,bf16]
+//                     [--kinds fwd,fwd_bwd,train]
 //   --quick  CI smoke: batch 8 and shorter timing.   --batch overrides every case's batch.
 //   --kinds  which of the three kinds of case run (default all).
+#include <spawn.h>
+#include <sys/wait.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -43,6 +54,11 @@
 #include "engine/ops.h"
 #include "engine/random.h"
 #include "models/clip.h"
+#ifdef RANKCLIP_CUDA
+#include "cuda/allocator.h"
+#endif
+
+extern char** environ;
 
 using namespace rankclip;
 using namespace rankclip::bench;
@@ -56,6 +72,7 @@ struct Options {
     std::vector<std::string> configs = {"tiny", "small"};
     int64_t batch = 0;  // 0: the case's default
     std::vector<std::string> losses = {"clip", "rankclip"};  // training-step cases
+    std::vector<std::string> precisions = {"fp32", "bf16"};  // training-step cases
     std::vector<std::string> kinds = {"fwd", "fwd_bwd", "train"};
     bool runs(const std::string& kind) const { return std::find(kinds.begin(), kinds.end(), kind) != kinds.end(); }
 };
@@ -113,31 +130,57 @@ void bench_config(const Options& opt, const std::string& name) {
     }
 }
 
-void bench_train_steps(const Options& opt, const std::string& name) {
+void bench_train_step(const Options& opt, const std::string& name, const std::string& loss,
+                      const std::string& precision) {
     const CLIPConfig config = clip_config(name);
     const int64_t B = opt.batch > 0 ? opt.batch : opt.quick ? 8 : default_train_batch(name);
     const int64_t S = config.image_size;
-    for (const std::string& loss : opt.losses) {
-        TrainStepBenchOptions options;
-        options.loss = parse_loss_kind(loss);
-        options.batch = B;
-        options.device = opt.device;
-        options.seed = 1234;
-        TrainStepBench bench(config, options);
-        Timing t = time_median(opt.device, opt.quick, [&] { bench.step(); });
-        Json line = Json::object();
-        line.set("impl", "rankclip");
-        line.set("device", opt.device.str());
-        line.set("case", "clip_" + name + "_train_" + loss);
-        line.set("shape", str_cat(B, "x3x", S, "x", S));
-        line.set("batch", B);
-        line.set("loss", loss);
-        line.set("threads", get_num_threads());
-        line.set("runs", t.runs);
-        line.set("median_ms", round4(t.median_ms));
-        line.set("images_per_s", round4(B / (t.median_ms * 1e-3)));
-        print_line(line);
-    }
+    const double base_mb = proc_status_mb("VmRSS");
+    TrainStepBenchOptions options;
+    options.loss = parse_loss_kind(loss);
+    options.batch = B;
+    options.device = opt.device;
+    options.bf16 = precision == "bf16";
+    options.seed = 1234;
+    TrainStepBench bench(config, options);
+    Timing t = time_median(opt.device, opt.quick, [&] { bench.step(); });
+    Json line = Json::object();
+    line.set("impl", "rankclip");
+    line.set("device", opt.device.str());
+    line.set("case", "clip_" + name + "_train_" + loss + (options.bf16 ? "_bf16" : ""));
+    line.set("shape", str_cat(B, "x3x", S, "x", S));
+    line.set("batch", B);
+    line.set("loss", loss);
+    line.set("precision", precision);
+    line.set("threads", get_num_threads());
+    line.set("runs", t.runs);
+    line.set("median_ms", round4(t.median_ms));
+    line.set("min_ms", round4(t.min_ms));
+    line.set("images_per_s", round4(B / (t.median_ms * 1e-3)));
+    line.set("peak_rss_mb", round4(peak_rss_mb()));
+    line.set("base_rss_mb", round4(base_mb));
+#ifdef RANKCLIP_CUDA
+    if (opt.device.is_cuda())
+        line.set("peak_cuda_mb", round4(double(cuda_allocator(opt.device.index).stats().peak_bytes) / (1 << 20)));
+#endif
+    print_line(line);
+}
+
+// Runs this program again (/proc/self/exe) with our arguments and then `extra` (the later flags
+// override the earlier ones), its output going to our stdout, so that one case's peak resident
+// set is its own. True if it exited with status 0.
+bool run_self(int argc, char** argv, const std::vector<std::string>& extra) {
+    std::vector<std::string> args(argv, argv + argc);
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> cargs;
+    for (std::string& a : args) cargs.push_back(a.data());
+    cargs.push_back(nullptr);
+    std::fflush(stdout);
+    pid_t pid = 0;
+    if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, cargs.data(), environ) != 0) return false;
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid) return false;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 std::vector<std::string> split_commas(const std::string& s) {
@@ -175,6 +218,10 @@ Options parse_args(int argc, char** argv) {
             std::string v = value();
             opt.losses = v == "none" ? std::vector<std::string>{} : split_commas(v);
             for (const std::string& l : opt.losses) parse_loss_kind(l);  // an unknown name fails here
+        } else if (arg == "--precisions") {
+            opt.precisions = split_commas(value());
+            for (const std::string& p : opt.precisions)
+                RC_CHECK(p == "fp32" || p == "bf16", "--precisions takes fp32, bf16; got '", p, "'");
         } else if (arg == "--kinds") {
             opt.kinds = split_commas(value());
             for (const std::string& k : opt.kinds)
@@ -182,7 +229,7 @@ Options parse_args(int argc, char** argv) {
                          k, "'");
         } else if (arg == "--help" || arg == "-h") {
             std::printf("usage: bench_models [--threads N] [--quick] [--device cpu|cuda] [--configs tiny,small] "
-                        "[--batch N] [--losses clip,rankclip|none] [--kinds fwd,fwd_bwd,train]\n");
+                        "[--batch N] [--losses clip,rankclip|none] [--precisions fp32,bf16] [--kinds fwd,fwd_bwd,train]\n");
             std::exit(0);
         } else {
             throw Error(str_cat("bench_models: unknown argument '", arg, "' (see --help)"));
@@ -203,8 +250,23 @@ int main(int argc, char** argv) {
         }
         if (opt.runs("fwd") || opt.runs("fwd_bwd"))
             for (const std::string& name : opt.configs) bench_config(opt, name);
-        if (opt.runs("train"))
-            for (const std::string& name : opt.configs) bench_train_steps(opt, name);
+        if (!opt.runs("train")) return 0;
+        struct Case {
+            std::string name, loss, precision;
+        };
+        std::vector<Case> cases;
+        for (const std::string& name : opt.configs)
+            for (const std::string& loss : opt.losses)
+                for (const std::string& precision : opt.precisions) cases.push_back({name, loss, precision});
+        if (cases.size() == 1 && opt.kinds.size() == 1) {  // alone in this process: run it here
+            bench_train_step(opt, cases[0].name, cases[0].loss, cases[0].precision);
+            return 0;
+        }
+        bool failed = false;
+        for (const Case& c : cases)
+            failed |= !run_self(argc, argv, {"--configs", c.name, "--losses", c.loss, "--precisions", c.precision,
+                                             "--kinds", "train"});
+        return failed ? 1 : 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_models: %s\n", e.what());
         return 1;

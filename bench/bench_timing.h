@@ -1,13 +1,18 @@
 // bench/bench_timing.h
 // defines: what the benchmark programs share — the timing method (one untimed warm-up call,
 // then timed calls until at least 10 calls and 0.3 s, or at least 3 calls and 1.5 s; the median
-// is reported; --quick shortens both), 4-significant-digit rounding, and JSON line printing.
+// is reported; --quick shortens both), 4-significant-digit rounding, JSON line printing, and
+// the process's resident memory (peak and current).
 // tools/bench_torch.py and tools/bench_models_torch.py use the same method.
 #pragma once
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <vector>
 
@@ -32,6 +37,7 @@ inline double round4(double x) {
 struct Timing {
     double median_ms = 0;
     int runs = 0;
+    double min_ms = 0;
 };
 
 // Each call of `step` ends with the device synchronized, so GPU time is counted.
@@ -53,7 +59,32 @@ inline Timing time_median(Device device, bool quick, const std::function<void()>
     }
     std::sort(ms.begin(), ms.end());
     size_t n = ms.size();
-    return {n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]), int(n)};
+    return {n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]), int(n), ms.front()};
+}
+
+// A field of /proc/self/status in MiB ("VmHWM": this process's peak resident set, "VmRSS": its
+// resident set now); 0 when there is none (not Linux).
+inline double proc_status_mb(const char* field) {
+    std::FILE* f = std::fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    double kb = 0;
+    const size_t n = std::strlen(field);
+    while (std::fgets(line, sizeof line, f))
+        if (std::strncmp(line, field, n) == 0 && line[n] == ':') kb = std::atof(line + n + 1);
+    std::fclose(f);
+    return kb / 1024.0;
+}
+
+// The process's peak resident set in MiB: VmHWM rather than getrusage's ru_maxrss, since a child
+// started by fork or vfork + exec inherits its parent's ru_maxrss, while VmHWM starts afresh at
+// exec (tools/torch_env.py measures the PyTorch twins the same way). ru_maxrss where there is no
+// /proc (Linux reports it in KiB).
+inline double peak_rss_mb() {
+    if (double mb = proc_status_mb("VmHWM"); mb > 0) return mb;
+    struct rusage usage {};
+    getrusage(RUSAGE_SELF, &usage);
+    return double(usage.ru_maxrss) / 1024.0;
 }
 
 inline void print_line(const Json& line) {

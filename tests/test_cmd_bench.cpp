@@ -3,8 +3,9 @@
 // config with 1 warm-up and 2 timed steps: it prints exactly one JSON line with every key, the
 // values echo the options, the timings, throughput and memory are positive and consistent with
 // each other, the loss is finite, each loss (SigLIP needs the model's logit_bias) runs, and bad
-// options fail with one line on stderr. No timing thresholds. The binary is $RANKCLIP_BIN, else
-// `rankclip` beside the test binary; when it is not there the tests skip, saying so.
+// options (--compare-torch with a config file among them) fail with one line on stderr. No timing
+// thresholds. The binary is $RANKCLIP_BIN, else `rankclip` beside the test binary; when it is not
+// there the tests skip, saying so.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -110,6 +111,19 @@ TEST(CmdBench, HelpAndBadOptions) {
         EXPECT_EQ(count_lines(r.err), 1) << r.err;
         EXPECT_NE(r.err.find("rankclip bench: error:"), std::string::npos) << r.err;
     }
+}
+
+// --compare-torch runs the PyTorch mirror, which knows only the presets: a config file is refused
+// before anything runs, with one line on stderr (the twin itself is not run by the tests).
+TEST(CmdBench, CompareTorchNeedsAPreset) {
+    REQUIRE_BINARY_FOR("bench CLI tests");
+    TempDir dir("rankclip_cmd_bench");
+    const std::string config = write_tiny_config(dir);
+    Result r = run_cli(bin, "bench --model " + config + " --steps 1 --compare-torch", dir);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find("--compare-torch needs a preset"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -7,38 +7,46 @@ layout, same config) with the same batch shapes and method, and prints the same 
   clip_<name>_fwd      forward under torch.no_grad(): features, normalisation, logits
   clip_<name>_fwd_bwd  forward, CLIP loss (clip_mirror.clip_loss), backward; gradients set to
                        None before each step
-  clip_<name>_train_<loss>  a full training step as train/train_step.h runs it: gradients set
-                       to None; normalised features of both towers; the loss on (V, T,
-                       logit_scale) (clip; rankclip with weight w = 1: the released code's
-                       listMLE, cross-modal and in-modal terms, each / 32, / B; cyclip; siglip
-                       with logit_bias); loss.item() (the finiteness check); backward; the
+  clip_<name>_train_<loss>[_bf16]  a full training step as train/train_step.h runs it: gradients
+                       set to None; normalised features of both towers (bf16: under
+                       torch.autocast("cpu"/"cuda", bfloat16), then cast to fp32, as ours runs
+                       them under AutocastGuard; the weights, the loss and AdamW stay fp32); the
+                       loss on (V, T, logit_scale) (clip; rankclip with weight w = 1: the released
+                       code's listMLE, cross-modal and in-modal terms, each / 32, / B; cyclip;
+                       siglip with logit_bias); loss.item() (the finiteness check); backward; the
                        global gradient L2 norm, read back; torch.optim.AdamW (lr 5e-4, betas
                        (0.9, 0.999), eps 1e-8, weight decay 0.1 except for names containing
                        "bn", "ln", "bias" or "logit_scale", as train/optimizer.h); logit_scale
-                       clamped to [0, ln 100]. Batch 128 (tiny) or 64 (small), --losses.
+                       clamped to [0, ln 100]. Batch 128 (tiny) or 64 (small), --losses,
+                       --precisions. Their lines add "precision", "min_ms", "peak_rss_mb" (this
+                       process's peak resident set, VmHWM) and "base_rss_mb" (resident before the
+                       model was built: the interpreter and torch's libraries).
+Peak memory is per process, so when this run has more than one case, each training step runs in a
+child process of its own (this script again, for that case alone), as bench_models does.
 Method: one untimed warm-up step, then timed steps until at least 10 steps and 0.3 s, or at
 least 3 steps and 1.5 s; the median is reported. Run it with /usr/bin/python3 (Debian's
-python3-torch).
+python3-torch); tools/torch_env.py sets PyTorch's configuration (BLAS threads and kernels, ATen's
+AVX-512 kernels, the OpenMP wait policy) and every line records it.
 
 Usage: bench_models_torch.py [--threads N] [--quick] [--device cpu|cuda] [--configs tiny,small]
-                             [--batch N] [--losses clip,rankclip|none] [--kinds fwd,fwd_bwd,train]
+                             [--batch N] [--losses clip,rankclip|none] [--precisions fp32,bf16]
+                             [--kinds fwd,fwd_bwd,train] [--warmup N] [--steps N]
+  --warmup, --steps: N untimed, then exactly N timed steps instead of the time rule (the way
+  `rankclip bench --compare-torch` runs it, matching its own --warmup and --steps)
 """
 import argparse
 import json
 import math
 import os
 import statistics
+import subprocess
 import sys
 import time
 
-try:
-    import torch
-except ImportError:
-    print(json.dumps({"impl": "pytorch", "skip": "torch is not installed"}))
-    sys.exit(0)
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import clip_mirror  # noqa: E402
+import torch_env  # noqa: E402
+
+torch = clip_mirror = None  # imported by main(), after torch_env has set the environment
 
 DEFAULT_BATCH = {"tiny": 64, "small": 32, "b32": 32, "b16": 32}
 DEFAULT_TRAIN_BATCH = {"tiny": 128, "small": 64, "b32": 64, "b16": 64}
@@ -51,20 +59,24 @@ def round4(x):
     return round(x, 3 - int(math.floor(math.log10(abs(x)))))
 
 
-def time_median(step, sync, quick):
-    min_s, slow_s = (0.05, 0.2) if quick else (0.3, 1.5)
-    min_runs = 3 if quick else 10
-    step()
+def time_median(step, sync, args):
+    """(median ms, runs, fastest ms) of `step` by the shared method, or, with --steps N, of exactly
+    --warmup untimed and N timed steps (as `rankclip bench` runs, for --compare-torch)."""
+    min_s, slow_s = (0.05, 0.2) if args.quick else (0.3, 1.5)
+    min_runs = 3 if args.quick else 10
+    for _ in range(args.warmup):
+        step()
     sync()
     ms, total = [], 0.0
-    while not ((len(ms) >= min_runs and total >= min_s) or (len(ms) >= 3 and total >= slow_s)):
+    while (len(ms) < args.steps if args.steps else
+           not ((len(ms) >= min_runs and total >= min_s) or (len(ms) >= 3 and total >= slow_s))):
         t0 = time.perf_counter()
         step()
         sync()
         s = time.perf_counter() - t0
         ms.append(s * 1e3)
         total += s
-    return statistics.median(ms), len(ms)
+    return statistics.median(ms), len(ms), min(ms)
 
 
 def random_batch(cfg, B, device):
@@ -86,26 +98,23 @@ def sync_of(device):
 
 
 def print_case(name, kind, B, S, device, timing, **extra):
-    median_ms, runs = timing
+    median_ms, runs, _ = timing
     line = {"impl": "pytorch", "version": torch.__version__, "device": str(device), "case": f"clip_{name}_{kind}",
             "shape": f"{B}x3x{S}x{S}", "batch": B}
     line.update(extra)
     line.update({"threads": torch.get_num_threads(), "runs": runs, "median_ms": round4(median_ms),
                  "images_per_s": round4(B / (median_ms * 1e-3))})
+    line.update(torch_env.describe(torch))
     print(json.dumps(line), flush=True)
 
 
-def bench_config(name, args, device):
+def bench_config(name, kind, args, device):
     cfg = clip_mirror.config(name)
     B = args.batch or (8 if args.quick else DEFAULT_BATCH[name])
     S = cfg["image_size"]
     torch.manual_seed(1234)
     model = clip_mirror.CLIP(cfg).to(device)
     images, ids = random_batch(cfg, B, device)
-    sync = sync_of(device)
-
-    def report(kind, timing):
-        print_case(name, kind, B, S, device, timing)
 
     def forward():
         with torch.no_grad():
@@ -116,10 +125,8 @@ def bench_config(name, args, device):
         _, _, logits_per_image, _ = model(images, ids)
         clip_mirror.clip_loss(logits_per_image).backward()
 
-    if "fwd" in args.kinds:
-        report("fwd", time_median(forward, sync, args.quick))
-    if "fwd_bwd" in args.kinds:
-        report("fwd_bwd", time_median(forward_backward, sync, args.quick))
+    step = forward if kind == "fwd" else forward_backward
+    print_case(name, kind, B, S, device, time_median(step, sync_of(device), args))
 
 
 # ---- the training step's losses, as train/losses.h (and tools/gen_loss_refs.py, in float64) ----
@@ -167,55 +174,78 @@ def decays_weight(name):
     return not any(part in name for part in ("bn", "ln", "bias", "logit_scale"))
 
 
-def bench_train_steps(name, args, device):
+def bench_train_step(name, loss, precision, args, device):
     cfg = clip_mirror.config(name)
     B = args.batch or (8 if args.quick else DEFAULT_TRAIN_BATCH[name])
     S = cfg["image_size"]
     sync = sync_of(device)
-    for loss in [x for x in args.losses.split(",") if x and x != "none"]:
-        torch.manual_seed(1234)
-        model = clip_mirror.CLIP(cfg)
-        if loss == "siglip":  # OpenCLIP's SigLIP init, as train/trainer.cpp run_model_config
-            model.logit_scale = torch.nn.Parameter(torch.tensor(math.log(10.0)))
-            model.logit_bias = torch.nn.Parameter(torch.tensor(-10.0))
-        model = model.to(device).train()
-        named = list(model.named_parameters())
-        groups = [{"params": [p for n, p in named if decays_weight(n)], "weight_decay": 0.1},
-                  {"params": [p for n, p in named if not decays_weight(n)], "weight_decay": 0.0}]
-        optimizer = torch.optim.AdamW(groups, lr=5e-4, betas=(0.9, 0.999), eps=1e-8)
-        params = [p for _, p in named]
-        images, ids = random_batch(cfg, B, device)
-        g = torch.Generator().manual_seed(1235)
-        max_logit_scale = math.log(100.0)
+    base_kb = torch_env.vm_kb("VmRSS")
+    torch.manual_seed(1234)
+    model = clip_mirror.CLIP(cfg)
+    if loss == "siglip":  # OpenCLIP's SigLIP init, as train/trainer.cpp run_model_config
+        model.logit_scale = torch.nn.Parameter(torch.tensor(math.log(10.0)))
+        model.logit_bias = torch.nn.Parameter(torch.tensor(-10.0))
+    model = model.to(device).train()
+    named = list(model.named_parameters())
+    groups = [{"params": [p for n, p in named if decays_weight(n)], "weight_decay": 0.1},
+              {"params": [p for n, p in named if not decays_weight(n)], "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=5e-4, betas=(0.9, 0.999), eps=1e-8)
+    params = [p for _, p in named]
+    images, ids = random_batch(cfg, B, device)
+    g = torch.Generator().manual_seed(1235)
+    max_logit_scale = math.log(100.0)
+    case = f"clip_{name}_train_{loss}" + ("_bf16" if precision == "bf16" else "")
 
-        def step():
-            optimizer.zero_grad(set_to_none=True)
+    def features():
+        # bf16: the towers and the normalisation under autocast, as train_step.cpp encode() runs
+        # them under AutocastGuard; the features then go to fp32 for the loss
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             V = model.encode_image(images)
             T = model.encode_text(ids)
             V = V / V.norm(dim=-1, keepdim=True)
             T = T / T.norm(dim=-1, keepdim=True)
-            if loss == "clip":
-                total = clip_loss(V, T, model.logit_scale)
-            elif loss == "rankclip":
-                total = rankclip_loss(V, T, model.logit_scale, g)
-            elif loss == "cyclip":
-                total = cyclip_loss(V, T, model.logit_scale)
-            else:
-                total = siglip_loss(V, T, model.logit_scale, model.logit_bias)
-            if not math.isfinite(total.item()):
-                raise RuntimeError(f"clip_{name}_train_{loss}: the loss is not finite")
-            total.backward()
-            grad_norm = torch.norm(torch.stack([torch.norm(p.grad.detach(), 2) for p in params]), 2)
-            if not math.isfinite(grad_norm.item()):
-                raise RuntimeError(f"clip_{name}_train_{loss}: the gradient norm is not finite")
-            optimizer.step()
-            with torch.no_grad():
-                model.logit_scale.clamp_(0, max_logit_scale)
+        return V.float(), T.float()
 
-        print_case(name, f"train_{loss}", B, S, device, time_median(step, sync, args.quick), loss=loss)
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        V, T = features()
+        if loss == "clip":
+            total = clip_loss(V, T, model.logit_scale)
+        elif loss == "rankclip":
+            total = rankclip_loss(V, T, model.logit_scale, g)
+        elif loss == "cyclip":
+            total = cyclip_loss(V, T, model.logit_scale)
+        else:
+            total = siglip_loss(V, T, model.logit_scale, model.logit_bias)
+        if not math.isfinite(total.item()):
+            raise RuntimeError(f"{case}: the loss is not finite")
+        total.backward()
+        grad_norm = torch.norm(torch.stack([torch.norm(p.grad.detach(), 2) for p in params]), 2)
+        if not math.isfinite(grad_norm.item()):
+            raise RuntimeError(f"{case}: the gradient norm is not finite")
+        optimizer.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, max_logit_scale)
+
+    timing = time_median(step, sync, args)
+    extra = {"loss": loss, "precision": precision, "min_ms": round4(timing[2]),
+             "peak_rss_mb": round4(torch_env.vm_kb("VmHWM") / 1024), "base_rss_mb": round4(base_kb / 1024)}
+    if device.type == "cuda":
+        extra["peak_cuda_mb"] = round4(torch.cuda.max_memory_allocated(device) / 2 ** 20)
+    print_case(name, case[len(f"clip_{name}_"):], B, S, device, timing, **extra)
+
+
+def run_in_child(name, loss, precision):
+    """This script again for one training step (the later flags override the earlier ones), so the
+    case's peak resident set is its own. Its lines go straight to our stdout. True if it succeeded."""
+    sys.stdout.flush()
+    command = [sys.executable, os.path.abspath(__file__)] + sys.argv[1:] + [
+        "--configs", name, "--losses", loss, "--precisions", precision, "--kinds", "train"]
+    return subprocess.run(command).returncode == 0
 
 
 def main():
+    global torch, clip_mirror
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (default: all cores)")
     parser.add_argument("--quick", action="store_true", help="batch 8, shorter timing (CI smoke)")
@@ -224,27 +254,50 @@ def main():
     parser.add_argument("--batch", type=int, default=0, help="batch size for every config")
     parser.add_argument("--losses", default="clip,rankclip",
                         help="training-step cases: comma-separated losses (clip, rankclip, cyclip, siglip) or none")
+    parser.add_argument("--precisions", default="fp32,bf16", help="training-step cases: fp32, bf16 or both")
     parser.add_argument("--kinds", default="fwd,fwd_bwd,train", help="which kinds of case run (default all)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
+    parser.add_argument("--steps", type=int, default=0, help="exactly N timed steps (default: the time rule)")
     args = parser.parse_args()
-    args.kinds = [k for k in args.kinds.split(",") if k]
-    for k in args.kinds:
+    split = lambda text: [x for x in text.split(",") if x and x != "none"]  # noqa: E731
+    kinds, names, losses, precisions = split(args.kinds), split(args.configs), split(args.losses), split(args.precisions)
+    for k in kinds:
         if k not in ("fwd", "fwd_bwd", "train"):
             parser.error(f"--kinds: unknown kind '{k}' (fwd, fwd_bwd, train)")
+    for loss in losses:
+        if loss not in LOSSES:
+            parser.error(f"--losses: unknown loss '{loss}' (known: {', '.join(LOSSES)})")
+    for p in precisions:
+        if p not in ("fp32", "bf16"):
+            parser.error(f"--precisions: unknown precision '{p}' (fp32, bf16)")
+
+    torch = torch_env.load_torch(args.threads)  # may re-run this script with PyTorch's environment set
+    if torch is None:
+        print(json.dumps({"impl": "pytorch", "skip": "torch is not installed"}))
+        return
+    import clip_mirror as mirror
+    clip_mirror = mirror
     if args.device == "cuda" and not torch.cuda.is_available():
         print(json.dumps({"impl": "pytorch", "skip": "no CUDA device"}))
         return
-    torch.set_num_threads(args.threads if args.threads > 0 else len(os.sched_getaffinity(0)))
     device = torch.device("cuda:0" if args.device == "cuda" else "cpu")
-    for loss in [x for x in args.losses.split(",") if x and x != "none"]:
-        if loss not in LOSSES:
-            parser.error(f"--losses: unknown loss '{loss}' (known: {', '.join(LOSSES)})")
-    names = [c for c in args.configs.split(",") if c]
-    if "fwd" in args.kinds or "fwd_bwd" in args.kinds:
-        for name in names:
-            bench_config(name, args, device)
-    if "train" in args.kinds:
-        for name in names:
-            bench_train_steps(name, args, device)
+    for name in names:
+        if name not in clip_mirror.PRESETS:
+            parser.error(f"--configs: unknown config '{name}' (known: {', '.join(clip_mirror.PRESETS)})")
+
+    for name in names:
+        for kind in ("fwd", "fwd_bwd"):
+            if kind in kinds:
+                bench_config(name, kind, args, device)
+    train = [(n, l, p) for n in names for l in losses for p in precisions] if "train" in kinds else []
+    alone = len(train) == 1 and kinds == ["train"]
+    failed = False
+    for case in train:
+        if alone:
+            bench_train_step(*case, args, device)
+        else:
+            failed |= not run_in_child(*case)
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

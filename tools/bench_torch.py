@@ -3,8 +3,10 @@
 
 Runs the same cases, with the same shapes and the same method, and prints the same JSON lines
 with "impl": "pytorch", so tools/bench_compare.py can put the two side by side. Run it with
-/usr/bin/python3 (Debian's python3-torch). Method: one untimed warm-up call, then timed calls
-until at least 10 calls and 0.3 s, or at least 3 calls and 1.5 s; the median is reported.
+/usr/bin/python3 (Debian's python3-torch); tools/torch_env.py sets PyTorch's configuration (BLAS
+threads and kernels, ATen's AVX-512 kernels, the OpenMP wait policy) and every line records it.
+Method: one untimed warm-up call, then timed calls until at least 10 calls and 0.3 s, or at
+least 3 calls and 1.5 s; the median is reported.
 Byte and flop counts are the formulas of bench_engine.cpp (see the comments there).
 
 Usage: bench_torch.py [--threads N] [--quick] [--device cpu|cuda]
@@ -17,12 +19,10 @@ import statistics
 import sys
 import time
 
-try:
-    import torch
-    import torch.nn.functional as F
-except ImportError:
-    print(json.dumps({"impl": "pytorch", "skip": "torch is not installed"}))
-    sys.exit(0)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_env  # noqa: E402
+
+torch = F = None  # imported by main(), after torch_env has set the environment
 
 
 def round4(x):
@@ -68,14 +68,19 @@ class Bench:
                "shape": "x".join(str(d) for d in shape), "threads": torch.get_num_threads(),
                "runs": runs, "median_ms": round4(median_ms)}
         out.update(extra)
+        out.update(torch_env.describe(torch))
         print(json.dumps(out), flush=True)
 
-    # C (n, n) = A @ B: 2 n^3 flops
-    def gemm(self, n):
+    # C (n, n) = A @ B: 2 n^3 flops. gemm_bf16: A, B and C in bf16 (oneDNN's AMX kernels where the
+    # CPU has them), against bench_engine's bf16 matmul.
+    def gemm(self, n, dtype=None):
         a, b = self.randn(n, n), self.randn(n, n)
+        if dtype is not None:
+            a, b = a.to(dtype), b.to(dtype)
         with torch.no_grad():
             t = self.time_median(lambda: a @ b)
-        self.line("gemm", (n, n, n), t, n=n, gflops=round4(2.0 * n ** 3 / (t[0] * 1e-3) / 1e9))
+        self.line("gemm" if dtype is None else "gemm_bf16", (n, n, n), t, n=n,
+                  gflops=round4(2.0 * n ** 3 / (t[0] * 1e-3) / 1e9))
 
     def bandwidth(self, case, shape, t, nbytes):
         self.line(case, shape, t, bytes=float(nbytes), gbps=round4(nbytes / (t[0] * 1e-3) / 1e9))
@@ -160,15 +165,21 @@ class Bench:
 
 
 def main():
+    global torch, F
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (default: all cores)")
     parser.add_argument("--quick", action="store_true", help="smaller cases, shorter timing (CI smoke)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
+    torch = torch_env.load_torch(args.threads)  # may re-run this script with PyTorch's environment set
+    if torch is None:
+        print(json.dumps({"impl": "pytorch", "skip": "torch is not installed"}))
+        return
+    import torch.nn.functional as functional
+    F = functional
     if args.device == "cuda" and not torch.cuda.is_available():
         print(json.dumps({"impl": "pytorch", "skip": "no CUDA device"}))
         return
-    torch.set_num_threads(args.threads if args.threads > 0 else len(os.sched_getaffinity(0)))
     bench = Bench(args)
     cuda, quick = args.device == "cuda", args.quick
 
@@ -177,6 +188,8 @@ def main():
         gemm_sizes.append(4096)
     for n in gemm_sizes:
         bench.gemm(n)
+    for n in gemm_sizes[:3]:
+        bench.gemm(n, torch.bfloat16)
     rows, ce_rows = (1024, 512) if quick else (8192, 4096)
     bench.layer_norm_forward(rows, 768)
     bench.layer_norm_forward_backward(rows, 768)

@@ -6,16 +6,28 @@
 //    "precision":"fp32","threads":2,"warmup":2,"steps":10,"median_ms":...,"min_ms":...,
 //    "images_per_s":...,"peak_memory_mb":...,"memory_kind":"rss","last_loss":...}
 // images_per_s = batch_size / median step time. Peak memory: on the CPU the process's peak
-// resident set (getrusage ru_maxrss: everything the process ever held, the model, AdamW's moments,
-// the activations and the program itself); on CUDA the device allocator's peak of bytes handed
+// resident set (VmHWM, bench/bench_timing.h peak_rss_mb: everything the process ever held, the
+// model, AdamW's moments, the activations and the program itself); on CUDA the device allocator's peak of bytes handed
 // out to tensors (cuda/allocator.h; its cache and the CUDA context are not counted). Each step
 // ends with the loss read back and the device synchronized, so GPU time is counted.
-// For the comparison with PyTorch see `make bench` (bench/bench_models.cpp, docs/PERFORMANCE.md).
-#include <sys/resource.h>
+//
+// --compare-torch then runs the PyTorch twin of the same case (tools/bench_models_torch.py
+// --kinds train, for a preset model, with the same batch, loss, precision, threads, warm-up and
+// step counts, in its own process) and prints its JSON line and one more:
+//   {"compare":"train_step","case":"clip_tiny_train_clip","ours_ms":...,"pytorch_ms":...,
+//    "ours_over_pytorch_speed":...,"ours_peak_mb":...,"pytorch_peak_mb":...,
+//    "ours_over_pytorch_memory":...}
+// (speed: PyTorch's median time / ours, > 1 when we are faster; memory: our peak / PyTorch's, < 1
+// when we need less). Only this option needs Python: $RANKCLIP_PYTHON, else /usr/bin/python3
+// (Debian's python3-torch); the script is found beside the binary's directory (build/../tools/)
+// or under the current directory. For every case at once see `make bench` (docs/PERFORMANCE.md).
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -38,14 +50,87 @@ static void bench_usage(std::FILE* out) {
         "  --loss clip|rankclip|cyclip|siglip       loss (default clip; rankclip with weight w = 1)\n"
         "  --batch-size N    (default 128)   --steps N  timed steps (default 10)\n"
         "  --warmup N        untimed steps first (default 2)\n"
-        "  --device cpu|cuda[:N]  --precision fp32|bf16  --threads T  --seed S (0)\n");
+        "  --device cpu|cuda[:N]  --precision fp32|bf16  --threads T  --seed S (0)\n"
+        "  --compare-torch   then run the PyTorch twin of the same case (preset models; needs python3-torch,\n"
+        "                    $RANKCLIP_PYTHON or /usr/bin/python3) and print its line and the ratios\n");
 }
 
-// The process's peak resident set in MiB (Linux reports ru_maxrss in KiB).
-static double peak_rss_mb() {
-    struct rusage usage {};
-    getrusage(RUSAGE_SELF, &usage);
-    return double(usage.ru_maxrss) / 1024.0;
+static std::string shell_quote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+// tools/bench_models_torch.py: beside the directory of this binary (build/rankclip), else under
+// the current directory; "" when neither exists.
+static std::string find_torch_twin() {
+    std::vector<std::string> candidates;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        std::string dir(exe, size_t(n));
+        dir = dir.substr(0, dir.rfind('/'));
+        candidates.push_back(dir + "/../tools/bench_models_torch.py");
+    }
+    candidates.push_back("tools/bench_models_torch.py");
+    for (const std::string& path : candidates)
+        if (access(path.c_str(), R_OK) == 0) return path;
+    return "";
+}
+
+// The shell command that runs the PyTorch twin of our case, checked before our own run.
+static std::string torch_twin_command(const std::string& model, const std::string& loss, const std::string& precision,
+                                      const Device& device, int64_t batch, int64_t warmup, int64_t steps) {
+    const std::vector<std::string> presets = clip_config_names();
+    RC_CHECK(std::find(presets.begin(), presets.end(), model) != presets.end(),
+             "bench: --compare-torch needs a preset --model (the PyTorch mirror has no config files), got '", model,
+             "'");
+    const std::string script = find_torch_twin();
+    RC_CHECK(!script.empty(), "bench: --compare-torch: tools/bench_models_torch.py not found beside the binary or "
+             "under the current directory");
+    const char* env_python = std::getenv("RANKCLIP_PYTHON");
+    const std::string python = env_python && *env_python ? env_python : "/usr/bin/python3";
+    RC_CHECK(access(python.c_str(), X_OK) == 0, "bench: --compare-torch: no ", python, " (set RANKCLIP_PYTHON)");
+    return str_cat(shell_quote(python), " ", shell_quote(script), " --kinds train --configs ", model, " --losses ",
+                   loss, " --precisions ", precision, " --batch ", batch, " --threads ", get_num_threads(),
+                   " --warmup ", warmup, " --steps ", steps, " --device ", device.is_cuda() ? "cuda" : "cpu");
+}
+
+// Runs the PyTorch twin (`command`) and prints its line and the comparison line (above).
+static int compare_with_torch(const std::string& command, const Device& device, const Json& ours) {
+    std::fflush(stdout);
+    std::FILE* pipe = popen(command.c_str(), "r");
+    RC_CHECK(pipe, "bench: --compare-torch: cannot run ", command);
+    std::string output;
+    char buffer[4096];
+    while (std::fgets(buffer, sizeof buffer, pipe)) output += buffer;
+    const int status = pclose(pipe);
+    Json twin;
+    for (size_t start = 0; start < output.size();) {  // the twin's last JSON line
+        size_t end = output.find('\n', start);
+        if (end == std::string::npos) end = output.size();
+        if (output[start] == '{') twin = Json::parse(output.substr(start, end - start));
+        start = end + 1;
+    }
+    RC_CHECK(twin.is_object() && status == 0, "bench: --compare-torch: ", command, " failed (status ", status, ")",
+             output.empty() ? "" : ": ", output);
+    bench::print_line(twin);
+    if (twin.contains("skip")) return 0;  // no torch there: ours alone
+    const bool cuda = device.is_cuda() && twin.contains("peak_cuda_mb");
+    const double ours_ms = ours.at("median_ms").as_double(), torch_ms = twin.at("median_ms").as_double();
+    const double ours_mb = ours.at("peak_memory_mb").as_double();
+    const double torch_mb = twin.at(cuda ? "peak_cuda_mb" : "peak_rss_mb").as_double();
+    Json line = Json::object();
+    line.set("compare", "train_step");
+    line.set("case", twin.at("case").as_string());
+    line.set("ours_ms", ours_ms);
+    line.set("pytorch_ms", torch_ms);
+    line.set("ours_over_pytorch_speed", bench::round4(torch_ms / ours_ms));
+    line.set("ours_peak_mb", ours_mb);
+    line.set("pytorch_peak_mb", torch_mb);
+    line.set("ours_over_pytorch_memory", bench::round4(ours_mb / torch_mb));
+    bench::print_line(line);
+    return 0;
 }
 
 int cmd_bench(int argc, char** argv) {
@@ -53,6 +138,7 @@ int cmd_bench(int argc, char** argv) {
     int64_t batch = 128, steps = 10, warmup = 2;
     int threads = 0;
     uint64_t seed = 0;
+    bool compare_torch = false;
     ArgReader args("bench", argc, argv);
     std::string a;
     while (args.next(a)) {
@@ -69,6 +155,7 @@ int cmd_bench(int argc, char** argv) {
         else if (a == "--precision") precision = args.value();
         else if (a == "--threads") threads = int(args.integer(1));
         else if (a == "--seed") seed = uint64_t(args.integer(0));
+        else if (a == "--compare-torch") compare_torch = true;
         else args.unknown();
     }
     RC_CHECK(precision == "fp32" || precision == "bf16", "bench: --precision must be fp32 or bf16, got '", precision,
@@ -80,6 +167,8 @@ int cmd_bench(int argc, char** argv) {
     RC_CHECK(!device.is_cuda() || has_backend(DeviceType::CUDA), "bench: --device ", device.str(),
              ": no CUDA device is available to this build");
     if (threads > 0) set_num_threads(threads);
+    const std::string twin_command =
+        compare_torch ? torch_twin_command(model, loss_kind_name(kind), precision, device, batch, warmup, steps) : "";
 
     bench::TrainStepBenchOptions options;
     options.loss = kind;
@@ -112,7 +201,7 @@ int cmd_bench(int argc, char** argv) {
         memory_kind = "cuda_allocator";
     }
 #endif
-    if (memory_kind == "rss") peak_mb = peak_rss_mb();
+    if (memory_kind == "rss") peak_mb = bench::peak_rss_mb();
 
     Json line = Json::object();
     line.set("bench", "train_step");
@@ -131,5 +220,6 @@ int cmd_bench(int argc, char** argv) {
     line.set("memory_kind", memory_kind);
     line.set("last_loss", last_loss);
     bench::print_line(line);
+    if (compare_torch) return compare_with_torch(twin_command, device, line);
     return 0;
 }

@@ -3,11 +3,21 @@
 # and its PyTorch twin (tools/bench_torch.py), then the model benchmark (bench_models beside
 # BENCH, from bench/bench_models.cpp: forward, forward+backward, and full training steps
 # (forward + loss + backward + AdamW) for tiny at batch 128 and small at batch 64 with the clip
-# and rankclip losses) and its twin (tools/bench_models_torch.py), all with the
-# same thread count, then the data loader benchmark (bench_loader beside BENCH, from
-# bench/bench_loader.cpp; no twin, so its lines stay out of the table and it prints its own summary
-# on stderr); saves their JSON lines next to the benchmark binary (build/bench.jsonl), and prints
-# the comparison table (tools/bench_compare.py). Without torch it prints ours alone and says so.
+# and rankclip losses, in fp32 and bf16 autocast, each step in a process of its own so that its
+# peak memory is its own) and its twin (tools/bench_models_torch.py), all with the same thread
+# count, then the data loader benchmark (bench_loader beside BENCH, from bench/bench_loader.cpp;
+# no twin, so its lines stay out of the table and it prints its own summary on stderr); saves
+# their JSON lines next to the benchmark binary (build/bench.jsonl), and prints the comparison
+# table (tools/bench_compare.py: speed and, for the training steps, peak-memory ratios). Without
+# torch it prints ours alone and says so.
+#
+# The PyTorch twins are the anchor, so they run PyTorch at its best on the machine, not at
+# Debian's defaults: tools/torch_env.py (imported by both) sizes OpenBLAS's threads to torch's,
+# forces OpenBLAS's AVX-512/AVX2 kernels only if its CPU detection fell short, sets
+# OMP_WAIT_POLICY=passive and ATen's AVX-512 kernels where the CPU has them, re-running the
+# script once so that the libraries see them at load time; each line records the result (blas,
+# blas_core, aten_cpu, onednn_isa, ...). Set any of those variables to override it, or
+# RANKCLIP_TORCH_ENV=default for Debian's defaults (docs/PERFORMANCE.md "Method").
 #
 # Usage: tools/run-bench.sh BENCH [PYTHON] [bench args...]
 #   BENCH   the bench_engine binary           PYTHON  a python3 with torch (default /usr/bin/python3)
@@ -43,7 +53,7 @@ RANKCLIP_THREADS=$threads "$bench" --threads "$threads" "${args[@]}" | tee -a "$
 
 if "$python" -c "import torch" > /dev/null 2>&1; then
     echo "bench: pytorch ($("$python" -c 'import torch; print(torch.__version__)')) ${args[*]:-}"
-    OMP_NUM_THREADS=$threads "$python" "$here/bench_torch.py" --threads "$threads" "${args[@]}" | tee -a "$out"
+    "$python" "$here/bench_torch.py" --threads "$threads" "${args[@]}" | tee -a "$out"
 else
     echo "bench: PyTorch is not available to $python: showing ours alone"
 fi
@@ -54,7 +64,7 @@ if [[ -x "$models" ]]; then
     RANKCLIP_THREADS=$threads "$models" --threads "$threads" "${args[@]}" | tee -a "$out"
     if "$python" -c "import torch" > /dev/null 2>&1; then
         echo "bench: pytorch models ${args[*]:-}"
-        OMP_NUM_THREADS=$threads "$python" "$here/bench_models_torch.py" --threads "$threads" "${args[@]}" | tee -a "$out"
+        "$python" "$here/bench_models_torch.py" --threads "$threads" "${args[@]}" | tee -a "$out"
     fi
 else
     echo "bench: $models is not built: skipping the model benchmark"
@@ -69,4 +79,5 @@ else
 fi
 
 echo
+echo "bench: load average at the end $(cut -d' ' -f1 /proc/loadavg) (at the start $load)"
 "$compare_python" "$here/bench_compare.py" "$out"
