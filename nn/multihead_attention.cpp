@@ -24,7 +24,7 @@ MultiheadAttention::MultiheadAttention(int64_t width, int64_t heads, Generator& 
 Tensor MultiheadAttention::forward(const Tensor& x) const {
     RC_CHECK(x.dim() == 3 && x.size(2) == width_, "MultiheadAttention(width ", width_, "): input must be (B, T, ",
              width_, "), got ", x.str());
-    Tensor qkv = matmul(x, in_proj_weight.t()) + in_proj_bias;  // (B, T, 3W): per token q | k | v
+    Tensor qkv = linear(x, in_proj_weight, in_proj_bias);      // (B, T, 3W): per token q | k | v
     // the fused op reads q, k, v inside qkv and writes (B, T, W) with the heads side by side; its
     // composite (head-split views + scaled_dot_product_attention) is the tested reference
     Tensor y = self_attention(qkv, heads_, causal_);            // (B, T, W)
