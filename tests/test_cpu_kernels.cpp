@@ -270,9 +270,12 @@ A unary_reference(UnaryOp op, A x, double p0, double p1) {
 }
 
 // The ULP bounds of the SLEEF-based functions against the exact value (SLEEF u10: 1 ULP per
-// call; the rest is the float arithmetic around it). GELU and QuickGELU lose relative accuracy
-// where 1 + erf(x) or x * sigmoid cancel (x << 0): there the bound is absolute, kGeluAbs * |x|
-// (erf is within 1 ULP of 1, times x / 2) -- the same for libm's erff in the scalar path.
+// call; the rest is the float arithmetic around it): exp, log, tanh 2 (the sweep below measures
+// 1), sigmoid, GELU, GELU-tanh, QuickGELU 4 (measured: sigmoid 4 for x < 0, against a reference
+// that rounds exp(-x) to float as the kernel does; the others 2 for x >= 0). For x < 0 the
+// GELUs lose relative accuracy where 1 + erf(x / sqrt 2) cancels (float erf is exactly -1 below
+// x = -5.5, so the result is -0 where the exact one is about -1e-7): there the bound is
+// absolute, kGeluAbs * |x| (erf within 1 ULP of 1, times x / 2), as for libm's erff.
 constexpr int kUlpBound = 4;
 constexpr double kGeluAbs = 1.2e-7;
 

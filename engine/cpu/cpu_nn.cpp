@@ -37,24 +37,37 @@ static inline float row_max(const T* row, int64_t C) {
 
 // ---- softmax / log_softmax ----
 
+// Where a row's float intermediates go: the output row itself when it is F32, else `buffer`.
+static float* y_as_float(float* y, std::vector<float>&, int64_t) { return y; }
+static float* y_as_float(bf16*, std::vector<float>& buffer, int64_t C) {
+    if (int64_t(buffer.size()) < C) buffer.resize(size_t(C));
+    return buffer.data();
+}
+
 template <typename T>
 static void softmax_row(const T* row, T* y, int64_t C, bool log) {
     using A = Acc<T>;
 #if RANKCLIP_AVX512
     if constexpr (vec::kVectorised<T>) {
         __m512 m = vec::set1(row_max(row, C));
-        float s = row_sum(C, [&](int64_t i, __mmask16 k) {
-            return _mm512_maskz_mov_ps(k, vec::exp(_mm512_sub_ps(vec::load(row + i, k), m)));
-        });
         if (log) {
+            float s = row_sum(C, [&](int64_t i, __mmask16 k) {
+                return _mm512_maskz_mov_ps(k, vec::exp(_mm512_sub_ps(vec::load(row + i, k), m)));
+            });
             __m512 lse = _mm512_add_ps(m, vec::set1(std::log(s)));
             vec::for_lanes(C, [&](int64_t i, __mmask16 k) { vec::store(y + i, _mm512_sub_ps(vec::load(row + i, k), lse), k); });
-        } else {
-            __m512 inv = vec::set1(1.0f / s);
-            vec::for_lanes(C, [&](int64_t i, __mmask16 k) {
-                vec::store(y + i, _mm512_mul_ps(vec::exp(_mm512_sub_ps(vec::load(row + i, k), m)), inv), k);
-            });
+            return;
         }
+        // exp(x - max) kept from the sum's pass (in y for F32, else in a float row) and scaled
+        static thread_local std::vector<float> row_buffer;
+        float* e = y_as_float(y, row_buffer, C);
+        float s = row_sum(C, [&](int64_t i, __mmask16 k) {
+            __m512 v = _mm512_maskz_mov_ps(k, vec::exp(_mm512_sub_ps(vec::load(row + i, k), m)));
+            _mm512_mask_storeu_ps(e + i, k, v);
+            return v;
+        });
+        __m512 inv = vec::set1(1.0f / s);
+        vec::for_lanes(C, [&](int64_t i, __mmask16 k) { vec::store(y + i, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, e + i), inv), k); });
         return;
     }
 #endif

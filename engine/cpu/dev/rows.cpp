@@ -5,10 +5,12 @@
 // checked against a double reference on awkward shapes, then timed on the model's shapes.
 //   variant 1  scalar, libm (the library before; the bias gradient through a transposing copy
 //              and a row sum, as sum_to did)
-//   variant 2  AVX-512 + SLEEF   <- the library's (but for the column sum); the column sum:
+//   variant 2  AVX-512 + SLEEF   <- the library's (but for softmax and the column sum); the
+//              softmax computes exp twice per element; the column sum:
 //              blocks of 64 columns, each over all rows in order, in double
-//   variant 3  (column sum only) fixed chunks of 256 rows in float, the chunks summed in
-//              double: reads memory once, in order, but is not the sequential double sum
+//   variant 3  softmax: exp(x - max) stored in the sum's pass, then scaled   <- the library's;
+//              column sum: fixed chunks of 256 rows in float, the chunks summed in double:
+//              reads memory once, in order, but is not the sequential double sum
 //   (tried: variant 2 over tiles of 128 rows swept block by block -- slower than 2 on
 //   (8320, 512): each cache line belongs to one block, a tile gives no reuse)
 //   variant 4  (column sum only) rows read in order, each thread's columns accumulated in
@@ -50,6 +52,28 @@ static void softmax_v2(const float* x, float* y, int64_t N, int64_t C) {
         for (int64_t i = 0; i < C; i += 16) {
             __mmask16 k = tail_mask(C - i);
             _mm512_mask_storeu_ps(y + n * C + i, k, _mm512_mul_ps(Sleef_expf16_u10avx512f(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, r + i), m)), inv));
+        }
+    }
+}
+// variant 3: exp(x - max) stored in the sum's pass, then scaled (one exp per element)
+static void softmax_v3(const float* x, float* y, int64_t N, int64_t C) {
+#pragma omp parallel for schedule(static) if (N * C > 16384)
+    for (int64_t n = 0; n < N; n++) {
+        const float* r = x + n * C;
+        float* out = y + n * C;
+        __m512 mx = _mm512_set1_ps(-INFINITY), acc = _mm512_setzero_ps();
+        for (int64_t i = 0; i < C; i += 16) mx = _mm512_mask_max_ps(mx, tail_mask(C - i), mx, _mm512_maskz_loadu_ps(tail_mask(C - i), r + i));
+        __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+        for (int64_t i = 0; i < C; i += 16) {
+            __mmask16 k = tail_mask(C - i);
+            __m512 e = _mm512_maskz_mov_ps(k, Sleef_expf16_u10avx512f(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, r + i), m)));
+            _mm512_mask_storeu_ps(out + i, k, e);
+            acc = _mm512_add_ps(acc, e);
+        }
+        __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(acc));
+        for (int64_t i = 0; i < C; i += 16) {
+            __mmask16 k = tail_mask(C - i);
+            _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, out + i), inv));
         }
     }
 }
@@ -244,7 +268,7 @@ static bool check_all() {
             for (int64_t c = 0; c < C; c++) gref[size_t(n * C + c)] = float(ref[size_t(n * C + c)] * (g[size_t(n * C + c)] - dot));
             lref[size_t(n)] = float(m + std::log(sum) - x[size_t(n * C + t[size_t(n)])]);
         }
-        for (auto f : {softmax_v1, softmax_v2}) f(x.data(), got.data(), N, C), ok &= validate("softmax", got, ref, 1e-6f, 1e-5f);
+        for (auto f : {softmax_v1, softmax_v2, softmax_v3}) f(x.data(), got.data(), N, C), ok &= validate("softmax", got, ref, 1e-6f, 1e-5f);
         for (auto f : {softmax_backward_v1, softmax_backward_v2})
             f(ref.data(), g.data(), got.data(), N, C), ok &= validate("softmax backward", got, gref, 1e-6f, 1e-5f);
         for (auto f : {cross_entropy_v1, cross_entropy_v2}) {
@@ -276,7 +300,7 @@ int main(int argc, char** argv) {
     int threads = playground_threads();
     print_rooflines();
     bool ok = check_all();
-    std::printf("library (engine/cpu/cpu_nn.cpp, cpu_reduce.cpp) uses variant 2, 4 for the bias gradient\n");
+    std::printf("library (engine/cpu/cpu_nn.cpp, cpu_reduce.cpp) uses variant 2, 3 for softmax, 4 for the bias gradient\n");
     auto want = [&](int v) { return variant == 0 || variant == v; };
     std::vector<float> scratch;
     for (auto& s : kShapes) {
@@ -290,7 +314,7 @@ int main(int argc, char** argv) {
         std::printf("shape (%ld, %ld), %d threads\n", long(N), long(C), threads);
         for (int v = 1; v <= 4; v++) {
             if (!want(v)) continue;
-            if (v <= 2) {  // (variants 3 and 4: the column sum only)
+            if (v <= 2) {  // (variants 3 and 4: softmax and the column sum only)
                 std::snprintf(name, sizeof name, "softmax v%d", v);
                 report_bandwidth(name, time_it([&] { (v == 1 ? softmax_v1 : softmax_v2)(x.data(), y.data(), N, C); }), 2 * bytes);
                 std::snprintf(name, sizeof name, "softmax backward v%d", v);
@@ -300,6 +324,7 @@ int main(int argc, char** argv) {
                 std::snprintf(name, sizeof name, "row sum v%d", v);
                 report_bandwidth(name, time_it([&] { (v == 1 ? rowsum_v1 : rowsum_v2)(x.data(), rows.data(), N, C); }), bytes);
             }
+            if (v == 3) report_bandwidth("softmax v3 (one exp per element)", time_it([&] { softmax_v3(x.data(), y.data(), N, C); }), 2 * bytes);
             auto colsum = v == 1 ? colsum_v1 : v == 2 ? colsum_v2 : v == 3 ? colsum_v3 : colsum_v4;
             std::snprintf(name, sizeof name, "bias gradient (R, C) -> (C) v%d", v);
             report_bandwidth(name, time_it([&] { colsum(x.data(), cols.data(), N, C, scratch); }), bytes);
