@@ -85,7 +85,7 @@ struct GemmKeyHash {
 // this dtype on this CPU (then the Eigen path runs).
 struct GemmPlan {
     bool ok = false;
-    dnnl::memory::desc a, b, c, bias;
+    dnnl::memory::desc a, b, c, bias, scratchpad;
     dnnl::matmul primitive;
 };
 
@@ -113,7 +113,12 @@ GemmPlan build_plan(const GemmKey& k) {
     try {
         dnnl::matmul::desc desc = k.bias ? dnnl::matmul::desc(plan.a, plan.b, plan.bias, plan.c)
                                          : dnnl::matmul::desc(plan.a, plan.b, plan.c);
-        dnnl::matmul::primitive_desc pd(desc, onednn_engine());
+        // the scratchpad (where oneDNN packs B for its kernels) comes from our caching allocator:
+        // left to oneDNN it is malloc'd per call, fresh pages the kernel zeroes every step
+        dnnl::primitive_attr attr;
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+        dnnl::matmul::primitive_desc pd(desc, attr, onednn_engine());
+        plan.scratchpad = pd.scratchpad_desc();
         plan.primitive = dnnl::matmul(pd);
         plan.ok = true;
     } catch (const dnnl::error&) {
@@ -143,6 +148,11 @@ bool onednn_gemm(const Tensor& a, const Tensor& b, const Tensor& bias, Tensor& o
     dnnl::memory ma(plan.a, engine, a.raw_data()), mb(plan.b, engine, b.raw_data()), mc(plan.c, engine, out.raw_data());
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
     if (bias.defined()) args.emplace(DNNL_ARG_BIAS, dnnl::memory(plan.bias, engine, bias.raw_data()));
+    Tensor scratch;
+    if (size_t bytes = plan.scratchpad.get_size()) {
+        scratch = empty({int64_t((bytes + 3) / 4)}, DType::I32);  // any 4-byte dtype: raw bytes
+        args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(plan.scratchpad, engine, scratch.raw_data()));
+    }
     plan.primitive.execute(stream, args);
     stream.wait();
     return true;

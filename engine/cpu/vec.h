@@ -90,6 +90,44 @@ inline __m512 log(__m512 v) { return Sleef_logf16_u10avx512f(v); }
 inline __m512 tanh(__m512 v) { return Sleef_tanhf16_u10avx512f(v); }
 inline __m512 erf(__m512 v) { return Sleef_erff16_u10avx512f(v); }
 
+// The standard normal CDF Phi(x) = erfc(-x / sqrt 2) / 2, for exact GELU. SLEEF's erf is ~4x
+// slower per element (it works in double-float), and 1 + erf(x / sqrt 2) cancels for x < 0, so
+// Phi is built from two pieces instead, both computed and the right one kept per lane:
+//   |x| < 0.7: 1/2 + erf(x / sqrt 2) / 2 with erf's Taylor series to z^15 (< 1 ULP there);
+//   beyond: erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z/2), z = |x| / sqrt 2, P of degree 9 (the
+//   Chebyshev fit known as Numerical Recipes' erfcc, relative error < 1.2e-7 everywhere); x < 0
+//   takes Phi = erfc / 2 directly (relative accuracy where Phi is tiny), x > 0 takes 1 - erfc / 2.
+// Measured in engine/cpu/dev/gelu.cpp (variant 3 there): ~1 ns per element, 4x faster than
+// SLEEF's erf, and far more accurate for x < 0, where 1 + erf loses every digit near x = -5.5.
+inline __m512 normal_cdf(__m512 x) {
+    const __m512 one = _mm512_set1_ps(1.0f), half = _mm512_set1_ps(0.5f);
+    __m512 z = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(float(M_SQRT1_2)));
+    // near 0: erf(z) = 2/sqrt(pi) (z - z^3/3 + z^5/10 - z^7/42 + z^9/216 - z^11/1320 + z^13/9360 - z^15/75600)
+    __m512 z2 = _mm512_mul_ps(z, z), q = _mm512_set1_ps(float(-1.1283791670955126 / 75600));
+    for (double c : {1.0 / 9360, -1.0 / 1320, 1.0 / 216, -1.0 / 42, 1.0 / 10, -1.0 / 3, 1.0})
+        q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(float(1.1283791670955126 * c)));
+    __m512 half_erf = _mm512_mul_ps(_mm512_mul_ps(q, z), half);  // erf(|x| / sqrt 2) / 2
+    // elsewhere: erfc(z) / 2 = t exp(-z^2 + P(t) - ln 2)
+    __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(half, z, one));
+    __m512 p = _mm512_set1_ps(0.17087277f);
+    for (float c : {-0.82215223f, 1.48851587f, -1.13520398f, 0.27886807f, -0.18628806f, 0.09678418f, 0.37409196f,
+                    1.00002368f, -1.26551223f - 0.69314718f})
+        p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(c));
+    __m512 half_erfc = _mm512_mul_ps(t, exp(_mm512_fnmadd_ps(z, z, p)));
+    // Phi(-|x|) = 1/2 - erf/2 = erfc/2;  Phi(|x|) = 1/2 + erf/2 = 1 - erfc/2
+    __mmask16 near = _mm512_cmp_ps_mask(z, _mm512_set1_ps(0.495f), _CMP_LT_OQ);
+    __m512 lower = _mm512_mask_blend_ps(near, half_erfc, _mm512_sub_ps(half, half_erf));  // Phi(-|x|)
+    __m512 upper = _mm512_mask_blend_ps(near, _mm512_sub_ps(one, half_erfc), _mm512_add_ps(half, half_erf));
+    __mmask16 negative = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+    return _mm512_mask_blend_ps(negative, upper, lower);
+}
+
+// The standard normal density phi(x) = exp(-x^2 / 2) / sqrt(2 pi).
+inline __m512 normal_pdf(__m512 x) {
+    __m512 e = exp(_mm512_mul_ps(_mm512_mul_ps(x, x), _mm512_set1_ps(-0.5f)));
+    return _mm512_mul_ps(e, _mm512_set1_ps(float(0.3989422804014327)));
+}
+
 inline __m512 set1(float v) { return _mm512_set1_ps(v); }
 
 // f(i, m) for i = 0, 16, 32, ... < n: full steps, then the last partial one with m masking its

@@ -8,8 +8,9 @@
 //   2  Eigen                                       8  oneDNN matmul (AMX where the CPU has it)
 //   3  OpenBLAS cblas_sgemm                        9  ours: AMX tiles, 32x32 block per step
 //   4  oneDNN matmul (f32)                         10 ours: AVX512-BF16 vdpbf16ps, 12x32 block
-//   5  ours: AVX-512, packed panels, 12x32 block
+//   5  ours: AVX-512, packed panels, 12x32 block   11 oneDNN matmul f32 with a bias row
 //   6  ours: 5 without packing A (broadcast loads straight from A)
+//                                                  12 oneDNN dnnl_sgemm (its BLAS-style API)
 //
 // Checks every variant on awkward shapes (1x1x1, odd M/N/K, K not a multiple of the tile), then
 // times the model's shapes (tiny ViT: M = 128 images x 65 tokens = 8320; forward x @ W^T, the
@@ -20,6 +21,7 @@
 #include <Eigen/Core>
 #include <dnnl.hpp>
 #include <functional>
+#include <unordered_map>
 #include <memory>
 #include <string>
 
@@ -74,17 +76,26 @@ struct OnednnGemm {
     dnnl::memory::desc a, b, c;
     dnnl::matmul primitive;
     std::string impl;
-    OnednnGemm(const Problem& p, dnnl::memory::data_type in, dnnl::memory::data_type out) {
+    dnnl::memory::desc bias;
+    std::vector<float> bias_row;
+    OnednnGemm(const Problem& p, dnnl::memory::data_type in, dnnl::memory::data_type out, bool with_bias = false) {
         a = dnnl::memory::desc({p.M, p.K}, in, dnnl::memory::dims{p.K, 1});
         b = dnnl::memory::desc({p.K, p.N}, in, p.b_transposed ? dnnl::memory::dims{1, p.K} : dnnl::memory::dims{p.N, 1});
         c = dnnl::memory::desc({p.M, p.N}, out, dnnl::memory::dims{p.N, 1});
-        dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), engine);
+        if (with_bias) {
+            bias = dnnl::memory::desc({1, p.N}, out, dnnl::memory::dims{p.N, 1});
+            bias_row.assign(size_t(p.N), 0.0f);  // zeros: the product is unchanged, the checks still hold
+        }
+        dnnl::matmul::primitive_desc pd(with_bias ? dnnl::matmul::desc(a, b, bias, c) : dnnl::matmul::desc(a, b, c),
+                                        engine);
         impl = pd.impl_info_str();
         primitive = dnnl::matmul(pd);
     }
     void run(const void* A, const void* B, void* C) {
         dnnl::memory ma(a, engine, const_cast<void*>(A)), mb(b, engine, const_cast<void*>(B)), mc(c, engine, C);
-        primitive.execute(stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}});
+        std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
+        if (!bias_row.empty()) args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias, engine, bias_row.data()));
+        primitive.execute(stream, args);
         stream.wait();
     }
 };
@@ -115,7 +126,7 @@ static inline void micro_kernel(int K, const float* a, long a_row, long a_k, con
     __m512 acc[ROWS][2];
     for (int i = 0; i < ROWS; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     for (int k = 0; k < K; k++) {
-        __m512 b0 = _mm512_load_ps(panel + size_t(k) * NR), b1 = _mm512_load_ps(panel + size_t(k) * NR + 16);
+        __m512 b0 = _mm512_loadu_ps(panel + size_t(k) * NR), b1 = _mm512_loadu_ps(panel + size_t(k) * NR + 16);
 #pragma GCC unroll 12
         for (int i = 0; i < ROWS; i++) {
             __m512 av = _mm512_set1_ps(a[i * a_row + k * a_k]);
@@ -368,6 +379,14 @@ static bool run_variant(int v, const Problem& p, const Inputs& in, std::vector<f
             return true;
         }
 #endif
+        case 11:
+            if (!onednn) onednn = std::make_unique<OnednnGemm>(p, dnnl::memory::data_type::f32, dnnl::memory::data_type::f32, true);
+            onednn->run(in.A.data(), in.B.data(), C.data());
+            return true;
+        case 12:
+            dnnl_sgemm('N', p.b_transposed ? 'T' : 'N', p.M, p.N, p.K, 1.0f, in.A.data(), p.K, in.B.data(),
+                       p.b_transposed ? p.K : p.N, 0.0f, C.data(), p.N);
+            return true;
         default: return false;
     }
 }
@@ -375,7 +394,8 @@ static bool run_variant(int v, const Problem& p, const Inputs& in, std::vector<f
 static const char* variant_name(int v) {
     static const char* names[] = {"",         "reference",     "eigen",       "openblas sgemm", "onednn f32",
                                   "ours avx512 12x32", "ours avx512, A unpacked", "reference bf16", "onednn bf16",
-                                  "ours amx 32x32", "ours avx512-bf16 12x32"};
+                                  "ours amx 32x32", "ours avx512-bf16 12x32", "onednn f32 + bias row",
+                                  "onednn dnnl_sgemm"};
     return names[v];
 }
 
@@ -396,12 +416,12 @@ int main(int argc, char** argv) {
         std::vector<float> ref(size_t(p.M) * p.N), ref16(ref.size());
         gemm_reference(p, in.A.data(), in.B.data(), ref.data());
         gemm_reference(p, in.Ab.data(), in.Bb.data(), ref16.data());
-        for (int v = 2; v <= 10; v++) {
+        for (int v = 2; v <= 12; v++) {
             if (only && v != only) continue;
             std::unique_ptr<OnednnGemm> onednn;
             std::vector<float> C(ref.size(), NAN);
             if (!run_variant(v, p, in, C, onednn)) continue;
-            bool bf = v >= 7;
+            bool bf = v >= 7 && v <= 10;
             // fp32: a K-long sum of unit-scale products, reordered; bf16: same inputs, fp32 sums
             std::string name = std::string(variant_name(v)) + " " + p.what;
             ok &= validate(name.c_str(), C, bf ? ref16 : ref, 1e-4f * std::sqrt(float(p.K)), 1e-4f);
@@ -420,14 +440,14 @@ int main(int argc, char** argv) {
         Inputs in = make_inputs(p, 11);
         std::vector<float> C(size_t(p.M) * p.N);
         double flops = 2.0 * p.M * p.N * p.K;
-        for (int v = 2; v <= 10; v++) {
+        for (int v = 2; v <= 12; v++) {
             if (only && v != only) continue;
             if (v == 7) continue;  // the reference is for checks only
             std::unique_ptr<OnednnGemm> onednn;
             if (!run_variant(v, p, in, C, onednn)) continue;
             Timing t = time_it([&] { run_variant(v, p, in, C, onednn); });
-            bool bf = v >= 7;
-            std::string label = std::string(variant_name(v)) + (v == 4 || v == 8 ? " [" + onednn->impl + "]" : "");
+            bool bf = v >= 7 && v <= 10;
+            std::string label = std::string(variant_name(v)) + (onednn ? " [" + onednn->impl + "]" : "");
             report_flops(label.c_str(), t, flops, bf ? measured_amx_peak_gflops() : measured_fp32_peak_gflops());
         }
     }
