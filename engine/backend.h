@@ -72,6 +72,9 @@ struct Backend {
     // --- elementwise (inputs strided; already expanded to out's shape) ---
     virtual void unary(UnaryOp op, const Tensor& x, Tensor& out, double p0, double p1);
     virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out);
+    // Whether binary() takes an F32 and a BF16 operand (Add, Sub, Mul, Div; out F32) as they
+    // are; otherwise the op front-end casts the BF16 one first (an extra pass over it).
+    virtual bool binary_mixes_float_dtypes() const { return false; }
     virtual void where(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out);
 
     // --- reductions over the last dim of x: (N, R) -> (N) ---

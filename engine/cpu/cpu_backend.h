@@ -22,6 +22,7 @@ struct CpuBackend : Backend {
 
     void unary(UnaryOp op, const Tensor& x, Tensor& out, double p0, double p1) override;
     void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) override;
+    bool binary_mixes_float_dtypes() const override;
     void where(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out) override;
 
     void reduce_rows(ReduceOp op, const Tensor& x, Tensor& out) override;

@@ -146,20 +146,23 @@ void CpuBackend::unary(UnaryOp op, const Tensor& x, Tensor& out, double p0, doub
 
 // ---- binary ----
 
-template <typename T, typename Op>
+// y = op(a, b) over runs; a, b and y may have different storage types (an F32 residual plus a
+// BF16 branch under autocast: no cast pass first), all computed in y's Acc precision.
+template <typename TA, typename TB, typename TY, typename Op>
 static void map_binary(const Tensor& a, const Tensor& b, Tensor& out, const Op& op,
                        int64_t parallel_min = kElementwiseParallelMin) {
-    using A = Acc<T>;
-    const T* as = static_cast<const T*>(a.raw_data());
-    const T* bs = static_cast<const T*>(b.raw_data());
-    T* ys = static_cast<T*>(out.raw_data());
+    using A = Acc<TY>;
+    const TA* as = static_cast<const TA*>(a.raw_data());
+    const TB* bs = static_cast<const TB*>(b.raw_data());
+    TY* ys = static_cast<TY*>(out.raw_data());
     for_each_run<3>(out.shape(), {&out.strides(), &a.strides(), &b.strides()}, parallel_min,
                     [&](const std::array<int64_t, 3>& off, const std::array<int64_t, 3>& step, int64_t n) {
-                        T* y = ys + off[0];
-                        const T* ap = as + off[1];
-                        const T* bp = bs + off[2];
+                        TY* y = ys + off[0];
+                        const TA* ap = as + off[1];
+                        const TB* bp = bs + off[2];
 #if RANKCLIP_AVX512
-                        if constexpr (vec::kVectorised<T> && has_vec2<Op>(0))
+                        if constexpr (vec::kVectorised<TA> && vec::kVectorised<TB> && vec::kVectorised<TY> &&
+                                      has_vec2<Op>(0))
                             if (step[0] == 1 && (step[1] | 1) == 1 && (step[2] | 1) == 1) {
                                 __m512 a0 = vec::set1(load(ap)), b0 = vec::set1(load(bp));
                                 return vec::for_lanes(n, [&](int64_t i, __mmask16 m) {
@@ -173,30 +176,52 @@ static void map_binary(const Tensor& a, const Tensor& b, Tensor& out, const Op& 
                     });
 }
 
+// F32 op BF16 (either order) -> F32, for the arithmetic ops.
+template <typename Op>
+static void map_binary_mixed(const Tensor& a, const Tensor& b, Tensor& out, const Op& op) {
+    if (a.dtype() == DType::F32) map_binary<float, bf16, float>(a, b, out, op);
+    else map_binary<bf16, float, float>(a, b, out, op);
+}
+
+bool CpuBackend::binary_mixes_float_dtypes() const { return true; }
+
 void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
+    if (a.dtype() != b.dtype()) {
+        bool pair = (a.dtype() == DType::F32 && b.dtype() == DType::BF16) ||
+                    (a.dtype() == DType::BF16 && b.dtype() == DType::F32);
+        RC_CHECK(pair && out.dtype() == DType::F32, binary_op_name(op), ": cpu mixes only F32 and BF16 into F32, got ",
+                 a.str(), ", ", b.str(), " -> ", out.str());
+        switch (op) {
+            case BinaryOp::Add: return map_binary_mixed(a, b, out, ew::Add{});
+            case BinaryOp::Sub: return map_binary_mixed(a, b, out, ew::Sub{});
+            case BinaryOp::Mul: return map_binary_mixed(a, b, out, ew::Mul{});
+            case BinaryOp::Div: return map_binary_mixed(a, b, out, ew::Div{});
+            default: throw Error(str_cat(binary_op_name(op), ": no cpu kernel mixing ", a.str(), " and ", b.str()));
+        }
+    }
     dispatch_floating(a.dtype(), binary_op_name(op), [&](auto tag) {
         using T = decltype(tag);
         const int64_t slow = kTranscendentalParallelMin;
         switch (op) {
-            case BinaryOp::Add: map_binary<T>(a, b, out, ew::Add{}); break;
-            case BinaryOp::Sub: map_binary<T>(a, b, out, ew::Sub{}); break;
-            case BinaryOp::Mul: map_binary<T>(a, b, out, ew::Mul{}); break;
-            case BinaryOp::Div: map_binary<T>(a, b, out, ew::Div{}); break;
-            case BinaryOp::Maximum: map_binary<T>(a, b, out, ew::Maximum{}); break;
-            case BinaryOp::Minimum: map_binary<T>(a, b, out, ew::Minimum{}); break;
-            case BinaryOp::Eq: map_binary<T>(a, b, out, ew::Eq{}); break;
-            case BinaryOp::Gt: map_binary<T>(a, b, out, ew::Gt{}); break;
-            case BinaryOp::Lt: map_binary<T>(a, b, out, ew::Lt{}); break;
-            case BinaryOp::Ge: map_binary<T>(a, b, out, ew::Ge{}); break;
-            case BinaryOp::Le: map_binary<T>(a, b, out, ew::Le{}); break;
+            case BinaryOp::Add: map_binary<T, T, T>(a, b, out, ew::Add{}); break;
+            case BinaryOp::Sub: map_binary<T, T, T>(a, b, out, ew::Sub{}); break;
+            case BinaryOp::Mul: map_binary<T, T, T>(a, b, out, ew::Mul{}); break;
+            case BinaryOp::Div: map_binary<T, T, T>(a, b, out, ew::Div{}); break;
+            case BinaryOp::Maximum: map_binary<T, T, T>(a, b, out, ew::Maximum{}); break;
+            case BinaryOp::Minimum: map_binary<T, T, T>(a, b, out, ew::Minimum{}); break;
+            case BinaryOp::Eq: map_binary<T, T, T>(a, b, out, ew::Eq{}); break;
+            case BinaryOp::Gt: map_binary<T, T, T>(a, b, out, ew::Gt{}); break;
+            case BinaryOp::Lt: map_binary<T, T, T>(a, b, out, ew::Lt{}); break;
+            case BinaryOp::Ge: map_binary<T, T, T>(a, b, out, ew::Ge{}); break;
+            case BinaryOp::Le: map_binary<T, T, T>(a, b, out, ew::Le{}); break;
             case BinaryOp::GeluBackward:
-                map_binary<T>(a, b, out, ew::ActivationBackward<ew::GeluDerivative>{}, slow);
+                map_binary<T, T, T>(a, b, out, ew::ActivationBackward<ew::GeluDerivative>{}, slow);
                 break;
             case BinaryOp::GeluTanhBackward:
-                map_binary<T>(a, b, out, ew::ActivationBackward<ew::GeluTanhDerivative>{}, slow);
+                map_binary<T, T, T>(a, b, out, ew::ActivationBackward<ew::GeluTanhDerivative>{}, slow);
                 break;
             case BinaryOp::QuickGeluBackward:
-                map_binary<T>(a, b, out, ew::ActivationBackward<ew::QuickGeluDerivative>{}, slow);
+                map_binary<T, T, T>(a, b, out, ew::ActivationBackward<ew::QuickGeluDerivative>{}, slow);
                 break;
         }
     });

@@ -49,7 +49,13 @@ static Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b) {
     DType dtype = promote(a, b, name);
     Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
     Tensor out = empty(shape, dtype, a.device());
-    backend_for(a.device()).binary(op, expand_raw(cast_raw(a, dtype), shape), expand_raw(cast_raw(b, dtype), shape), out);
+    Backend& backend = backend_for(a.device());
+    bool arithmetic = op == BinaryOp::Add || op == BinaryOp::Sub || op == BinaryOp::Mul || op == BinaryOp::Div;
+    bool mixed = a.dtype() != b.dtype() && dtype == DType::F32 && arithmetic && backend.binary_mixes_float_dtypes();
+    if (mixed)  // F32 with BF16 (the residual stream plus a bf16 branch under autocast): no cast pass
+        backend.binary(op, expand_raw(a, shape), expand_raw(b, shape), out);
+    else
+        backend.binary(op, expand_raw(cast_raw(a, dtype), shape), expand_raw(cast_raw(b, dtype), shape), out);
     return out;
 }
 
