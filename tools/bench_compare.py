@@ -69,7 +69,10 @@ def torch_config(records):
            f"ATen {rec.get('aten_cpu', '?')} kernels"
     if "onednn_isa" in rec:
         text += f"; oneDNN {rec['onednn_isa']}"
-    return text + f"; OMP_WAIT_POLICY {rec.get('omp_wait_policy', '?')}; {rec.get('threads', '?')} threads"
+    text += f"; OMP_WAIT_POLICY {rec.get('omp_wait_policy', '?')}"
+    if rec.get("gomp_spincount", "default") != "default":
+        text += f", GOMP_SPINCOUNT {rec['gomp_spincount']}"
+    return text + f"; {rec.get('threads', '?')} threads"
 
 
 def geomean(xs):

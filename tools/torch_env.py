@@ -10,11 +10,13 @@ the interpreter once (execv) when it had to change any, and returns the torch mo
   OPENBLAS_CORETYPE: only when OpenBLAS's own CPU detection picked kernels weaker than the CPU's
       flags allow (an unknown CPU model falls back to older kernels): SkylakeX for AVX-512,
       Haswell for AVX2+FMA;
-  OMP_WAIT_POLICY=passive: torch's OpenMP workers sleep between parallel regions instead of
-      spinning on the cores OpenBLAS's threads and the next kernel need (measured faster on the
-      2-core machine, docs/PERFORMANCE.md "Method");
+  GOMP_SPINCOUNT=30000 (unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set): torch's OpenMP
+      workers spin about 0.3 ms after a parallel region before sleeping, instead of libgomp's 3 ms,
+      which takes the cores from OpenBLAS's own threads, or 0 (OMP_WAIT_POLICY=passive), which
+      pays a wake-up per region. Fastest on the quiet 2-core machine in fp32 and bf16; on a busy
+      machine passive is faster (docs/PERFORMANCE.md "Method");
   ATEN_CPU_CAPABILITY=avx512 where the CPU has AVX-512 F/BW/VL/DQ: Debian's torch 1.13 picks its
-      AVX2 kernels otherwise, although the AVX-512 ones are built in (measured faster).
+      AVX2 kernels otherwise, although the AVX-512 ones are built in (a few % faster when quiet).
 
 A variable the caller already set is left alone, so any alternative can be measured by setting
 it; RANKCLIP_TORCH_ENV=default skips all of this (Debian's defaults, threads aside).
@@ -69,7 +71,9 @@ def wanted_openblas_core(detected, flags):
 
 def tuned_env(threads, flags):
     """The variables to set (those the environment does not already set)."""
-    want = {"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "passive"}
+    want = {"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
+    if "OMP_WAIT_POLICY" not in os.environ:  # libgomp: an explicit spin count overrides the policy
+        want["GOMP_SPINCOUNT"] = "30000"
     if _AVX512 <= flags:
         want["ATEN_CPU_CAPABILITY"] = "avx512"
     try:  # the BLAS torch will load: libblas.so.3 (Debian's alternatives) is OpenBLAS or not
@@ -147,6 +151,7 @@ def describe(torch):
         except (OSError, AttributeError):
             pass  # a oneDNN linked into libtorch, without the symbol exported
     out["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "default")
+    out["gomp_spincount"] = os.environ.get("GOMP_SPINCOUNT", "default")
     _described = out
     return out
 
