@@ -525,3 +525,32 @@ TEST(CpuKernels, WhereCopiesTheChosenBits) {
 }
 
 }  // namespace
+
+// An F32 tensor with a BF16 one (the autocast residual add): the kernel reads the BF16 operand
+// as it is, and must give the bits of casting it to F32 first; the BF16 input's gradient comes
+// back in BF16.
+TEST(CpuKernels, MixedF32Bf16BinaryOpsMatchCastingFirst) {
+    Generator gen(17);
+    for (int64_t n : {1, 17, 1000003}) {
+        Tensor a = randn({n}, gen), b = randn({n}, gen).to(DType::BF16);
+        Tensor b32 = b.to(DType::F32);
+        for (auto [name, op] : {std::pair<const char*, Tensor (*)(const Tensor&, const Tensor&)>{"add", add},
+                                {"sub", sub}, {"mul", mul}, {"div", div}}) {
+            Tensor mixed = op(a, b), reference = op(a, b32);
+            ASSERT_EQ(mixed.dtype(), DType::F32) << name;
+            EXPECT_EQ(std::memcmp(mixed.raw_data(), reference.raw_data(), size_t(n) * 4), 0) << name << " n=" << n;
+            Tensor swapped = op(b, a), swapped_ref = op(b32, a);
+            EXPECT_EQ(std::memcmp(swapped.raw_data(), swapped_ref.raw_data(), size_t(n) * 4), 0) << name << " swapped";
+        }
+    }
+    // broadcast: (N, C) F32 + (C) BF16
+    Tensor x = randn({65, 129}, gen), row = randn({129}, gen).to(DType::BF16);
+    Tensor got = x + row, want = x + row.to(DType::F32);
+    EXPECT_EQ(std::memcmp(got.raw_data(), want.raw_data(), size_t(got.numel()) * 4), 0);
+    // gradients keep each input's dtype
+    Tensor xa = randn({4, 5}, gen).set_requires_grad(), xb = randn({4, 5}, gen).to(DType::BF16).set_requires_grad();
+    sum(xa * xb).backward();
+    EXPECT_EQ(xa.grad().dtype(), DType::F32);
+    EXPECT_EQ(xb.grad().dtype(), DType::BF16);
+    test::expect_close(xa.grad().to(DType::F64), xb.detach().to(DType::F64), 0, 0, "d(a*b)/da = b");
+}
