@@ -296,6 +296,7 @@ Options parse_args(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    use_short_openmp_spin(argv);  // our programs' OpenMP wait policy (engine/parallel.cpp)
     try {
         Context ctx;
         ctx.opt = parse_args(argc, argv);

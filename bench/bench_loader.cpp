@@ -255,6 +255,7 @@ Options parse_args(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    use_short_openmp_spin(argv);  // our programs' OpenMP wait policy (engine/parallel.cpp)
     fs::path dir;
     bool keep = false;
     try {

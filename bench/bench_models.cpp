@@ -241,6 +241,7 @@ Options parse_args(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    use_short_openmp_spin(argv);  // our programs' OpenMP wait policy (engine/parallel.cpp)
     try {
         Options opt = parse_args(argc, argv);
         if (opt.threads > 0) set_num_threads(opt.threads);

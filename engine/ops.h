@@ -178,5 +178,9 @@ Tensor global_norm(const std::vector<Tensor>& tensors);
 // Number of CPU threads for kernels; default from RANKCLIP_THREADS, else all cores.
 void set_num_threads(int n);
 int get_num_threads();
+// For a program's main(), first thing: restarts the program once with GOMP_SPINCOUNT=3000 in
+// its environment unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is already set (see parallel.cpp
+// for why and the measurements). Returns only when nothing needs to change or exec fails.
+void use_short_openmp_spin(char** argv);
 
 }  // namespace rankclip

@@ -393,6 +393,7 @@ static int embed(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
+    use_short_openmp_spin(argv);  // may restart the program once (engine/parallel.cpp)
     if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
