@@ -187,7 +187,9 @@ ScalarAttention old_scalar_attention(const std::vector<float>& q, const std::vec
     return r;
 }
 
-Tensor f32_tensor(const std::vector<float>& values, const Shape& shape) { return from_vector(values, shape, DType::F32); }
+Tensor f32_tensor(const std::vector<float>& values, const Shape& shape) {
+    return from_vector(values, shape, DType::F32);
+}
 
 }  // namespace
 
@@ -195,7 +197,8 @@ TEST(AttentionKernel, MatchesTheOldScalarKernel) {
     for (int64_t T : {1, 17, 65, 77, 128})
         for (int64_t D : {8, 32, 64})
             for (bool causal : {false, true}) {
-                const std::string what = "T " + std::to_string(T) + " D " + std::to_string(D) + (causal ? " causal" : "");
+                const std::string what =
+                    "T " + std::to_string(T) + " D " + std::to_string(D) + (causal ? " causal" : "");
                 const int64_t B = 3, H = 1;  // odd B H
                 const Shape shape{B, H, T, D};
                 uint64_t seed = uint64_t(1000 + 3 * T + D);
@@ -218,14 +221,16 @@ TEST(AttentionKernel, MatchesTheOldScalarKernel) {
 TEST(AttentionKernel, LongSequencesTakeSeveralQueryBlocks) {
     // (queries, keys) score tiles are capped at 128 KiB: 1030 keys give blocks of 31 queries
     for (bool causal : {false, true}) {
-        std::vector<Tensor> in = {randn64({1, 1, 1030, 8}, 300).to(DType::F32), randn64({1, 1, 1030, 8}, 301).to(DType::F32),
+        std::vector<Tensor> in = {randn64({1, 1, 1030, 8}, 300).to(DType::F32),
+                                  randn64({1, 1, 1030, 8}, 301).to(DType::F32),
                                   randn64({1, 1, 1030, 8}, 302).to(DType::F32)};
         auto fused = [causal](Inputs x) { return scaled_dot_product_attention(x[0], x[1], x[2], causal); };
         auto comp = [causal](Inputs x) { return attention_composite(x[0], x[1], x[2], causal); };
         Result f = run_with_grads(fused, in), c = run_with_grads(comp, in);
         std::string what = causal ? "T 1030 causal" : "T 1030";
         expect_close(f.out, c.out, 1e-5, 1e-5, what + " forward");
-        for (size_t i = 0; i < 3; i++) expect_close(f.grads[i], c.grads[i], 1e-4, 1e-5, what + " gradient " + std::to_string(i));
+        for (size_t i = 0; i < 3; i++)
+            expect_close(f.grads[i], c.grads[i], 1e-4, 1e-5, what + " gradient " + std::to_string(i));
     }
 }
 
@@ -234,7 +239,8 @@ TEST(AttentionKernel, KnownValues) {
     for (DType dtype : {DType::F32, DType::BF16}) {
         Tensor q = randn64({1, 2, 20, 16}, 90).to(dtype), k = randn64({1, 2, 1, 16}, 91).to(dtype),
                v = randn64({1, 2, 1, 16}, 92).to(dtype);
-        EXPECT_TRUE(same_bits(scaled_dot_product_attention(q, k, v).contiguous(), v.expand({1, 2, 20, 16}).contiguous()));
+        EXPECT_TRUE(
+            same_bits(scaled_dot_product_attention(q, k, v).contiguous(), v.expand({1, 2, 20, 16}).contiguous()));
         // causal: the first query sees only the first key
         Tensor kc = randn64({1, 2, 20, 16}, 93).to(dtype), vc = randn64({1, 2, 20, 16}, 94).to(dtype);
         Tensor oc = scaled_dot_product_attention(q, kc, vc, true);
@@ -258,9 +264,11 @@ TEST(AttentionKernel, StridedInputsAreReadInPlace) {
         auto fused = [causal](Inputs in) { return scaled_dot_product_attention(in[0], in[1], in[2], causal); };
         for (DType dtype : {DType::F64, DType::F32, DType::BF16}) {
             // the same values strided and contiguous: the same bits
-            Result a = run_with_grads(fused, cast_all(views, dtype)), b = run_with_grads(fused, cast_all(copies, dtype));
+            Result a = run_with_grads(fused, cast_all(views, dtype)),
+                   b = run_with_grads(fused, cast_all(copies, dtype));
             EXPECT_TRUE(same_bits(a.out, b.out)) << dtype_name(dtype) << (causal ? " causal" : "");
-            for (size_t i = 0; i < 3; i++) EXPECT_TRUE(same_bits(a.grads[i], b.grads[i])) << dtype_name(dtype) << " grad " << i;
+            for (size_t i = 0; i < 3; i++)
+                EXPECT_TRUE(same_bits(a.grads[i], b.grads[i])) << dtype_name(dtype) << " grad " << i;
         }
     }
     // keys repeated (stride 0 along T), a strided last dim (copied first), against the composite
@@ -407,7 +415,8 @@ TEST(AttentionKernel, Bf16GradientsWithinBounds) {
     for (int64_t T : {1, 17, 65, 77, 128})
         for (int64_t D : {8, 32, 64})
             for (bool causal : {false, true}) {
-                const std::string what = "T " + std::to_string(T) + " D " + std::to_string(D) + (causal ? " causal" : "");
+                const std::string what =
+                    "T " + std::to_string(T) + " D " + std::to_string(D) + (causal ? " causal" : "");
                 uint64_t seed = uint64_t(900 + 3 * T + D);
                 std::vector<Tensor> b16 = cast_all(
                     {randn64({1, 3, T, D}, seed), randn64({1, 3, T, D}, seed + 1), randn64({1, 3, T, D}, seed + 2)},
@@ -462,7 +471,8 @@ TEST(AttentionCuda, StridedViewsMatchTheCpu) {
         Result dev_g = run_with_grads(g, {qkv.to(dev)});
         for (const Result* r : {&dev_f, &dev_g}) {
             expect_close(r->out.to(Device::cpu()), cpu.out, 1e-4, 1e-5, "self_attention on the device, forward");
-            expect_close(r->grads[0].to(Device::cpu()), cpu.grads[0], 1e-4, 1e-5, "self_attention on the device, gradient");
+            expect_close(r->grads[0].to(Device::cpu()), cpu.grads[0], 1e-4, 1e-5,
+                         "self_attention on the device, gradient");
         }
     }
 }

@@ -32,8 +32,8 @@
 #include <sleef.h>
 
 #include <array>
-#include <type_traits>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -162,7 +162,9 @@ struct Dims {
     bool causal;
     int64_t keys(int64_t i) const { return causal ? std::min(Tk, i + 1) : Tk; }  // keys query i sees
     // Queries per block: the (block, Tkp) fp32 score tiles stay within 128 KiB (L2) each.
-    int64_t query_block() const { return std::max<int64_t>(16, std::min<int64_t>(Tq, 32768 / std::max<int64_t>(Tkp, 1))); }
+    int64_t query_block() const {
+        return std::max<int64_t>(16, std::min<int64_t>(Tq, 32768 / std::max<int64_t>(Tkp, 1)));
+    }
 };
 
 Dims dims_of(const Tensor& q, const Tensor& k, bool causal) {
@@ -179,8 +181,8 @@ Dims dims_of(const Tensor& q, const Tensor& k, bool causal) {
 
 // Key-major copy of an fp32 tile: dst[c ld + j] = src[j st + c] for j < rows, c < D (K^T, V^T for
 // the score products). 16 x 16 blocks are transposed in registers (32-bit, then 64-bit
-// interleaves, then 128-bit lane shuffles): element by element, the strided stores cost more
-// than the products they feed (attention_forward.cpp, variants 2 and 3).
+// interleaves, then 128-bit lane shuffles): element by element, the scalar strided stores cost
+// 5-10% of the whole forward (attention_forward.cpp, variants 2 and 3).
 void transpose_tile(const float* src, int64_t st, int64_t rows, int64_t D, float* dst, int64_t ld) {
     for (int64_t j0 = 0; j0 < rows; j0 += 16)
         for (int64_t c0 = 0; c0 < D; c0 += 16) {
@@ -230,7 +232,8 @@ float dot_row(const float* a, const float* b, int64_t n) {
 // = 0. Returns sum(p); m through *row_max (-inf when keys = 0).
 float softmax_row(float* s, int64_t keys, int64_t n, float scale, float* row_max) {
     __m512 vmax = _mm512_set1_ps(-INFINITY);
-    for (int64_t j = 0; j < keys; j += 16) vmax = _mm512_mask_max_ps(vmax, first_lanes(keys - j), vmax, _mm512_loadu_ps(s + j));
+    for (int64_t j = 0; j < keys; j += 16)
+        vmax = _mm512_mask_max_ps(vmax, first_lanes(keys - j), vmax, _mm512_loadu_ps(s + j));
     float m = _mm512_reduce_max_ps(vmax) * scale;
     const __m512 vscale = _mm512_set1_ps(scale), vm = _mm512_set1_ps(m);
     __m512 vsum = _mm512_setzero_ps();
@@ -256,31 +259,32 @@ void attention_forward_tiled(const Tensor& q, const Tensor& k, const Tensor& v, 
 #pragma omp parallel if (d.BH * d.Tq * d.Tk * d.D > 16384)
     {
         // per thread: Q (Bq, Dp), K (Tk, Dp), K^T (D, Tkp), V (Tk, Dp), S (Bq, Tkp), O (Bq, Dp), 1/rowsum (Bq)
-        std::vector<float> qt(size_t(Bq * Dp)), kr(size_t(d.Tk * Dp)), kt(size_t(D * Tkp)), vt(size_t(d.Tk * Dp)),
-            st(size_t(Bq * Tkp)), ot(size_t(Bq * Dp)), inv(static_cast<size_t>(Bq));
+        std::vector<float> q_tile(size_t(Bq * Dp)), k_rows(size_t(d.Tk * Dp)), k_trans(size_t(D * Tkp)),
+            v_rows(size_t(d.Tk * Dp)), s_tile(size_t(Bq * Tkp)), o_tile(size_t(Bq * Dp)), inv(static_cast<size_t>(Bq));
 #pragma omp for schedule(static)
         for (int64_t bh = 0; bh < d.BH; bh++) {
             const T *qh = qs.head(bh), *kh = ks.head(bh), *vh = vs.head(bh);
             T* oh = os.head(bh);
             for (int64_t j = 0; j < d.Tk; j++) {
-                widen_row(kh + j * ks.st, &kr[j * Dp], D);
-                widen_row(vh + j * vs.st, &vt[j * Dp], D);
+                widen_row(kh + j * ks.st, &k_rows[j * Dp], D);
+                widen_row(vh + j * vs.st, &v_rows[j * Dp], D);
             }
-            transpose_tile(kr.data(), Dp, d.Tk, D, kt.data(), Tkp);
+            transpose_tile(k_rows.data(), Dp, d.Tk, D, k_trans.data(), Tkp);
             for (int64_t qb0 = 0; qb0 < d.Tq; qb0 += Bq) {
                 const int64_t nq = std::min(Bq, d.Tq - qb0);
-                for (int64_t r = 0; r < nq; r++) widen_row(qh + (qb0 + r) * qs.st, &qt[r * Dp], D);
+                for (int64_t r = 0; r < nq; r++) widen_row(qh + (qb0 + r) * qs.st, &q_tile[r * Dp], D);
                 // S = Q K^T; causal: only the column tiles a row block's last query sees
                 const int mr_s = block_rows(Tkp);
                 for (int64_t i0 = 0; i0 < nq; i0 += mr_s) {
                     int m = int(std::min<int64_t>(mr_s, nq - i0));
                     int64_t cols = causal ? round16(std::min(d.Tk, qb0 + i0 + m)) : Tkp;
-                    gemm_rows<true>(m, cols, 0, D, &qt[i0 * Dp], Dp, kt.data(), Tkp, &st[i0 * Tkp], Tkp, false);
+                    gemm_rows<true>(m, cols, 0, D, &q_tile[i0 * Dp], Dp, k_trans.data(), Tkp, &s_tile[i0 * Tkp], Tkp,
+                                    false);
                 }
                 // P, unnormalised (1/rowsum is applied to O)
                 for (int64_t r = 0; r < nq; r++) {
                     float m;
-                    float sum = softmax_row(&st[r * Tkp], d.keys(qb0 + r), Tkp, scale, &m);
+                    float sum = softmax_row(&s_tile[r * Tkp], d.keys(qb0 + r), Tkp, scale, &m);
                     inv[r] = sum > 0 ? 1.0f / sum : 0.0f;  // no visible key (Tk = 0): out 0, lse -inf
                     ls[bh * d.Tq + qb0 + r] = sum > 0 ? m + std::log(sum) : -INFINITY;
                 }
@@ -289,9 +293,10 @@ void attention_forward_tiled(const Tensor& q, const Tensor& k, const Tensor& v, 
                 for (int64_t i0 = 0; i0 < nq; i0 += mr_o) {
                     int m = int(std::min<int64_t>(mr_o, nq - i0));
                     int64_t kend = causal ? std::min(d.Tk, qb0 + i0 + m) : d.Tk;
-                    gemm_rows<true>(m, Dp, 0, kend, &st[i0 * Tkp], Tkp, vt.data(), Dp, &ot[i0 * Dp], Dp, false);
+                    gemm_rows<true>(m, Dp, 0, kend, &s_tile[i0 * Tkp], Tkp, v_rows.data(), Dp, &o_tile[i0 * Dp], Dp,
+                                    false);
                 }
-                for (int64_t r = 0; r < nq; r++) narrow_row(&ot[r * Dp], oh + (qb0 + r) * os.st, D, inv[r]);
+                for (int64_t r = 0; r < nq; r++) narrow_row(&o_tile[r * Dp], oh + (qb0 + r) * os.st, D, inv[r]);
             }
         }
     }
@@ -314,44 +319,46 @@ void attention_backward_tiled(const Tensor& q, const Tensor& k, const Tensor& v,
     {
         // per thread: Q, dO (Tq, Dp); K, V (Tk, Dp); K^T, V^T (D, Tkp); S -> P and dP -> dS (Bq, Tkp);
         // dQ (Bq, Dp); dK, dV (Tk, Dp); delta = rowsum(dO * O) (Tq)
-        std::vector<float> qt(size_t(Tq * Dp)), got(size_t(Tq * Dp)), kt_rows(size_t(Tk * Dp)), vt_rows(size_t(Tk * Dp)),
-            kt(size_t(D * Tkp)), vt(size_t(D * Tkp)), st(size_t(Bq * Tkp)), dpt(size_t(Bq * Tkp)), dqt(size_t(Bq * Dp)),
-            dkt(size_t(Tk * Dp)), dvt(size_t(Tk * Dp)), delta(static_cast<size_t>(Tq)), row(static_cast<size_t>(Dp));
+        std::vector<float> q_tile(size_t(Tq * Dp)), do_tile(size_t(Tq * Dp)), k_rows(size_t(Tk * Dp)),
+            v_rows(size_t(Tk * Dp)), k_trans(size_t(D * Tkp)), v_trans(size_t(D * Tkp)), s_tile(size_t(Bq * Tkp)),
+            ds_tile(size_t(Bq * Tkp)), dq_tile(size_t(Bq * Dp)), dk_tile(size_t(Tk * Dp)), dv_tile(size_t(Tk * Dp)),
+            delta(static_cast<size_t>(Tq)), row(static_cast<size_t>(Dp));
         const int mr_s = block_rows(Tkp), mr_d = block_rows(Dp);
 #pragma omp for schedule(static)
         for (int64_t bh = 0; bh < d.BH; bh++) {
             const T *qh = qs.head(bh), *kh = ks.head(bh), *vh = vs.head(bh), *oh = os.head(bh), *gh = gos.head(bh);
             const float* lh = ls + bh * Tq;
             for (int64_t i = 0; i < Tq; i++) {
-                widen_row(qh + i * qs.st, &qt[i * Dp], D);
-                widen_row(gh + i * gos.st, &got[i * Dp], D);
+                widen_row(qh + i * qs.st, &q_tile[i * Dp], D);
+                widen_row(gh + i * gos.st, &do_tile[i * Dp], D);
                 widen_row(oh + i * os.st, row.data(), D);
-                delta[i] = dot_row(&got[i * Dp], row.data(), D);
+                delta[i] = dot_row(&do_tile[i * Dp], row.data(), D);
             }
             for (int64_t j = 0; j < Tk; j++) {
-                widen_row(kh + j * ks.st, &kt_rows[j * Dp], D);
-                widen_row(vh + j * vs.st, &vt_rows[j * Dp], D);
+                widen_row(kh + j * ks.st, &k_rows[j * Dp], D);
+                widen_row(vh + j * vs.st, &v_rows[j * Dp], D);
             }
-            transpose_tile(kt_rows.data(), Dp, Tk, D, kt.data(), Tkp);
-            transpose_tile(vt_rows.data(), Dp, Tk, D, vt.data(), Tkp);
-            std::fill(dkt.begin(), dkt.end(), 0.0f);
-            std::fill(dvt.begin(), dvt.end(), 0.0f);
+            transpose_tile(k_rows.data(), Dp, Tk, D, k_trans.data(), Tkp);
+            transpose_tile(v_rows.data(), Dp, Tk, D, v_trans.data(), Tkp);
+            std::fill(dk_tile.begin(), dk_tile.end(), 0.0f);
+            std::fill(dv_tile.begin(), dv_tile.end(), 0.0f);
             for (int64_t qb0 = 0; qb0 < Tq; qb0 += Bq) {
                 const int64_t nq = std::min(Bq, Tq - qb0);
                 // S = Q K^T and dP = dO V^T over the block's rows; causal: visible column tiles only
                 for (int64_t i0 = 0; i0 < nq; i0 += mr_s) {
                     int m = int(std::min<int64_t>(mr_s, nq - i0));
                     int64_t cols = causal ? round16(std::min(Tk, qb0 + i0 + m)) : Tkp;
-                    gemm_rows<true>(m, cols, 0, D, &qt[(qb0 + i0) * Dp], Dp, kt.data(), Tkp, &st[i0 * Tkp], Tkp, false);
-                    gemm_rows<true>(m, cols, 0, D, &got[(qb0 + i0) * Dp], Dp, vt.data(), Tkp, &dpt[i0 * Tkp], Tkp,
-                                    false);
+                    gemm_rows<true>(m, cols, 0, D, &q_tile[(qb0 + i0) * Dp], Dp, k_trans.data(), Tkp, &s_tile[i0 * Tkp],
+                                    Tkp, false);
+                    gemm_rows<true>(m, cols, 0, D, &do_tile[(qb0 + i0) * Dp], Dp, v_trans.data(), Tkp,
+                                    &ds_tile[i0 * Tkp], Tkp, false);
                 }
                 // P = exp(scale S - lse) and dS = scale P (dP - delta) in place; exactly 0 past the
                 // visible keys (whatever the unwritten columns held)
                 const __m512 vscale = _mm512_set1_ps(scale);
                 for (int64_t r = 0; r < nq; r++) {
                     const int64_t i = qb0 + r, keys = d.keys(i);
-                    float *s = &st[r * Tkp], *dp = &dpt[r * Tkp];
+                    float *s = &s_tile[r * Tkp], *dp = &ds_tile[r * Tkp];
                     const __m512 vl = _mm512_set1_ps(lh[i]), vd = _mm512_set1_ps(delta[i]);
                     for (int64_t j = 0; j < Tkp; j += 16) {
                         __mmask16 live = first_lanes(keys - j);
@@ -367,24 +374,27 @@ void attention_backward_tiled(const Tensor& q, const Tensor& k, const Tensor& v,
                 for (int64_t i0 = 0; i0 < nq; i0 += mr_d) {
                     int m = int(std::min<int64_t>(mr_d, nq - i0));
                     int64_t kend = causal ? std::min(Tk, qb0 + i0 + m) : Tk;
-                    gemm_rows<true>(m, Dp, 0, kend, &dpt[i0 * Tkp], Tkp, kt_rows.data(), Dp, &dqt[i0 * Dp], Dp, false);
+                    gemm_rows<true>(m, Dp, 0, kend, &ds_tile[i0 * Tkp], Tkp, k_rows.data(), Dp, &dq_tile[i0 * Dp], Dp,
+                                    false);
                 }
                 T* gqh = gqs.head(bh);
-                for (int64_t r = 0; r < nq; r++) narrow_row(&dqt[r * Dp], gqh + (qb0 + r) * gqs.st, D, 1.0f);
+                for (int64_t r = 0; r < nq; r++) narrow_row(&dq_tile[r * Dp], gqh + (qb0 + r) * gqs.st, D, 1.0f);
                 // dV += P^T dO, dK += (scale dS)^T Q over the block's queries; causal: keys past the
                 // block's last query get nothing, and a key block's queries start at its first key
                 const int64_t key_end = causal ? std::min(Tk, qb0 + nq) : Tk;
                 for (int64_t j0 = 0; j0 < key_end; j0 += mr_d) {
                     int m = int(std::min<int64_t>(mr_d, key_end - j0));
                     int64_t r0 = causal ? std::max<int64_t>(0, j0 - qb0) : 0;
-                    gemm_rows<false>(m, Dp, r0, nq, &st[j0], Tkp, &got[qb0 * Dp], Dp, &dvt[j0 * Dp], Dp, true);
-                    gemm_rows<false>(m, Dp, r0, nq, &dpt[j0], Tkp, &qt[qb0 * Dp], Dp, &dkt[j0 * Dp], Dp, true);
+                    gemm_rows<false>(m, Dp, r0, nq, &s_tile[j0], Tkp, &do_tile[qb0 * Dp], Dp, &dv_tile[j0 * Dp], Dp,
+                                     true);
+                    gemm_rows<false>(m, Dp, r0, nq, &ds_tile[j0], Tkp, &q_tile[qb0 * Dp], Dp, &dk_tile[j0 * Dp], Dp,
+                                     true);
                 }
             }
             T *gkh = gks.head(bh), *gvh = gvs.head(bh);
             for (int64_t j = 0; j < Tk; j++) {
-                narrow_row(&dkt[j * Dp], gkh + j * gks.st, D, 1.0f);
-                narrow_row(&dvt[j * Dp], gvh + j * gvs.st, D, 1.0f);
+                narrow_row(&dk_tile[j * Dp], gkh + j * gks.st, D, 1.0f);
+                narrow_row(&dv_tile[j * Dp], gvh + j * gvs.st, D, 1.0f);
             }
         }
     }

@@ -193,7 +193,8 @@ void micro_tile(int64_t k0, int64_t k1, const float* a, int64_t lda, const float
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++)
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) acc[r][v] = accumulate ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = accumulate ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
     for (int64_t k = k0; k < k1; k++) {
         const float* bk = b + k * ldb;
         __m512 bv[NV];

@@ -168,7 +168,8 @@ void micro_tile(int64_t k0, int64_t k1, const float* a, int64_t lda, const float
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++)
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) acc[r][v] = accumulate ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = accumulate ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
     for (int64_t k = k0; k < k1; k++) {
         const float* bk = b + k * ldb;
         __m512 bv[NV];
@@ -263,7 +264,8 @@ void scale_row(const float* src, float* dst, int64_t n, float mul) {
 // Returns sum(p); m through *row_max.
 float softmax_row(float* s, int64_t keys, int64_t n, float scale, float* row_max, bool tree) {
     __m512 vmax = _mm512_set1_ps(-INFINITY);
-    for (int64_t j = 0; j < keys; j += 16) vmax = _mm512_mask_max_ps(vmax, first_lanes(keys - j), vmax, _mm512_loadu_ps(s + j));
+    for (int64_t j = 0; j < keys; j += 16)
+        vmax = _mm512_mask_max_ps(vmax, first_lanes(keys - j), vmax, _mm512_loadu_ps(s + j));
     float m = (tree ? _mm512_reduce_max_ps(vmax) : lanes_max_serial(vmax)) * scale;
     const __m512 vscale = _mm512_set1_ps(scale), vm = _mm512_set1_ps(m);
     __m512 vsum = _mm512_setzero_ps();
