@@ -13,18 +13,27 @@
 // zero-padded fp32 tiles (bf16 widened; K and V also transposed, key-major), and every product is
 // a register-blocked AVX-512 micro-kernel (micro_tile): an (MR x 16 NV) block of C in registers,
 // one broadcast element of A times NV vectors of B per step. Queries go in blocks whose whole
-// (queries, keys) score tile is materialised in a thread-local buffer: for the CLIP shapes (T <=
-// ~400) one block holds every query; longer sequences take several blocks, so memory stays
-// bounded (dK, dV accumulate over the blocks in a fixed order: no atomics). Causal attention
-// skips the column tiles and key ranges above the diagonal. exp is SLEEF's (1 ulp).
+// (queries, keys) score tile is materialised in a thread-local buffer of at most 128 KiB: up to
+// T ~ 180 (every CLIP text and ViT-B/32 shape) one block holds every query; longer sequences take
+// several blocks, so memory stays bounded (dK, dV accumulate over the blocks in a fixed order:
+// no atomics). Causal attention skips the column tiles and key ranges above the diagonal. exp is
+// SLEEF's (1 ulp). Rows are gathered into the tiles once per head; K^T and V^T by 16 x 16
+// register transposes.
 // F64 (gradient checks): the plain scalar loops, one query row at a time.
-// Measured in engine/cpu/dev/attention_forward.cpp and attention_backward.cpp.
+// Measured in engine/cpu/dev/attention_forward.cpp (variant 4 is this forward) and
+// attention_backward.cpp (variant 3 is this backward); at B = 128 the kernels spend a quarter to
+// a third of their time reading q, k, v (and O, dO) from memory.
+//
+// GCC 12's AVX-512 headers build many intrinsics on a deliberately undefined register
+// (_mm512_undefined_ps), which -Wuninitialized reports wherever they are inlined (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #include <sleef.h>
 
 #include <array>
-#include <type_traits>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -49,24 +58,6 @@ struct Heads {
 int64_t round16(int64_t x) { return (x + 15) / 16 * 16; }
 __mmask16 first_lanes(int64_t n) { return n >= 16 ? __mmask16(0xffff) : n > 0 ? __mmask16((1u << n) - 1) : 0; }
 
-// Horizontal max and sum, lane by lane in a fixed order. (GCC 12's _mm512_reduce_* and the
-// unmasked shifts and widenings are built on _mm512_undefined_*, which -Wuninitialized reports
-// wherever they are inlined; the maskz forms used below are not.)
-float lanes_max(__m512 v) {
-    alignas(64) float t[16];
-    _mm512_store_ps(t, v);
-    float m = t[0];
-    for (int i = 1; i < 16; i++) m = std::max(m, t[i]);
-    return m;
-}
-float lanes_sum(__m512 v) {
-    alignas(64) float t[16];
-    _mm512_store_ps(t, v);
-    float s = 0;
-    for (int i = 0; i < 16; i++) s += t[i];
-    return s;
-}
-
 // ---------------------------------------------------------------------------------------------
 // rows in and out of the fp32 tiles
 
@@ -74,8 +65,8 @@ inline void widen_row(const float* src, float* dst, int64_t n) { std::memcpy(dst
 inline void widen_row(const bf16* src, float* dst, int64_t n) {
     for (int64_t j = 0; j < n; j += 16) {
         __mmask16 m = first_lanes(n - j);
-        __m512i h = _mm512_maskz_cvtepu16_epi32(m, _mm256_maskz_loadu_epi16(m, src + j));
-        _mm512_mask_storeu_ps(dst + j, m, _mm512_castsi512_ps(_mm512_maskz_slli_epi32(m, h, 16)));
+        __m512i h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, src + j));
+        _mm512_mask_storeu_ps(dst + j, m, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)));
     }
 }
 
@@ -91,8 +82,8 @@ inline void narrow_row(const float* src, bf16* dst, int64_t n, float mul) {
     for (int64_t j = 0; j < n; j += 16) {
         __mmask16 m = first_lanes(n - j);
         __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + j), _mm512_set1_ps(mul));
-        __m512i u = _mm512_castps_si512(x), hi = _mm512_maskz_srli_epi32(m, u, 16);
-        __m512i r = _mm512_maskz_srli_epi32(m, _mm512_add_epi32(u, _mm512_add_epi32(half, _mm512_and_si512(hi, one))), 16);
+        __m512i u = _mm512_castps_si512(x), hi = _mm512_srli_epi32(u, 16);
+        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(half, _mm512_and_si512(hi, one))), 16);
         r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), _mm512_or_si512(hi, quiet));
         _mm512_mask_cvtepi32_storeu_epi16(dst + j, m, r);
     }
@@ -171,7 +162,9 @@ struct Dims {
     bool causal;
     int64_t keys(int64_t i) const { return causal ? std::min(Tk, i + 1) : Tk; }  // keys query i sees
     // Queries per block: the (block, Tkp) fp32 score tiles stay within 128 KiB (L2) each.
-    int64_t query_block() const { return std::max<int64_t>(16, std::min<int64_t>(Tq, 32768 / std::max<int64_t>(Tkp, 1))); }
+    int64_t query_block() const {
+        return std::max<int64_t>(16, std::min<int64_t>(Tq, 32768 / std::max<int64_t>(Tkp, 1)));
+    }
 };
 
 Dims dims_of(const Tensor& q, const Tensor& k, bool causal) {
@@ -186,13 +179,50 @@ Dims dims_of(const Tensor& q, const Tensor& k, bool causal) {
     return d;
 }
 
-// Key-major copy of rows: dst[c * ld + j] = src row j, element c (K^T, V^T for the score products).
-template <typename T>
-void gather_transposed(const T* src, int64_t st, int64_t rows, int64_t D, float* row_buf, float* dst, int64_t ld) {
-    for (int64_t j = 0; j < rows; j++) {
-        widen_row(src + j * st, row_buf, D);
-        for (int64_t c = 0; c < D; c++) dst[c * ld + j] = row_buf[c];
+// Key-major copy of an fp32 tile: dst[c ld + j] = src[j st + c] for j < rows, c < D (K^T, V^T for
+// the score products). 16 x 16 blocks are transposed in registers (32-bit, then 64-bit
+// interleaves, then 128-bit lane shuffles): element by element, the scalar strided stores cost
+// 5-10% of the whole forward (attention_forward.cpp, variants 2 and 3).
+void transpose_tile(const float* src, int64_t st, int64_t rows, int64_t D, float* dst, int64_t ld) {
+    for (int64_t j0 = 0; j0 < rows; j0 += 16)
+        for (int64_t c0 = 0; c0 < D; c0 += 16) {
+            const int64_t nr = std::min<int64_t>(16, rows - j0), nc = std::min<int64_t>(16, D - c0);
+            const __mmask16 col_mask = first_lanes(nc);
+            __m512 r[16], t[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = i < nr ? _mm512_maskz_loadu_ps(col_mask, src + (j0 + i) * st + c0) : _mm512_setzero_ps();
+            for (int i = 0; i < 8; i++) {
+                t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+            }
+            for (int i = 0; i < 4; i++)
+                for (int h = 0; h < 2; h++) {
+                    __m512d a = _mm512_castps_pd(t[4 * i + h]), b = _mm512_castps_pd(t[4 * i + 2 + h]);
+                    r[4 * i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+                    r[4 * i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+                }
+            // r[4 i + q] now holds, in its 128-bit lane L, rows 4 i .. 4 i + 3 of column 4 L + q
+            for (int q = 0; q < 4; q++) {
+                __m512 a0 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x88), a1 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xdd);
+                __m512 b0 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x88),
+                       b1 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xdd);
+                t[q] = _mm512_shuffle_f32x4(a0, b0, 0x88);
+                t[8 + q] = _mm512_shuffle_f32x4(a0, b0, 0xdd);
+                t[4 + q] = _mm512_shuffle_f32x4(a1, b1, 0x88);
+                t[12 + q] = _mm512_shuffle_f32x4(a1, b1, 0xdd);
+            }
+            for (int c = 0; c < nc; c++) _mm512_mask_storeu_ps(dst + (c0 + c) * ld + j0, first_lanes(nr), t[c]);
+        }
+}
+
+// sum_c a[c] b[c] over n floats
+float dot_row(const float* a, const float* b, int64_t n) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; j += 16) {
+        __mmask16 m = first_lanes(n - j);
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + j), _mm512_maskz_loadu_ps(m, b + j), acc);
     }
+    return _mm512_reduce_add_ps(acc);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -202,8 +232,9 @@ void gather_transposed(const T* src, int64_t st, int64_t rows, int64_t D, float*
 // = 0. Returns sum(p); m through *row_max (-inf when keys = 0).
 float softmax_row(float* s, int64_t keys, int64_t n, float scale, float* row_max) {
     __m512 vmax = _mm512_set1_ps(-INFINITY);
-    for (int64_t j = 0; j < keys; j += 16) vmax = _mm512_mask_max_ps(vmax, first_lanes(keys - j), vmax, _mm512_loadu_ps(s + j));
-    float m = lanes_max(vmax) * scale;
+    for (int64_t j = 0; j < keys; j += 16)
+        vmax = _mm512_mask_max_ps(vmax, first_lanes(keys - j), vmax, _mm512_loadu_ps(s + j));
+    float m = _mm512_reduce_max_ps(vmax) * scale;
     const __m512 vscale = _mm512_set1_ps(scale), vm = _mm512_set1_ps(m);
     __m512 vsum = _mm512_setzero_ps();
     for (int64_t j = 0; j < n; j += 16) {
@@ -213,7 +244,7 @@ float softmax_row(float* s, int64_t keys, int64_t n, float scale, float* row_max
         _mm512_storeu_ps(s + j, e);
     }
     *row_max = m;
-    return lanes_sum(vsum);
+    return _mm512_reduce_add_ps(vsum);
 }
 
 template <typename T>
@@ -227,29 +258,33 @@ void attention_forward_tiled(const Tensor& q, const Tensor& k, const Tensor& v, 
     const int64_t Bq = d.query_block(), Dp = d.Dp, Tkp = d.Tkp, D = d.D;
 #pragma omp parallel if (d.BH * d.Tq * d.Tk * d.D > 16384)
     {
-        // per thread: Q (Bq, Dp), K^T (D, Tkp), V (Tk, Dp), S (Bq, Tkp), O (Bq, Dp), 1/rowsum (Bq)
-        std::vector<float> qt(size_t(Bq * Dp)), kt(size_t(D * Tkp)), vt(size_t(d.Tk * Dp)), st(size_t(Bq * Tkp)),
-            ot(size_t(Bq * Dp)), inv(static_cast<size_t>(Bq)), row(static_cast<size_t>(Dp));
+        // per thread: Q (Bq, Dp), K (Tk, Dp), K^T (D, Tkp), V (Tk, Dp), S (Bq, Tkp), O (Bq, Dp), 1/rowsum (Bq)
+        std::vector<float> q_tile(size_t(Bq * Dp)), k_rows(size_t(d.Tk * Dp)), k_trans(size_t(D * Tkp)),
+            v_rows(size_t(d.Tk * Dp)), s_tile(size_t(Bq * Tkp)), o_tile(size_t(Bq * Dp)), inv(static_cast<size_t>(Bq));
 #pragma omp for schedule(static)
         for (int64_t bh = 0; bh < d.BH; bh++) {
             const T *qh = qs.head(bh), *kh = ks.head(bh), *vh = vs.head(bh);
             T* oh = os.head(bh);
-            gather_transposed(kh, ks.st, d.Tk, D, row.data(), kt.data(), Tkp);
-            for (int64_t j = 0; j < d.Tk; j++) widen_row(vh + j * vs.st, &vt[j * Dp], D);
+            for (int64_t j = 0; j < d.Tk; j++) {
+                widen_row(kh + j * ks.st, &k_rows[j * Dp], D);
+                widen_row(vh + j * vs.st, &v_rows[j * Dp], D);
+            }
+            transpose_tile(k_rows.data(), Dp, d.Tk, D, k_trans.data(), Tkp);
             for (int64_t qb0 = 0; qb0 < d.Tq; qb0 += Bq) {
                 const int64_t nq = std::min(Bq, d.Tq - qb0);
-                for (int64_t r = 0; r < nq; r++) widen_row(qh + (qb0 + r) * qs.st, &qt[r * Dp], D);
+                for (int64_t r = 0; r < nq; r++) widen_row(qh + (qb0 + r) * qs.st, &q_tile[r * Dp], D);
                 // S = Q K^T; causal: only the column tiles a row block's last query sees
                 const int mr_s = block_rows(Tkp);
                 for (int64_t i0 = 0; i0 < nq; i0 += mr_s) {
                     int m = int(std::min<int64_t>(mr_s, nq - i0));
                     int64_t cols = causal ? round16(std::min(d.Tk, qb0 + i0 + m)) : Tkp;
-                    gemm_rows<true>(m, cols, 0, D, &qt[i0 * Dp], Dp, kt.data(), Tkp, &st[i0 * Tkp], Tkp, false);
+                    gemm_rows<true>(m, cols, 0, D, &q_tile[i0 * Dp], Dp, k_trans.data(), Tkp, &s_tile[i0 * Tkp], Tkp,
+                                    false);
                 }
                 // P, unnormalised (1/rowsum is applied to O)
                 for (int64_t r = 0; r < nq; r++) {
                     float m;
-                    float sum = softmax_row(&st[r * Tkp], d.keys(qb0 + r), Tkp, scale, &m);
+                    float sum = softmax_row(&s_tile[r * Tkp], d.keys(qb0 + r), Tkp, scale, &m);
                     inv[r] = sum > 0 ? 1.0f / sum : 0.0f;  // no visible key (Tk = 0): out 0, lse -inf
                     ls[bh * d.Tq + qb0 + r] = sum > 0 ? m + std::log(sum) : -INFINITY;
                 }
@@ -258,9 +293,10 @@ void attention_forward_tiled(const Tensor& q, const Tensor& k, const Tensor& v, 
                 for (int64_t i0 = 0; i0 < nq; i0 += mr_o) {
                     int m = int(std::min<int64_t>(mr_o, nq - i0));
                     int64_t kend = causal ? std::min(d.Tk, qb0 + i0 + m) : d.Tk;
-                    gemm_rows<true>(m, Dp, 0, kend, &st[i0 * Tkp], Tkp, vt.data(), Dp, &ot[i0 * Dp], Dp, false);
+                    gemm_rows<true>(m, Dp, 0, kend, &s_tile[i0 * Tkp], Tkp, v_rows.data(), Dp, &o_tile[i0 * Dp], Dp,
+                                    false);
                 }
-                for (int64_t r = 0; r < nq; r++) narrow_row(&ot[r * Dp], oh + (qb0 + r) * os.st, D, inv[r]);
+                for (int64_t r = 0; r < nq; r++) narrow_row(&o_tile[r * Dp], oh + (qb0 + r) * os.st, D, inv[r]);
             }
         }
     }
@@ -281,45 +317,48 @@ void attention_backward_tiled(const Tensor& q, const Tensor& k, const Tensor& v,
     const int64_t Bq = d.query_block(), Dp = d.Dp, Tkp = d.Tkp, D = d.D, Tq = d.Tq, Tk = d.Tk;
 #pragma omp parallel if (d.BH * d.Tq * d.Tk * d.D > 16384)
     {
-        // per thread: Q, dO (Tq, Dp); K (Tk, Dp); K^T, V^T (D, Tkp); S -> P and dP -> dS (Bq, Tkp);
+        // per thread: Q, dO (Tq, Dp); K, V (Tk, Dp); K^T, V^T (D, Tkp); S -> P and dP -> dS (Bq, Tkp);
         // dQ (Bq, Dp); dK, dV (Tk, Dp); delta = rowsum(dO * O) (Tq)
-        std::vector<float> qt(size_t(Tq * Dp)), got(size_t(Tq * Dp)), kt_rows(size_t(Tk * Dp)), kt(size_t(D * Tkp)),
-            vt(size_t(D * Tkp)), st(size_t(Bq * Tkp)), dpt(size_t(Bq * Tkp)), dqt(size_t(Bq * Dp)),
-            dkt(size_t(Tk * Dp)), dvt(size_t(Tk * Dp)), delta(static_cast<size_t>(Tq)), row(static_cast<size_t>(Dp));
+        std::vector<float> q_tile(size_t(Tq * Dp)), do_tile(size_t(Tq * Dp)), k_rows(size_t(Tk * Dp)),
+            v_rows(size_t(Tk * Dp)), k_trans(size_t(D * Tkp)), v_trans(size_t(D * Tkp)), s_tile(size_t(Bq * Tkp)),
+            ds_tile(size_t(Bq * Tkp)), dq_tile(size_t(Bq * Dp)), dk_tile(size_t(Tk * Dp)), dv_tile(size_t(Tk * Dp)),
+            delta(static_cast<size_t>(Tq)), row(static_cast<size_t>(Dp));
         const int mr_s = block_rows(Tkp), mr_d = block_rows(Dp);
 #pragma omp for schedule(static)
         for (int64_t bh = 0; bh < d.BH; bh++) {
             const T *qh = qs.head(bh), *kh = ks.head(bh), *vh = vs.head(bh), *oh = os.head(bh), *gh = gos.head(bh);
             const float* lh = ls + bh * Tq;
             for (int64_t i = 0; i < Tq; i++) {
-                widen_row(qh + i * qs.st, &qt[i * Dp], D);
-                widen_row(gh + i * gos.st, &got[i * Dp], D);
+                widen_row(qh + i * qs.st, &q_tile[i * Dp], D);
+                widen_row(gh + i * gos.st, &do_tile[i * Dp], D);
                 widen_row(oh + i * os.st, row.data(), D);
-                float dot = 0;
-                for (int64_t c = 0; c < D; c++) dot += got[i * Dp + c] * row[c];
-                delta[i] = dot;
+                delta[i] = dot_row(&do_tile[i * Dp], row.data(), D);
             }
-            for (int64_t j = 0; j < Tk; j++) widen_row(kh + j * ks.st, &kt_rows[j * Dp], D);
-            gather_transposed(kh, ks.st, Tk, D, row.data(), kt.data(), Tkp);
-            gather_transposed(vh, vs.st, Tk, D, row.data(), vt.data(), Tkp);
-            std::fill(dkt.begin(), dkt.end(), 0.0f);
-            std::fill(dvt.begin(), dvt.end(), 0.0f);
+            for (int64_t j = 0; j < Tk; j++) {
+                widen_row(kh + j * ks.st, &k_rows[j * Dp], D);
+                widen_row(vh + j * vs.st, &v_rows[j * Dp], D);
+            }
+            transpose_tile(k_rows.data(), Dp, Tk, D, k_trans.data(), Tkp);
+            transpose_tile(v_rows.data(), Dp, Tk, D, v_trans.data(), Tkp);
+            std::fill(dk_tile.begin(), dk_tile.end(), 0.0f);
+            std::fill(dv_tile.begin(), dv_tile.end(), 0.0f);
             for (int64_t qb0 = 0; qb0 < Tq; qb0 += Bq) {
                 const int64_t nq = std::min(Bq, Tq - qb0);
                 // S = Q K^T and dP = dO V^T over the block's rows; causal: visible column tiles only
                 for (int64_t i0 = 0; i0 < nq; i0 += mr_s) {
                     int m = int(std::min<int64_t>(mr_s, nq - i0));
                     int64_t cols = causal ? round16(std::min(Tk, qb0 + i0 + m)) : Tkp;
-                    gemm_rows<true>(m, cols, 0, D, &qt[(qb0 + i0) * Dp], Dp, kt.data(), Tkp, &st[i0 * Tkp], Tkp, false);
-                    gemm_rows<true>(m, cols, 0, D, &got[(qb0 + i0) * Dp], Dp, vt.data(), Tkp, &dpt[i0 * Tkp], Tkp,
-                                    false);
+                    gemm_rows<true>(m, cols, 0, D, &q_tile[(qb0 + i0) * Dp], Dp, k_trans.data(), Tkp, &s_tile[i0 * Tkp],
+                                    Tkp, false);
+                    gemm_rows<true>(m, cols, 0, D, &do_tile[(qb0 + i0) * Dp], Dp, v_trans.data(), Tkp,
+                                    &ds_tile[i0 * Tkp], Tkp, false);
                 }
                 // P = exp(scale S - lse) and dS = scale P (dP - delta) in place; exactly 0 past the
                 // visible keys (whatever the unwritten columns held)
                 const __m512 vscale = _mm512_set1_ps(scale);
                 for (int64_t r = 0; r < nq; r++) {
                     const int64_t i = qb0 + r, keys = d.keys(i);
-                    float *s = &st[r * Tkp], *dp = &dpt[r * Tkp];
+                    float *s = &s_tile[r * Tkp], *dp = &ds_tile[r * Tkp];
                     const __m512 vl = _mm512_set1_ps(lh[i]), vd = _mm512_set1_ps(delta[i]);
                     for (int64_t j = 0; j < Tkp; j += 16) {
                         __mmask16 live = first_lanes(keys - j);
@@ -335,24 +374,27 @@ void attention_backward_tiled(const Tensor& q, const Tensor& k, const Tensor& v,
                 for (int64_t i0 = 0; i0 < nq; i0 += mr_d) {
                     int m = int(std::min<int64_t>(mr_d, nq - i0));
                     int64_t kend = causal ? std::min(Tk, qb0 + i0 + m) : Tk;
-                    gemm_rows<true>(m, Dp, 0, kend, &dpt[i0 * Tkp], Tkp, kt_rows.data(), Dp, &dqt[i0 * Dp], Dp, false);
+                    gemm_rows<true>(m, Dp, 0, kend, &ds_tile[i0 * Tkp], Tkp, k_rows.data(), Dp, &dq_tile[i0 * Dp], Dp,
+                                    false);
                 }
                 T* gqh = gqs.head(bh);
-                for (int64_t r = 0; r < nq; r++) narrow_row(&dqt[r * Dp], gqh + (qb0 + r) * gqs.st, D, 1.0f);
+                for (int64_t r = 0; r < nq; r++) narrow_row(&dq_tile[r * Dp], gqh + (qb0 + r) * gqs.st, D, 1.0f);
                 // dV += P^T dO, dK += (scale dS)^T Q over the block's queries; causal: keys past the
                 // block's last query get nothing, and a key block's queries start at its first key
                 const int64_t key_end = causal ? std::min(Tk, qb0 + nq) : Tk;
                 for (int64_t j0 = 0; j0 < key_end; j0 += mr_d) {
                     int m = int(std::min<int64_t>(mr_d, key_end - j0));
                     int64_t r0 = causal ? std::max<int64_t>(0, j0 - qb0) : 0;
-                    gemm_rows<false>(m, Dp, r0, nq, &st[j0], Tkp, &got[qb0 * Dp], Dp, &dvt[j0 * Dp], Dp, true);
-                    gemm_rows<false>(m, Dp, r0, nq, &dpt[j0], Tkp, &qt[qb0 * Dp], Dp, &dkt[j0 * Dp], Dp, true);
+                    gemm_rows<false>(m, Dp, r0, nq, &s_tile[j0], Tkp, &do_tile[qb0 * Dp], Dp, &dv_tile[j0 * Dp], Dp,
+                                     true);
+                    gemm_rows<false>(m, Dp, r0, nq, &ds_tile[j0], Tkp, &q_tile[qb0 * Dp], Dp, &dk_tile[j0 * Dp], Dp,
+                                     true);
                 }
             }
             T *gkh = gks.head(bh), *gvh = gvs.head(bh);
             for (int64_t j = 0; j < Tk; j++) {
-                narrow_row(&dkt[j * Dp], gkh + j * gks.st, D, 1.0f);
-                narrow_row(&dvt[j * Dp], gvh + j * gvs.st, D, 1.0f);
+                narrow_row(&dk_tile[j * Dp], gkh + j * gks.st, D, 1.0f);
+                narrow_row(&dv_tile[j * Dp], gvh + j * gvs.st, D, 1.0f);
             }
         }
     }

@@ -66,7 +66,8 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
                Tensor gk = empty(k.shape(), k.dtype(), k.device());
                Tensor gv = empty(v.shape(), v.dtype(), v.device());
                Tensor gc = unit_last_stride(g.dtype() == q.dtype() ? g : g.to(q.dtype()));
-               if (q.numel()) backend_for(q.device()).attention_backward(q, k, v, o, lse, gc, gq, gk, gv, causal, scale);
+               if (q.numel())
+                   backend_for(q.device()).attention_backward(q, k, v, o, lse, gc, gq, gk, gv, causal, scale);
                else {  // no queries (Tq = 0): k and v still get their (zero) gradient
                    gk.zero_();
                    gv.zero_();

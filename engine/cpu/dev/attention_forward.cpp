@@ -8,21 +8,65 @@
 // Variants:
 //   1  the engine's old kernel: one (batch, head) per thread, scalar dot products per query row,
 //      contiguous (BH, T, D) inputs (the model paid a .contiguous() copy of q, k, v for it)
-//   2  tiled: per head, Q, K, V gathered into padded fp32 tiles (K also transposed), S = Q K^T and
-//      O = P V as register-blocked AVX-512 micro-kernels (MR rows x 16 NV columns, broadcast A,
-//      vector B), softmax rows with SLEEF's exp; reads the strided views, writes O straight into
-//      a (B, T, H, D) buffer; causal skips the masked upper blocks
-//   3  as 2, smaller row blocks (MR 6 for two vectors): register-pressure check
-// Usage: ./attention_forward [variant]   (RANKCLIP_THREADS sets the threads)
+//   2  tiled, as first written: per head, Q, K, V gathered into padded fp32 tiles (K transposed
+//      element by element), S = Q K^T and O = P V as register-blocked AVX-512 micro-kernels (MR
+//      rows x 16 NV columns in registers, A broadcast, B vectors), softmax rows with SLEEF's exp
+//      and lane-by-lane max / sum; reads the strided views, writes O into a (B, T, H, D) buffer;
+//      causal skips the masked column tiles and key ranges
+//   3  + K^T by 16 x 16 transposes in registers
+//   4  + row max / sum by shuffle trees (the lane-by-lane chains cost ~130 cycles a row): the
+//      engine's kernel (engine/cpu/cpu_attention.cpp)
+//   5  + the next head's rows prefetched into L2: no gain (the hardware prefetcher keeps up)
+//   Also tried: smaller row blocks (MR 8/6/4/3 for NV 1..4 instead of 16/12/8/6): no difference.
+// Where the time goes (variant 4, tiny vision, 1 thread, phase timers): reading q, k, v out of
+// the 12.8 MB projection ~23% (memory bound), S = Q K^T ~26% (its last 16-column tile holds one
+// key of 65), softmax ~31% (SLEEF's exp: ~24 cycles per 16 values; without it the phase is 12%),
+// O = P V ~16%, storing O 4%.
+// Usage: ./attention_forward [variant]   RANKCLIP_THREADS sets the threads; RANKCLIP_CPU_TIME=1
+// times by CPU time (see time_kernel), for a machine other jobs share.
+// GCC 12's AVX-512 headers build many intrinsics on a deliberately undefined register
+// (_mm512_undefined_ps), which -Wuninitialized reports wherever they are inlined (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <sleef.h>
 
 #include <array>
 #include <functional>
 #include <utility>
 
+#include <ctime>
+
 #include "common.h"
 
 namespace {
+
+// On a shared machine other processes take turns on our cores and wall time measures them too.
+// RANKCLIP_CPU_TIME=1 times by the process's CPU time divided by the thread count instead: with
+// RANKCLIP_THREADS=1 that is what the kernel itself cost (with more threads it also counts the
+// spinning at barriers).
+template <typename F>
+Timing time_kernel(F&& f, int min_runs, double min_seconds) {
+    const char* env = std::getenv("RANKCLIP_CPU_TIME");
+    if (!env || std::strcmp(env, "1") != 0) return time_it(f, min_runs, min_seconds);
+    auto cpu_seconds = [] {
+        timespec ts;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+    };
+    f();
+    std::vector<double> ms;
+    double total = 0;
+    const int threads = omp_get_max_threads();
+    while (int(ms.size()) < min_runs || total < min_seconds) {
+        double t0 = cpu_seconds();
+        f();
+        double s = (cpu_seconds() - t0) / threads;
+        ms.push_back(s * 1e3);
+        total += s;
+    }
+    std::sort(ms.begin(), ms.end());
+    return {ms[ms.size() / 2], ms.front(), ms.back(), int(ms.size())};
+}
 
 // ---------------------------------------------------------------------------------------------
 // A (B, H, T, D) view with any strides for B, H, T and unit stride along D, as the model's
@@ -124,7 +168,8 @@ void micro_tile(int64_t k0, int64_t k1, const float* a, int64_t lda, const float
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++)
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) acc[r][v] = accumulate ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = accumulate ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
     for (int64_t k = k0; k < k1; k++) {
         const float* bk = b + k * ldb;
         __m512 bv[NV];
@@ -166,7 +211,6 @@ struct RowBlocking {
     int rows[4];
 };
 constexpr RowBlocking kBlockingWide{{16, 12, 8, 6}};
-constexpr RowBlocking kBlockingNarrow{{8, 6, 4, 3}};
 
 int block_rows(const RowBlocking& rb, int64_t n) { return rb.rows[std::min<int64_t>(n / 16, 4) - 1]; }
 
@@ -183,90 +227,164 @@ void gemm_rows(int m, int64_t n, int64_t k0, int64_t k1, const float* a, int64_t
 }
 
 int64_t round16(int64_t x) { return (x + 15) / 16 * 16; }
+__mmask16 first_lanes(int64_t n) { return n >= 16 ? __mmask16(0xffff) : n > 0 ? __mmask16((1u << n) - 1) : 0; }
 
-// Per-thread scratch: the head's tiles, padded with zeros to whole vectors
-struct ForwardScratch {
-    std::vector<float> q, kt, v, s, o;  // (Tq, Dp), (D, Tkp), (Tk, Dp), (Tq, Tkp), (Tq, Dp)
+// Horizontal max and sum. Variant 2, 3: lane by lane (a 16-long dependency chain); 4 on: the
+// intrinsics' shuffle trees.
+float lanes_max_serial(__m512 v) {
+    alignas(64) float t[16];
+    _mm512_store_ps(t, v);
+    float m = t[0];
+    for (int i = 1; i < 16; i++) m = std::max(m, t[i]);
+    return m;
+}
+float lanes_sum_serial(__m512 v) {
+    alignas(64) float t[16];
+    _mm512_store_ps(t, v);
+    float s = 0;
+    for (int i = 0; i < 16; i++) s += t[i];
+    return s;
+}
+
+struct Options {
+    bool block_transpose;  // K^T by 16 x 16 register transposes (else element by element)
+    bool tree_reduce;      // row max / sum by shuffle trees (else lane by lane)
+    bool prefetch;         // the next head's q, k, v rows prefetched into L2 while this one computes
 };
 
-// One softmax row: p[0:keys) = exp(scale s - m) with m the scaled max, p[keys:n) = 0; returns
-// the sum, m through *row_max
-float softmax_row(float* s, int64_t keys, int64_t n, float scale, float* row_max) {
+// dst = src * mul over n floats
+void scale_row(const float* src, float* dst, int64_t n, float mul) {
+    for (int64_t j = 0; j < n; j += 16) {
+        __mmask16 m = first_lanes(n - j);
+        _mm512_mask_storeu_ps(dst + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + j), _mm512_set1_ps(mul)));
+    }
+}
+
+// One row of scores s[0:keys) becomes p = exp(scale s - m), m the scaled row max; p[keys:n) = 0.
+// Returns sum(p); m through *row_max.
+float softmax_row(float* s, int64_t keys, int64_t n, float scale, float* row_max, bool tree) {
     __m512 vmax = _mm512_set1_ps(-INFINITY);
-    int64_t j = 0;
-    for (; j + 16 <= keys; j += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(s + j));
-    __mmask16 tail = __mmask16((1u << (keys - j)) - 1);
-    if (j < keys) vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(vmax, tail, s + j));
-    float m = _mm512_reduce_max_ps(vmax) * scale;
-    __m512 vscale = _mm512_set1_ps(scale), vm = _mm512_set1_ps(m), vsum = _mm512_setzero_ps();
-    for (j = 0; j + 16 <= keys; j += 16) {
-        __m512 e = Sleef_expf16_u10(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), vscale, vm));
+    for (int64_t j = 0; j < keys; j += 16)
+        vmax = _mm512_mask_max_ps(vmax, first_lanes(keys - j), vmax, _mm512_loadu_ps(s + j));
+    float m = (tree ? _mm512_reduce_max_ps(vmax) : lanes_max_serial(vmax)) * scale;
+    const __m512 vscale = _mm512_set1_ps(scale), vm = _mm512_set1_ps(m);
+    __m512 vsum = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; j += 16) {
+        __mmask16 live = first_lanes(keys - j);
+        __m512 e = _mm512_maskz_mov_ps(live, Sleef_expf16_u10(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), vscale, vm)));
         vsum = _mm512_add_ps(vsum, e);
         _mm512_storeu_ps(s + j, e);
     }
-    if (j < keys) {
-        __m512 e = Sleef_expf16_u10(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(tail, s + j), vscale, vm));
-        e = _mm512_maskz_mov_ps(tail, e);
-        vsum = _mm512_add_ps(vsum, e);
-        _mm512_storeu_ps(s + j, e);
-        j += 16;
-    }
-    for (; j < n; j += 16) _mm512_storeu_ps(s + j, _mm512_setzero_ps());
     *row_max = m;
-    return _mm512_reduce_add_ps(vsum);
+    return tree ? _mm512_reduce_add_ps(vsum) : lanes_sum_serial(vsum);
+}
+
+// Prefetch rows of a head into L2 (each row's D floats, whole lines)
+void prefetch_rows(const float* src, int64_t st, int64_t rows, int64_t D) {
+    for (int64_t j = 0; j < rows; j++)
+        for (int64_t c = 0; c < D; c += 16) _mm_prefetch(reinterpret_cast<const char*>(src + j * st + c), _MM_HINT_T1);
+}
+
+// Key-major copy: dst[c ld + j] = src[j st + c] for j < rows, c < D. Variant 2: element by element.
+void transpose_scalar(const float* src, int64_t st, int64_t rows, int64_t D, float* dst, int64_t ld) {
+    for (int64_t j = 0; j < rows; j++)
+        for (int64_t c = 0; c < D; c++) dst[c * ld + j] = src[j * st + c];
+}
+
+// Variant 3: 16 x 16 blocks transposed in registers (unpack / shuffle network), masked at the edges.
+void transpose_blocks(const float* src, int64_t st, int64_t rows, int64_t D, float* dst, int64_t ld) {
+    for (int64_t j0 = 0; j0 < rows; j0 += 16)
+        for (int64_t c0 = 0; c0 < D; c0 += 16) {
+            const __mmask16 cm = first_lanes(D - c0);
+            const int64_t nr = std::min<int64_t>(16, rows - j0), nc = std::min<int64_t>(16, D - c0);
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = i < nr ? _mm512_maskz_loadu_ps(cm, src + (j0 + i) * st + c0) : _mm512_setzero_ps();
+            // 16 x 16 transpose: 32-bit, 64-bit interleaves, then 128-bit lane shuffles
+            __m512 t[16];
+            for (int i = 0; i < 8; i++) {
+                t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+            }
+            for (int i = 0; i < 4; i++)
+                for (int h = 0; h < 2; h++) {
+                    __m512d a = _mm512_castps_pd(t[4 * i + h]), b = _mm512_castps_pd(t[4 * i + 2 + h]);
+                    r[4 * i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+                    r[4 * i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+                }
+            // r[4i + q] holds, per 128-bit lane L, elements (4i .. 4i+3) of column 4L + q
+            for (int q = 0; q < 4; q++) {
+                __m512 a0 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x88), a1 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xdd);
+                __m512 b0 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x88),
+                       b1 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xdd);
+                t[q] = _mm512_shuffle_f32x4(a0, b0, 0x88);       // column q
+                t[8 + q] = _mm512_shuffle_f32x4(a0, b0, 0xdd);   // column 8 + q
+                t[4 + q] = _mm512_shuffle_f32x4(a1, b1, 0x88);   // column 4 + q
+                t[12 + q] = _mm512_shuffle_f32x4(a1, b1, 0xdd);  // column 12 + q
+            }
+            const __mmask16 rm = first_lanes(nr);
+            for (int c = 0; c < nc; c++) _mm512_mask_storeu_ps(dst + (c0 + c) * ld + j0, rm, t[c]);
+        }
 }
 
 void tiled(const Problem& p, const HeadView& q, const HeadView& k, const HeadView& v, const HeadView& out,
-           float* lse, double scale_d, const RowBlocking& rb) {
+           float* lse, double scale_d, const Options& opt) {
     const int64_t Tq = p.Tq, Tk = p.Tk, D = p.D, Dp = round16(D), Tkp = round16(Tk);
     const float scale = float(scale_d);
+    const int64_t Bq = std::max<int64_t>(16, std::min<int64_t>(Tq, 32768 / std::max<int64_t>(Tkp, 1)));
 #pragma omp parallel
     {
-        ForwardScratch w;
-        w.q.assign(size_t(Tq * Dp), 0.0f);
-        w.kt.assign(size_t(D * Tkp), 0.0f);
-        w.v.assign(size_t(Tk * Dp), 0.0f);
-        w.s.assign(size_t(Tq * Tkp), 0.0f);
-        w.o.assign(size_t(Tq * Dp), 0.0f);
+        std::vector<float> qt(size_t(Bq * Dp)), kt(size_t(D * Tkp)), vt(size_t(Tk * Dp)), st(size_t(Bq * Tkp)),
+            ot(size_t(Bq * Dp)), inv(static_cast<size_t>(Bq));
 #pragma omp for schedule(static)
         for (int64_t bh = 0; bh < p.BH(); bh++) {
             const float *qh = q.head(bh), *kh = k.head(bh), *vh = v.head(bh);
-            // gather: Q, V rows into padded tiles (the padding stays zero), K transposed
-            for (int64_t i = 0; i < Tq; i++) std::memcpy(&w.q[i * Dp], qh + i * q.st, size_t(D) * 4);
-            for (int64_t j = 0; j < Tk; j++) std::memcpy(&w.v[j * Dp], vh + j * v.st, size_t(D) * 4);
-            for (int64_t j = 0; j < Tk; j++)
-                for (int64_t c = 0; c < D; c++) w.kt[c * Tkp + j] = kh[j * k.st + c];
-            // S = Q K^T, row blocks; causal: only the key columns a block's last row can see
-            const int mr_s = block_rows(rb, Tkp);
-            for (int64_t i0 = 0; i0 < Tq; i0 += mr_s) {
-                int m = int(std::min<int64_t>(mr_s, Tq - i0));
-                int64_t cols = p.causal ? round16(std::min(Tk, i0 + m)) : Tkp;
-                gemm_rows<true>(m, cols, 0, D, &w.q[i0 * Dp], Dp, w.kt.data(), Tkp, &w.s[i0 * Tkp], Tkp, false);
-            }
-            // softmax rows (unnormalised; 1/sum applied to O)
-            std::vector<float> inv(static_cast<size_t>(Tq));
-            for (int64_t i = 0; i < Tq; i++) {
-                float m;
-                float sum = softmax_row(&w.s[i * Tkp], p.keys(i), Tkp, scale, &m);
-                inv[i] = sum > 0 ? 1.0f / sum : 0.0f;
-                lse[bh * Tq + i] = sum > 0 ? m + std::log(sum) : -INFINITY;
-            }
-            // O = P V; causal: a block's keys stop at its last row
-            const int mr_o = block_rows(rb, Dp);
-            for (int64_t i0 = 0; i0 < Tq; i0 += mr_o) {
-                int m = int(std::min<int64_t>(mr_o, Tq - i0));
-                int64_t kend = p.causal ? std::min(Tk, i0 + m) : Tk;
-                gemm_rows<true>(m, Dp, 0, kend, &w.s[i0 * Tkp], Tkp, w.v.data(), Dp, &w.o[i0 * Dp], Dp, false);
-            }
             float* oh = out.head(bh);
-            for (int64_t i = 0; i < Tq; i++)
-                for (int64_t c = 0; c < D; c++) oh[i * out.st + c] = w.o[i * Dp + c] * inv[i];
+            if (opt.prefetch && bh + 1 < p.BH()) {
+                prefetch_rows(q.head(bh + 1), q.st, Tq, D);
+                prefetch_rows(k.head(bh + 1), k.st, Tk, D);
+                prefetch_rows(v.head(bh + 1), v.st, Tk, D);
+            }
+            if (opt.block_transpose) transpose_blocks(kh, k.st, Tk, D, kt.data(), Tkp);
+            else transpose_scalar(kh, k.st, Tk, D, kt.data(), Tkp);
+            for (int64_t j = 0; j < Tk; j++) std::memcpy(&vt[j * Dp], vh + j * v.st, size_t(D) * 4);
+            for (int64_t qb0 = 0; qb0 < Tq; qb0 += Bq) {
+                const int64_t nq = std::min(Bq, Tq - qb0);
+                for (int64_t r = 0; r < nq; r++) std::memcpy(&qt[r * Dp], qh + (qb0 + r) * q.st, size_t(D) * 4);
+                const int mr_s = block_rows(kBlockingWide, Tkp);
+                for (int64_t i0 = 0; i0 < nq; i0 += mr_s) {
+                    int m = int(std::min<int64_t>(mr_s, nq - i0));
+                    int64_t cols = p.causal ? round16(std::min(Tk, qb0 + i0 + m)) : Tkp;
+                    gemm_rows<true>(m, cols, 0, D, &qt[i0 * Dp], Dp, kt.data(), Tkp, &st[i0 * Tkp], Tkp, false);
+                }
+                for (int64_t r = 0; r < nq; r++) {
+                    float m;
+                    float sum = softmax_row(&st[r * Tkp], p.keys(qb0 + r), Tkp, scale, &m, opt.tree_reduce);
+                    inv[r] = sum > 0 ? 1.0f / sum : 0.0f;
+                    lse[bh * Tq + qb0 + r] = sum > 0 ? m + std::log(sum) : -INFINITY;
+                }
+                const int mr_o = block_rows(kBlockingWide, Dp);
+                for (int64_t i0 = 0; i0 < nq; i0 += mr_o) {
+                    int m = int(std::min<int64_t>(mr_o, nq - i0));
+                    int64_t kend = p.causal ? std::min(Tk, qb0 + i0 + m) : Tk;
+                    gemm_rows<true>(m, Dp, 0, kend, &st[i0 * Tkp], Tkp, vt.data(), Dp, &ot[i0 * Dp], Dp, false);
+                }
+                for (int64_t r = 0; r < nq; r++) scale_row(&ot[r * Dp], oh + (qb0 + r) * out.st, D, inv[r]);
+            }
         }
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // driver
+
+constexpr int kVariants = 5;
+const char* kNames[kVariants + 1] = {"", "1 old scalar per row (contiguous)", "2 tiled, as first written",
+                                     "3 + K^T by register transposes", "4 + row max/sum by shuffle trees",
+                                     "5 + next head prefetched"};
+const Options kOptions[kVariants + 1] = {{}, {}, {false, false, false}, {true, false, false}, {true, true, false},
+                                         {true, true, true}};
+
 
 struct Data {
     Problem p;
@@ -310,7 +428,7 @@ void run_variant(int which, Data& d, std::vector<float>& out, std::vector<float>
     // the output in the (B, T, H, D) layout the model wants, then unpermuted for checking
     std::vector<float> bthd(out.size());
     HeadView o{bthd.data(), p.H, p.Tq * p.H * p.D, p.D, p.H * p.D};
-    tiled(p, d.q, d.k, d.v, o, lse.data(), d.scale, which == 2 ? kBlockingWide : kBlockingNarrow);
+    tiled(p, d.q, d.k, d.v, o, lse.data(), d.scale, kOptions[which]);
     for (int64_t bh = 0; bh < p.BH(); bh++)
         for (int64_t i = 0; i < p.Tq; i++)
             std::memcpy(&out[(bh * p.Tq + i) * p.D], o.head(bh) + i * o.st, size_t(p.D) * 4);
@@ -327,13 +445,9 @@ std::function<void()> bench_fn(int which, Data& d, std::vector<float>& out, std:
     return [&d, &out, &lse, which] {
         const Problem& p = d.p;
         HeadView o{out.data(), p.H, p.Tq * p.H * p.D, p.D, p.H * p.D};
-        tiled(p, d.q, d.k, d.v, o, lse.data(), d.scale, which == 2 ? kBlockingWide : kBlockingNarrow);
+        tiled(p, d.q, d.k, d.v, o, lse.data(), d.scale, kOptions[which]);
     };
 }
-
-constexpr int kVariants = 3;
-const char* kNames[kVariants + 1] = {"", "1 old scalar per row (contiguous)", "2 tiled MR 16/12/8/6",
-                                     "3 tiled MR 8/6/4/3"};
 
 }  // namespace
 
@@ -368,7 +482,11 @@ int main(int argc, char** argv) {
     }
 
     print_rooflines();
-    double peak = measured_fp32_peak_gflops();
+    // in CPU-time mode, the peak measured on a quiet machine (239 GFLOP/s per core): the wall-time
+    // measurement of a loaded machine would understate it
+    const char* cpu_env = std::getenv("RANKCLIP_CPU_TIME");
+    double peak = cpu_env && std::strcmp(cpu_env, "1") == 0 ? 239.0 * threads : measured_fp32_peak_gflops();
+    if (peak != measured_fp32_peak_gflops()) std::printf("timing by CPU time; %% of %.0f GFLOP/s\n", peak);
     const struct {
         const char* what;
         Problem p;
@@ -388,7 +506,7 @@ int main(int argc, char** argv) {
             if (only && w != only) continue;
             std::vector<float> out, lse;
             auto f = bench_fn(w, d, out, lse);
-            report_flops(kNames[w], time_it(f, 10, 0.3), s.p.flops(), peak);
+            report_flops(kNames[w], time_kernel(f, 10, 0.3), s.p.flops(), peak);
         }
     }
     return finish("attention_forward", ok);
