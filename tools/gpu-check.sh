@@ -308,12 +308,21 @@ if [[ -e "$deps/lib/RUNTIME" && -e "$deps/lib/libarchive.so" ]]; then
             [[ -z "$missing" ]] && break
             for name in $missing; do stage_runtime_lib "$name" && deps_run_report+=("$name"); done
         done
-        # libarchive itself (the soname our programs load), unless the system has its own
+        # libarchive itself (the soname our programs load), unless the system has its own; and
+        # oneDNN, SLEEF and oneDNN's libOpenCL (the CPU GEMM and vector math), which nothing on a
+        # device image has
         soname=$(head -1 "$deps/lib/RUNTIME" | awk '{print $1}')
-        if ! { ldconfig -p || /sbin/ldconfig -p; } 2>/dev/null | awk -v n="$soname" '$1 == n {f = 1} END {exit !f}'; then
-            stage_runtime_lib "$soname" && deps_run_report+=("$soname")
-        fi
+        for name in "$soname" libdnnl.so.2 libsleef.so.3 libOpenCL.so.1; do
+            if ! { ldconfig -p || /sbin/ldconfig -p; } 2>/dev/null | awk -v n="$name" '$1 == n {f = 1} END {exit !f}'; then
+                stage_runtime_lib "$name" && deps_run_report+=("$name")
+            fi
+        done
     fi
+fi
+# -ldnnl needs the link name: beside the unpacked copy (the staged one is .xz-packed)
+if [[ -e "$deps_run/libdnnl.so.2" ]]; then
+    ln -sfn libdnnl.so.2 "$deps_run/libdnnl.so"
+    extra_lib_path+=("$deps_run")
 fi
 
 # Tools, Python, staged dependencies
@@ -407,7 +416,7 @@ fail=0
 export CXXFLAGS="-O2 -march=native -std=c++17 -fopenmp -Wall -Wextra -Wno-unused-parameter -I. -I$D/include/eigen3 -I$D/include -DRANKCLIP_CUDA -I$CH/include"
 export NVCCFLAGS="-O2 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 -I. -Xcompiler -fopenmp -DRANKCLIP_CUDA --expt-relaxed-constexpr"
 LDFLAGS="${LDFLAGS:-} -fopenmp -L$D/lib -L$CH/lib64 -L$CH/lib -Wl,-rpath,$CH/lib64"
-LDLIBS="-lpthread -lz -larchive -lcudart -lcublas -lcublasLt"
+LDLIBS="-lpthread -lz -larchive -ldnnl -lsleef -lcudart -lcublas -lcublasLt"
 if [[ "$USE_CUDNN" == 1 ]]; then CXXFLAGS+=" -DRANKCLIP_CUDNN"; NVCCFLAGS+=" -DRANKCLIP_CUDNN"; LDLIBS+=" -lcudnn"; fi
 export B NVCC
 compile() {  # one source -> its object under $B, as the Makefile names it

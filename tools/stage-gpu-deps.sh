@@ -2,9 +2,9 @@
 # tools/stage-gpu-deps.sh — copies into .gpu-deps/ (git-ignored) the build dependencies that a
 # bare GPU machine lacks, so `make DEPS=$PWD/.gpu-deps` builds there. The device image has nvcc,
 # cuBLAS, CMake and Python with PyTorch, but no Debian -dev packages and no network, so it needs:
-#   include/eigen3/            Eigen (CPU GEMM)                      from /usr/include/eigen3
-#   include/gtest, gmock/      GoogleTest headers                    from /usr/include
-#   lib/libgtest*.a, libgmock*.a  GoogleTest, prebuilt here (static)
+#   include/eigen3/            Eigen (the F64 GEMM; without unsupported/) from /usr/include/eigen3
+#   include/gtest/             GoogleTest headers (gmock is not used) from /usr/include
+#   lib/libgtest*.a            GoogleTest, prebuilt here (static)
 #   src/googletest/            GoogleTest sources, so tools/gpu-check.sh can rebuild the libraries
 #                              with the device's own compiler if the prebuilt ones do not link
 #   include/stb/, lib/libstb.a stb (image decode/encode)             from libstb-dev
@@ -17,6 +17,8 @@
 #                              nettle, acl, lzma, zstd, lz4, bz2, z, xml2 and ICU; each as its real
 #                              file plus its soname link. ICU's 30 MiB data library is stored as
 #                              lib/libicudata.so.N.xz (7 MiB) to fit the carry limit.
+#   include/oneapi/dnnl, dnnl*.h, sleef.h; lib/libdnnl.so.2.xz (oneDNN, the CPU GEMM; 40 MiB packed
+#                              to 7), lib/libsleef.so.3 (+ libsleef.so), libOpenCL.so.1 (oneDNN loads it)
 #   lib/RUNTIME                those libraries (libarchive first), one a line: soname and staged
 #                              file. tools/gpu-check.sh puts the ones the device lacks on
 #                              LD_LIBRARY_PATH (and -rpath-link), unpacking the .xz one if needed
@@ -28,8 +30,8 @@
 # plus this folder fit the device machine's 64 MiB carry limit.
 #
 # Usage: tools/stage-gpu-deps.sh [--minimal] [DEST]   (DEST defaults to .gpu-deps in the repo root)
-#   --minimal  only what the build needs today (Eigen without unsupported/, GoogleTest without
-#              gmock): about 8 MiB less, for when the working tree grows close to the limit
+#   --minimal  Eigen and GoogleTest only (no stb, zlib, libarchive, oneDNN or SLEEF): a partial
+#              stage, for trying the GPU build's first steps when the working tree grows too big
 set -euo pipefail
 
 minimal=0
@@ -69,11 +71,11 @@ mkdir -p "$dest/include" "$dest/lib" "$dest/src"
 # ---- Eigen (header-only) ----
 [[ -d /usr/include/eigen3/Eigen ]] || die "Eigen headers not found in /usr/include/eigen3 (apt-get install libeigen3-dev)"
 cp -rL /usr/include/eigen3 "$dest/include/eigen3"
-((minimal)) && rm -rf "$dest/include/eigen3/unsupported"
+rm -rf "$dest/include/eigen3/unsupported"  # nothing uses it; the carry limit is tight
 
 # ---- GoogleTest: headers, prebuilt static libraries, and the sources ----
 headers=(gtest gmock)
-((minimal)) && headers=(gtest)
+headers=(gtest)  # the tests use GoogleTest only, not gmock
 for h in "${headers[@]}"; do
     [[ -d /usr/include/$h ]] || die "/usr/include/$h not found (apt-get install libgtest-dev libgmock-dev)"
     cp -rL "/usr/include/$h" "$dest/include/$h"
@@ -81,7 +83,7 @@ done
 found_gtest=0
 for f in "$syslib"/libgtest*.a "$syslib"/libgmock*.a "$syslib"/libgtest*.so* "$syslib"/libgmock*.so*; do
     [[ -e "$f" ]] || continue
-    [[ $minimal == 1 && "$(basename "$f")" == libgmock* ]] && continue
+    [[ "$(basename "$f")" == libgmock* ]] && continue
     cp -L "$f" "$dest/lib/"
     [[ "$(basename "$f")" == libgtest.a ]] && found_gtest=1
 done
@@ -157,16 +159,47 @@ else
     say "note: /usr/include/archive.h not found (apt-get install libarchive-dev), skipped"
 fi
 
+# ---- oneDNN (the CPU GEMM) and SLEEF (vector math): headers, shared libraries, link names ----
+# libdnnl.so.2 (40 MiB) goes xz-packed like ICU's data; it loads libOpenCL.so.1 (its unused GPU
+# runtime) and libgomp (the compiler's). gpu-check links lib/libsleef.so directly and makes the
+# libdnnl.so link itself after unpacking.
+engine_libs=()
+if ((!minimal)); then
+    for h in /usr/include/dnnl.h /usr/include/dnnl.hpp /usr/include/dnnl_config.h /usr/include/dnnl_types.h \
+             /usr/include/dnnl_version.h /usr/include/dnnl_debug.h; do
+        want "$h" "$dest/include"
+    done
+    [[ -d /usr/include/oneapi/dnnl ]] || die "/usr/include/oneapi/dnnl not found (apt-get install libdnnl-dev)"
+    mkdir -p "$dest/include/oneapi"
+    cp -rL /usr/include/oneapi/dnnl "$dest/include/oneapi/dnnl"
+    need "/usr/include/$multiarch/sleef.h" "$dest/include"
+    [[ -e "$dest/lib/RUNTIME" ]] || : > "$dest/lib/RUNTIME"
+    for lib in libdnnl.so libsleef.so; do
+        so=$(readlink -f "$syslib/$lib" 2>/dev/null || true)
+        [[ -n "$so" && -e "$so" ]] || die "$syslib/$lib not found (apt-get install libdnnl-dev libsleef-dev)"
+        stage_so "$so" "$(soname_of "$so")"
+        engine_libs+=("$(soname_of "$so")")
+    done
+    ln -sfn "$(basename "$(readlink -f "$syslib/libsleef.so")")" "$dest/lib/libsleef.so"
+    while read -r name path; do  # what libdnnl loads beyond libc, libstdc++ and libgomp
+        [[ "$name" =~ $not_staged_re || "$name" == libgomp.so* ]] && continue
+        grep -q "^$name " "$dest/lib/RUNTIME" || { stage_so "$path" "$name"; engine_libs+=("$name"); }
+    done < <(ldd "$(readlink -f "$syslib/libdnnl.so")" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}')
+    say "oneDNN and SLEEF staged: ${engine_libs[*]}"
+fi
+
 # ---- a manifest: where each part came from, and libarchive's run-time needs ----
 {
     echo "# .gpu-deps, staged $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(. /etc/os-release && echo "$PRETTY_NAME") by tools/stage-gpu-deps.sh"
     echo "# compiler that built the prebuilt libraries: $(g++ --version | head -1)"
-    for pkg in libeigen3-dev libgtest-dev libgmock-dev googletest libstb-dev zlib1g-dev libarchive-dev; do
+    for pkg in libeigen3-dev libgtest-dev libgmock-dev googletest libstb-dev zlib1g-dev libarchive-dev libdnnl-dev \
+               libsleef-dev; do
         v=$(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null || true)
         [[ -n "$v" ]] && echo "$pkg $v"
     done
     if [[ -e "$dest/lib/RUNTIME" ]]; then
-        echo "# shared libraries staged in lib/ (soname, file, package version): libarchive and what it loads"
+        echo "# shared libraries staged in lib/ (soname, file, package version): libarchive and what it loads,"
+        echo "# then oneDNN, SLEEF and what oneDNN loads"
         while read -r name file; do
             # dpkg knows a file by the path its package installed it at (/usr/lib or /lib)
             pkg=""
@@ -194,11 +227,12 @@ if [[ -e "$dest/lib/RUNTIME" ]]; then
     while read -r name file; do  # what gpu-check does on the device when the system has none of them
         if [[ $file == *.xz ]]; then xz -dc "$dest/lib/$file" > "$check/$name"; else ln -s "$dest/lib/$name" "$check/$name"; fi
     done < "$dest/lib/RUNTIME"
-    resolved=$(LD_LIBRARY_PATH=$check ldd "$dest/lib/libarchive.so")
+    resolved=$(LD_LIBRARY_PATH=$check ldd "$dest/lib/libarchive.so"
+               for lib in "${engine_libs[@]}"; do echo "$lib => $check/$lib"; LD_LIBRARY_PATH=$check ldd "$check/$lib"; done)
     bad=0
     while read -r name file; do
         [[ $name == libarchive.so* ]] && continue
-        where=$(awk -v n="$name" '$1 == n {print $3}' <<< "$resolved")
+        where=$(awk -v n="$name" '$1 == n {print $3; exit}' <<< "$resolved")
         if [[ "$where" != "$check/$name" ]]; then
             echo "stage-gpu-deps: $name resolves to '${where:-nothing}', not the staged copy" >&2
             bad=1
@@ -209,7 +243,7 @@ if [[ -e "$dest/lib/RUNTIME" ]]; then
         bad=1
     fi
     ((bad)) && die "the staged libarchive does not resolve its libraries from the staged copies"
-    say "ldd check: libarchive.so finds all $(($(wc -l < "$dest/lib/RUNTIME") - 1)) staged libraries in the staged copies"
+    say "ldd check: libarchive.so, oneDNN and SLEEF find all $(($(wc -l < "$dest/lib/RUNTIME") - 1)) staged libraries in the staged copies"
 fi
 
 # ---- size check: what `run` carries is the working tree (tracked + untracked, not ignored)
