@@ -32,7 +32,7 @@ template <int Cmp> V compare(V a, V b) { return _mm512_maskz_mov_ps(_mm512_cmp_p
 struct Gelu {
     template <typename A> A operator()(A x) const { return A(0.5) * x * (A(1) + std::erf(x * A(M_SQRT1_2))); }
 #if RANKCLIP_AVX512
-    V vec(V x) const { return mul(x, vec::normal_cdf(x)); }  // Phi through erfc: see vec.h
+    V vec(V x) const { return mul(x, vec::normal_cdf(x)); }  // Phi as a piecewise polynomial: see vec.h
 #endif
 };
 // d/dx x Phi(x) = Phi(x) + x phi(x)
@@ -43,7 +43,7 @@ struct GeluDerivative {
         return cdf + x * pdf;
     }
 #if RANKCLIP_AVX512
-    V vec(V x) const { return fma(x, vec::normal_pdf(x), vec::normal_cdf(x)); }
+    V vec(V x) const { return vec::gelu_derivative(x); }  // a piecewise polynomial: see vec.h
 #endif
 };
 
