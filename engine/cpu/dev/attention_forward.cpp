@@ -24,71 +24,13 @@
 // O = P V ~16%, storing O 4%.
 // Usage: ./attention_forward [variant]   RANKCLIP_THREADS sets the threads; RANKCLIP_CPU_TIME=1
 // times by CPU time (see time_kernel), for a machine other jobs share.
-// GCC 12's AVX-512 headers build many intrinsics on a deliberately undefined register
-// (_mm512_undefined_ps), which -Wuninitialized reports wherever they are inlined (GCC bug 105593).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <sleef.h>
-
 #include <array>
 #include <functional>
 #include <utility>
 
-#include <ctime>
-
-#include "common.h"
+#include "attention_common.h"
 
 namespace {
-
-// On a shared machine other processes take turns on our cores and wall time measures them too.
-// RANKCLIP_CPU_TIME=1 times by the process's CPU time divided by the thread count instead: with
-// RANKCLIP_THREADS=1 that is what the kernel itself cost (with more threads it also counts the
-// spinning at barriers).
-template <typename F>
-Timing time_kernel(F&& f, int min_runs, double min_seconds) {
-    const char* env = std::getenv("RANKCLIP_CPU_TIME");
-    if (!env || std::strcmp(env, "1") != 0) return time_it(f, min_runs, min_seconds);
-    auto cpu_seconds = [] {
-        timespec ts;
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-        return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-    };
-    f();
-    std::vector<double> ms;
-    double total = 0;
-    const int threads = omp_get_max_threads();
-    while (int(ms.size()) < min_runs || total < min_seconds) {
-        double t0 = cpu_seconds();
-        f();
-        double s = (cpu_seconds() - t0) / threads;
-        ms.push_back(s * 1e3);
-        total += s;
-    }
-    std::sort(ms.begin(), ms.end());
-    return {ms[ms.size() / 2], ms.front(), ms.back(), int(ms.size())};
-}
-
-// ---------------------------------------------------------------------------------------------
-// A (B, H, T, D) view with any strides for B, H, T and unit stride along D, as the model's
-// q, k, v (views of the packed projection) and output.
-struct HeadView {
-    float* data;
-    int64_t H, sb, sh, st;
-    float* head(int64_t bh) const { return data + (bh / H) * sb + (bh % H) * sh; }
-};
-
-struct Problem {
-    int64_t B, H, Tq, Tk, D;
-    bool causal;
-    int64_t BH() const { return B * H; }
-    int64_t keys(int64_t i) const { return causal ? std::min(Tk, i + 1) : Tk; }
-    // useful multiply-adds x 2: S = Q K^T and O = P V over the visible keys
-    double flops() const {
-        double visible = 0;
-        for (int64_t i = 0; i < Tq; i++) visible += double(keys(i));
-        return double(BH()) * visible * double(D) * 4.0;
-    }
-};
 
 // ---------------------------------------------------------------------------------------------
 // reference: double precision, straight from the definition
@@ -161,51 +103,7 @@ void old_scalar(const Problem& pr, const float* qs, const float* ks, const float
 // A(r, k) = a[k lda + r], i.e. A is the transpose of what is stored), B rows of 16 NV floats.
 // Every buffer it touches is a padded fp32 tile of ours, so no masks.
 
-template <int MR, int NV, bool kRowMajorA>
-void micro_tile(int64_t k0, int64_t k1, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
-                int64_t ldc, bool accumulate) {
-    __m512 acc[MR][NV];
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; r++)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++)
-            acc[r][v] = accumulate ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
-    for (int64_t k = k0; k < k1; k++) {
-        const float* bk = b + k * ldb;
-        __m512 bv[NV];
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(bk + 16 * v);
-#pragma GCC unroll 16
-        for (int r = 0; r < MR; r++) {
-            __m512 av = _mm512_set1_ps(kRowMajorA ? a[r * lda + k] : a[k * lda + r]);
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
-        }
-    }
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; r++)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) _mm512_storeu_ps(c + r * ldc + 16 * v, acc[r][v]);
-}
-
-using TileFn = void (*)(int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, bool);
-
-// kTiles[NV - 1][m - 1]: the micro-kernel for m rows (m <= kMaxRows) and NV vectors
-constexpr int kMaxRows = 16;
-template <int NV, bool kRowMajorA, size_t... M>
-constexpr std::array<TileFn, kMaxRows> tile_row(std::index_sequence<M...>) {
-    return {&micro_tile<int(M) + 1, NV, kRowMajorA>...};
-}
-template <bool kRowMajorA>
-constexpr std::array<std::array<TileFn, kMaxRows>, 4> tile_table() {
-    return {tile_row<1, kRowMajorA>(std::make_index_sequence<kMaxRows>()),
-            tile_row<2, kRowMajorA>(std::make_index_sequence<kMaxRows>()),
-            tile_row<3, kRowMajorA>(std::make_index_sequence<kMaxRows>()),
-            tile_row<4, kRowMajorA>(std::make_index_sequence<kMaxRows>())};
-}
-const auto kTilesRowMajor = tile_table<true>();
-const auto kTilesTransposed = tile_table<false>();
-
+// (the micro-kernels, gemm_rows, round16, first_lanes: attention_common.h)
 // Rows per block for a tile of NV vectors (accumulators MR NV + NV + 1 broadcast <= 32 zmm)
 struct RowBlocking {
     int rows[4];
@@ -213,21 +111,6 @@ struct RowBlocking {
 constexpr RowBlocking kBlockingWide{{16, 12, 8, 6}};
 
 int block_rows(const RowBlocking& rb, int64_t n) { return rb.rows[std::min<int64_t>(n / 16, 4) - 1]; }
-
-// C[0:m, 0:n) (+)= A[0:m, k0:k1) B[k0:k1, 0:n), n a multiple of 16, m <= block_rows(n)
-template <bool kRowMajorA>
-void gemm_rows(int m, int64_t n, int64_t k0, int64_t k1, const float* a, int64_t lda, const float* b, int64_t ldb,
-               float* c, int64_t ldc, bool accumulate) {
-    const auto& table = kRowMajorA ? kTilesRowMajor : kTilesTransposed;
-    for (int64_t j = 0; j < n;) {
-        int nv = int(std::min<int64_t>((n - j) / 16, 4));
-        table[nv - 1][m - 1](k0, k1, a, lda, b + j, ldb, c + j, ldc, accumulate);
-        j += 16 * nv;
-    }
-}
-
-int64_t round16(int64_t x) { return (x + 15) / 16 * 16; }
-__mmask16 first_lanes(int64_t n) { return n >= 16 ? __mmask16(0xffff) : n > 0 ? __mmask16((1u << n) - 1) : 0; }
 
 // Horizontal max and sum. Variant 2, 3: lane by lane (a 16-long dependency chain); 4 on: the
 // intrinsics' shuffle trees.
@@ -291,41 +174,7 @@ void transpose_scalar(const float* src, int64_t st, int64_t rows, int64_t D, flo
         for (int64_t c = 0; c < D; c++) dst[c * ld + j] = src[j * st + c];
 }
 
-// Variant 3: 16 x 16 blocks transposed in registers (unpack / shuffle network), masked at the edges.
-void transpose_blocks(const float* src, int64_t st, int64_t rows, int64_t D, float* dst, int64_t ld) {
-    for (int64_t j0 = 0; j0 < rows; j0 += 16)
-        for (int64_t c0 = 0; c0 < D; c0 += 16) {
-            const __mmask16 cm = first_lanes(D - c0);
-            const int64_t nr = std::min<int64_t>(16, rows - j0), nc = std::min<int64_t>(16, D - c0);
-            __m512 r[16];
-            for (int i = 0; i < 16; i++)
-                r[i] = i < nr ? _mm512_maskz_loadu_ps(cm, src + (j0 + i) * st + c0) : _mm512_setzero_ps();
-            // 16 x 16 transpose: 32-bit, 64-bit interleaves, then 128-bit lane shuffles
-            __m512 t[16];
-            for (int i = 0; i < 8; i++) {
-                t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-                t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-            }
-            for (int i = 0; i < 4; i++)
-                for (int h = 0; h < 2; h++) {
-                    __m512d a = _mm512_castps_pd(t[4 * i + h]), b = _mm512_castps_pd(t[4 * i + 2 + h]);
-                    r[4 * i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-                    r[4 * i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-                }
-            // r[4i + q] holds, per 128-bit lane L, elements (4i .. 4i+3) of column 4L + q
-            for (int q = 0; q < 4; q++) {
-                __m512 a0 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x88), a1 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xdd);
-                __m512 b0 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x88),
-                       b1 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xdd);
-                t[q] = _mm512_shuffle_f32x4(a0, b0, 0x88);       // column q
-                t[8 + q] = _mm512_shuffle_f32x4(a0, b0, 0xdd);   // column 8 + q
-                t[4 + q] = _mm512_shuffle_f32x4(a1, b1, 0x88);   // column 4 + q
-                t[12 + q] = _mm512_shuffle_f32x4(a1, b1, 0xdd);  // column 12 + q
-            }
-            const __mmask16 rm = first_lanes(nr);
-            for (int c = 0; c < nc; c++) _mm512_mask_storeu_ps(dst + (c0 + c) * ld + j0, rm, t[c]);
-        }
-}
+// Variant 3: transpose_blocks (attention_common.h), 16 x 16 blocks transposed in registers.
 
 void tiled(const Problem& p, const HeadView& q, const HeadView& k, const HeadView& v, const HeadView& out,
            float* lse, double scale_d, const Options& opt) {
@@ -457,13 +306,7 @@ int main(int argc, char** argv) {
     bool ok = true;
 
     std::printf("correctness (fp32 vs double reference, atol 2e-5 + rtol 2e-5)\n");
-    const Problem checks[] = {
-        {1, 1, 1, 1, 8, false},  {1, 1, 1, 1, 8, true},    {2, 3, 17, 17, 8, true},   {3, 1, 17, 17, 32, false},
-        {1, 3, 65, 65, 32, false}, {1, 3, 65, 65, 32, true}, {1, 2, 77, 77, 64, true},   {1, 2, 128, 128, 64, false},
-        {1, 1, 128, 128, 80, true}, {1, 1, 300, 300, 32, true}, {2, 1, 17, 77, 32, false}, {2, 1, 77, 17, 32, true},
-        {1, 2, 5, 40, 24, true},
-    };
-    for (const Problem& p : checks) {
+    for (const Problem& p : kCheckShapes) {
         Data d = make_data(p, uint64_t(p.Tq * 131 + p.D));
         std::vector<float> ref_o, ref_l, out, lse;
         reference(p, d.q, d.k, d.v, ref_o, ref_l, d.scale);
@@ -482,31 +325,16 @@ int main(int argc, char** argv) {
     }
 
     print_rooflines();
-    // in CPU-time mode, the peak measured on a quiet machine (239 GFLOP/s per core): the wall-time
-    // measurement of a loaded machine would understate it
-    const char* cpu_env = std::getenv("RANKCLIP_CPU_TIME");
-    double peak = cpu_env && std::strcmp(cpu_env, "1") == 0 ? 239.0 * threads : measured_fp32_peak_gflops();
-    if (peak != measured_fp32_peak_gflops()) std::printf("timing by CPU time; %% of %.0f GFLOP/s\n", peak);
-    const struct {
-        const char* what;
-        Problem p;
-    } shapes[] = {
-        {"tiny vision B128 H4 T65 D32", {128, 4, 65, 65, 32, false}},
-        {"tiny text B128 H4 T32 D32 causal", {128, 4, 32, 32, 32, true}},
-        {"small vision B64 H4 T65 D64", {64, 4, 65, 65, 64, false}},
-        {"small text B64 H4 T32 D64 causal", {64, 4, 32, 32, 64, true}},
-        {"b32 vision B32 H12 T50 D64", {32, 12, 50, 50, 64, false}},
-        {"b32 text B32 H8 T77 D64 causal", {32, 8, 77, 77, 64, true}},
-    };
+    double peak = benchmark_peak(threads);
     std::printf("benchmark, %d threads (useful flops: causal counts the visible half)\n", threads);
-    for (const auto& s : shapes) {
+    for (const auto& s : kBenchmarkShapes) {
         std::printf("%s\n", s.what);
         Data d = make_data(s.p, 7);
         for (int w = 1; w <= kVariants; w++) {
             if (only && w != only) continue;
             std::vector<float> out, lse;
             auto f = bench_fn(w, d, out, lse);
-            report_flops(kNames[w], time_kernel(f, 10, 0.3), s.p.flops(), peak);
+            report_flops(kNames[w], time_kernel(f, 10, 0.3), s.p.flops(2), peak);
         }
     }
     return finish("attention_forward", ok);
