@@ -49,6 +49,7 @@ int get_num_threads() { return num_threads; }
 void use_short_openmp_spin(char** argv) {
     if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;  // the caller chose
     setenv("GOMP_SPINCOUNT", "3000", 1);
+    setenv("RANKCLIP_GOMP_SPINCOUNT_SET", "1", 1);  // ours, not the user's: a PyTorch twin we start may retune it
     execv("/proc/self/exe", argv);  // returns only if the restart fails: then run as we are
 }
 

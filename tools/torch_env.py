@@ -7,9 +7,11 @@ the interpreter once (execv) when it had to change any, and returns the torch mo
 
   OMP_NUM_THREADS, OPENBLAS_NUM_THREADS = threads: torch.set_num_threads sizes only the OpenMP
       pool, and OpenBLAS (pthread build) keeps its own pool, sized to every core by default;
-  OPENBLAS_CORETYPE: only when OpenBLAS's own CPU detection picked kernels weaker than the CPU's
+  OPENBLAS_CORETYPE: only when OpenBLAS's CPU detection picked kernels weaker than the CPU's
       flags allow (an unknown CPU model falls back to older kernels): SkylakeX for AVX-512,
-      Haswell for AVX2+FMA;
+      Haswell for AVX2+FMA. This one is raised even when the environment already names a weaker
+      core (some machines export OPENBLAS_CORETYPE=Haswell for all programs; on an AVX-512 AMD EPYC
+      the SkylakeX kernels take a tiny training step from 1178 to 862 ms); the JSON line records it;
   GOMP_SPINCOUNT=30000 (unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set): torch's OpenMP
       workers spin about 0.3 ms after a parallel region before sleeping, instead of libgomp's 3 ms,
       which takes the cores from OpenBLAS's own threads, or 0 (OMP_WAIT_POLICY=passive), which
@@ -18,8 +20,9 @@ the interpreter once (execv) when it had to change any, and returns the torch mo
   ATEN_CPU_CAPABILITY=avx512 where the CPU has AVX-512 F/BW/VL/DQ: Debian's torch 1.13 picks its
       AVX2 kernels otherwise, although the AVX-512 ones are built in (a few % faster when quiet).
 
-A variable the caller already set is left alone, so any alternative can be measured by setting
-it; RANKCLIP_TORCH_ENV=default skips all of this (Debian's defaults, threads aside).
+Any other variable the caller already set is left alone, so alternatives can be measured by
+setting them (GOMP_SPINCOUNT set by our own binaries' restart, engine/parallel.cpp, counts as
+unset); RANKCLIP_TORCH_ENV=default skips all of this (Debian's defaults, threads aside).
 `describe()` then says what actually loaded (for the JSON lines), and warns on stderr when the
 BLAS is the netlib reference one, which is no fair anchor.
 """
@@ -72,7 +75,8 @@ def wanted_openblas_core(detected, flags):
 def tuned_env(threads, flags):
     """The variables to set (those the environment does not already set)."""
     want = {"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
-    if "OMP_WAIT_POLICY" not in os.environ:  # libgomp: an explicit spin count overrides the policy
+    ours_spin = os.environ.get("RANKCLIP_GOMP_SPINCOUNT_SET") == "1"  # set by our binary, not the user
+    if "OMP_WAIT_POLICY" not in os.environ and ("GOMP_SPINCOUNT" not in os.environ or ours_spin):  # libgomp: an explicit spin count overrides the policy
         want["GOMP_SPINCOUNT"] = "30000"
     if _AVX512 <= flags:
         want["ATEN_CPU_CAPABILITY"] = "avx512"
@@ -80,11 +84,15 @@ def tuned_env(threads, flags):
         blas = _openblas(ctypes.CDLL("libblas.so.3"))
     except OSError:
         blas = None
-    if blas is not None and "OPENBLAS_CORETYPE" not in os.environ:
+    raise_core = {}
+    if blas is not None:  # the core OpenBLAS chose (from OPENBLAS_CORETYPE when that is set)
         core = wanted_openblas_core(blas.openblas_get_corename().decode(), flags)
         if core:
-            want["OPENBLAS_CORETYPE"] = core
-    return {k: v for k, v in want.items() if k not in os.environ}
+            raise_core["OPENBLAS_CORETYPE"] = core
+            if "OPENBLAS_CORETYPE" in os.environ:
+                raise_core["RANKCLIP_OPENBLAS_CORETYPE_WAS"] = os.environ["OPENBLAS_CORETYPE"]
+    keep = {k: v for k, v in want.items() if k not in os.environ or (k == "GOMP_SPINCOUNT" and ours_spin)}
+    return {**keep, **raise_core}
 
 
 def load_torch(threads=0):
@@ -129,6 +137,8 @@ def describe(torch):
         variant = "openmp" if "openmp" in openblas else "pthread" if "pthread" in openblas else "serial"
         out["blas"] = f"openblas {version.group(1) if version else '?'} ({variant})"
         out["blas_core"] = lib.openblas_get_corename().decode()
+        if "RANKCLIP_OPENBLAS_CORETYPE_WAS" in os.environ:
+            out["blas_core_env_was"] = os.environ["RANKCLIP_OPENBLAS_CORETYPE_WAS"]
         out["blas_threads"] = lib.openblas_get_num_threads()
     elif mkl or "BLAS_INFO=mkl" in torch.__config__.show():
         out["blas"] = "mkl" if mkl else "mkl (linked into libtorch)"
