@@ -17,7 +17,7 @@
 
 #include "engine/ops.h"
 #include "tools/cli_args.h"
-#include "train/eval.h"
+#include "eval/eval.h"
 #include "train/trainer.h"
 
 using namespace rankclip;

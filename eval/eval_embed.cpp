@@ -1,5 +1,5 @@
-// train/eval_embed.cpp
-// defines: the embedding helpers of train/eval.h — embed_images (a dataset's images through
+// eval/eval_embed.cpp
+// defines: the embedding helpers of eval/eval.h — embed_images (a dataset's images through
 // CLIP's evaluation preprocessing and the image tower), embed_texts, class_prompts,
 // zero_shot_classifier — and the prompt templates (file, generic set) and spread_indices.
 #include <algorithm>
@@ -9,7 +9,7 @@
 #include "data/image.h"
 #include "data/synthetic.h"
 #include "engine/ops.h"
-#include "train/eval.h"
+#include "eval/eval.h"
 
 namespace rankclip {
 

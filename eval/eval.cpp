@@ -1,8 +1,8 @@
-// train/eval.cpp
+// eval/eval.cpp
 // defines: EvalConfig's defaults and option parsing, the Evaluator (planning: specs -> opened
 // datasets and selections; running: the per-run feature caches and the jobs in order), evaluate,
-// and the table / JSON output. The evaluations themselves are in train/zero_shot.cpp,
-// train/retrieval_eval.cpp and train/eval_probe.cpp.
+// and the table / JSON output. The evaluations themselves are in eval/zero_shot.cpp,
+// eval/retrieval_eval.cpp and eval/eval_probe.cpp.
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -14,7 +14,7 @@
 #include "data/fashion_mnist.h"
 #include "engine/ops.h"
 #include "engine/parse.h"
-#include "train/eval_impl.h"
+#include "eval/eval_impl.h"
 
 namespace rankclip {
 
