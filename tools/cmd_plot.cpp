@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/error.h"
+#include "engine/strings.h"
 #include "report/plot.h"
 #include "tools/cli_args.h"
 
@@ -28,18 +29,6 @@ static void plot_usage(std::FILE* out) {
                  "  --scale sets the text size and line width (default 2; 1 for small images).\n");
 }
 
-static std::vector<std::string> split_commas(const std::string& s) {
-    std::vector<std::string> out;
-    size_t start = 0;
-    while (true) {
-        const size_t comma = s.find(',', start);
-        out.push_back(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-        if (comma == std::string::npos) break;
-        start = comma + 1;
-    }
-    return out;
-}
-
 int cmd_plot(int argc, char** argv) {
     std::vector<std::string> positional, labels, keys;
     std::string out, title;
@@ -53,9 +42,9 @@ int cmd_plot(int argc, char** argv) {
             return 0;
         } else if (a == "--compare") compare = true;
         else if (a == "--out") out = args.value();
-        else if (a == "--labels") labels = split_commas(args.value());
+        else if (a == "--labels") labels = split(args.value(), ',');
         else if (a == "--key" || a == "--keys") {
-            for (const std::string& k : split_commas(args.value())) keys.push_back(k);
+            for (const std::string& k : split(args.value(), ',')) keys.push_back(k);
         } else if (a == "--title") title = args.value();
         else if (a == "--no-panels") per_panel = false;
         else if (a == "--scale") {
