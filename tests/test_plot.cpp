@@ -15,7 +15,7 @@
 #include "train/plot.h"
 #include "train/plot_axis.h"
 #include "train/plot_canvas.h"
-#include "train/plot_metrics.h"
+#include "train/metrics_log.h"
 
 namespace rankclip::test {
 namespace {

@@ -13,7 +13,7 @@
 #include "data/image.h"
 #include "data/raster.h"
 #include "train/plot_canvas.h"
-#include "train/plot_metrics.h"
+#include "train/metrics_log.h"
 
 namespace rankclip {
 
