@@ -30,10 +30,10 @@ const Colour kTickText{70, 70, 70};
 const Colour kLegendBorder{180, 180, 180};
 const Colour kWhite{255, 255, 255};
 
-// Text metrics of a style.
-struct Metrics {
+// Text sizes and spacing of a style.
+struct Spacing {
     double s, font, tick_font, title_font, line, tick_length;
-    explicit Metrics(const PlotStyle& style)
+    explicit Spacing(const PlotStyle& style)
         : s(style.text_scale), font(6.5 * s), tick_font(6.0 * s), title_font(7.0 * s), line(1.3 * font),
           tick_length(3 * s) {}
     // Baseline of text whose line box starts at top.
@@ -163,7 +163,7 @@ double widest(const std::vector<std::string>& labels, double size) {
 }
 
 // The x axis with as many ticks as fit: neighbouring labels at least `gap` apart.
-PlotAxis fit_x_axis(double lo, double hi, const Box& plot, const Metrics& m, double gap) {
+PlotAxis fit_x_axis(double lo, double hi, const Box& plot, const Spacing& m, double gap) {
     PlotAxis axis;
     for (int max_ticks = std::max(2, int(plot.w / (8 * m.s))); max_ticks >= 2; max_ticks--) {
         axis = make_axis(lo, hi, false, max_ticks, 0.02);
@@ -244,7 +244,7 @@ struct LegendPlan {
     double box_h(int rows) const { return 2 * pad + (rows - 1) * row + line; }
 };
 
-LegendPlan plan_legend(const PanelData& data, double max_label_width, const Metrics& m) {
+LegendPlan plan_legend(const PanelData& data, double max_label_width, const Spacing& m) {
     LegendPlan plan;
     plan.pad = 3 * m.s, plan.swatch = 10 * m.s, plan.gap = 3 * m.s, plan.line = m.line;
     plan.row = plan.line + m.s;
@@ -280,7 +280,7 @@ std::vector<std::vector<SvgPoint>> series_lines(const PlotPanel& panel, const Pa
 // How much of the drawn lines (and markers) box covers, in square units: each line sampled every
 // unit along its length, a sample counting its stroke's width.
 double covered(const std::vector<std::vector<SvgPoint>>& lines, const PanelData& data, const Box& box,
-               const Metrics& m) {
+               const Spacing& m) {
     double area = 0;
     const double stroke = 1.25 * m.s + 2;   // the line and its anti-aliased fringe
     for (size_t k = 0; k < lines.size(); k++) {
@@ -300,7 +300,7 @@ double covered(const std::vector<std::vector<SvgPoint>>& lines, const PanelData&
     return area;
 }
 
-Layout layout_panel(const PlotPanel& panel, const PanelData& data, const PlotStyle& style, const Metrics& m,
+Layout layout_panel(const PlotPanel& panel, const PanelData& data, const PlotStyle& style, const Spacing& m,
                     bool legend_below) {
     const double s = m.s, W = style.width, H = style.height;
     Layout l;
@@ -359,7 +359,7 @@ Layout layout_panel(const PlotPanel& panel, const PanelData& data, const PlotSty
 }
 
 // Draws the legend's box and entries in its columns.
-void draw_legend(Svg& svg, const Layout& l, const Metrics& m) {
+void draw_legend(Svg& svg, const Layout& l, const Spacing& m) {
     const LegendPlan& plan = l.legend_plan;
     const Box& box = l.legend;
     svg.begin_group(0, 0, "", "legend");
@@ -382,7 +382,7 @@ void draw_legend(Svg& svg, const Layout& l, const Metrics& m) {
 
 // Draws one panel into svg at (0, 0) of the current group; `id` makes its clip path unique.
 RenderedPanel draw_panel(Svg& svg, const PlotPanel& panel, const PlotStyle& style, const std::string& id) {
-    const Metrics m(style);
+    const Spacing m(style);
     const double s = m.s;
     RC_CHECK(s >= 1 && style.width >= 80 * s && style.height >= 70 * s, "render_panel: a ", style.width, "x",
              style.height, " panel is too small for text scale ", style.text_scale);
@@ -471,7 +471,7 @@ std::string render_grid(const std::vector<PlotPanel>& panels, const std::string&
     RC_CHECK(!panels.empty(), "render_grid: no panels");
     if (columns <= 0) columns = panels.size() == 1 ? 1 : 2;
     const int rows = int((panels.size() + columns - 1) / columns);
-    const Metrics m(style);
+    const Spacing m(style);
     const double s = m.s, font = 6.5 * (s + 1);
     const double bar = title.empty() ? 0 : 1.3 * font + 8 * s;
     const double width = double(columns) * style.width;

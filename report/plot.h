@@ -12,7 +12,7 @@
 
 #include "report/plot_axis.h"
 #include "report/svg.h"
-#include "train/plot_metrics.h"
+#include "train/metrics_log.h"
 
 namespace rankclip {
 

@@ -18,7 +18,7 @@
 #include "report/plot_axis.h"
 #include "report/svg.h"
 #include "test_util.h"
-#include "train/plot_metrics.h"
+#include "train/metrics_log.h"
 
 namespace rankclip::test {
 namespace {

@@ -3,7 +3,8 @@
 // clip loss and with the rankclip loss, from the same seed, on the built-in synthetic data (no
 // download), evaluates both on the synthetic zero-shot tasks (val and the held-out compositions),
 // retrieval and ranking consistency, and writes OUT/report.md with the comparison table, the loss
-// curves (OUT/loss.svg) and the command that reproduces it; prints the table at the end.
+// curves (OUT/loss.svg) and the command that reproduces it; prints the table at the end. The
+// table's rows and cells are report/report_table.h's, shared with `rankclip experiment`.
 // One seed is one sample: docs/RESULTS.md has the multi-seed experiment behind any claim.
 #include <chrono>
 #include <cstdio>
@@ -20,6 +21,7 @@
 #include "tools/cli_args.h"
 #include "eval/eval.h"
 #include "report/plot.h"
+#include "report/report_table.h"
 #include "train/trainer.h"
 
 using namespace rankclip;
@@ -46,55 +48,13 @@ struct DemoRun {
     double seconds = 0, final_loss = 0;
 };
 
-// The rows of the report: (metric name, what a person reads).
-const std::vector<std::pair<std::string, std::string>>& report_rows() {
-    static const std::vector<std::pair<std::string, std::string>> rows = {
-        {"zeroshot/synthetic-shape/top1", "zero-shot shape, top-1"},
-        {"zeroshot/synthetic-colour/top1", "zero-shot colour, top-1"},
-        {"zeroshot/synthetic-count/top1", "zero-shot count, top-1"},
-        {"zeroshot/synthetic-relation/top1", "zero-shot relation, top-1"},
-        {"zeroshot/synthetic-heldout-shape/top1", "held-out compositions: shape, top-1"},
-        {"zeroshot/synthetic-heldout-colour/top1", "held-out compositions: colour, top-1"},
-        {"retrieval/synthetic/i2t/R@1", "image->text R@1"},
-        {"retrieval/synthetic/i2t/R@5", "image->text R@5"},
-        {"retrieval/synthetic/t2i/R@1", "text->image R@1"},
-        {"retrieval/synthetic/t2i/R@5", "text->image R@5"},
-        {"retrieval/synthetic/t2i/median_rank", "text->image median rank"},
-        {"consistency/synthetic/kendall_in", "ranking consistency (Kendall tau, in-modal)"},
-        {"consistency/synthetic/kendall_cross", "ranking consistency (Kendall tau, cross-modal)"},
-    };
-    return rows;
-}
-
-double find_metric(const Metrics& m, const std::string& name) {
-    for (const auto& [k, v] : m)
-        if (k == name) return v;
-    return std::nan("");
-}
-
-std::string format_value(const std::string& name, double v) {
-    if (!std::isfinite(v)) return "-";
-    char buf[32];
-    bool rank = name.find("rank") != std::string::npos && name.find("R@") == std::string::npos;
-    if (rank) std::snprintf(buf, sizeof buf, "%.1f", v);
-    else if (name.find("consistency") == 0) std::snprintf(buf, sizeof buf, "%.3f", v);
-    else std::snprintf(buf, sizeof buf, "%.1f%%", 100 * v);
-    return buf;
-}
-
+// The table of the report: report_rows("synthetic") with a chance column, one column per run, and
+// the runs' final training loss and time.
 std::string comparison_table(const std::vector<DemoRun>& runs, const std::map<std::string, double>& chance) {
+    std::vector<ReportColumn> columns;
+    for (const auto& r : runs) columns.push_back({r.label, {r.eval}});
     std::ostringstream t;
-    t << "| metric | chance |";
-    for (const auto& r : runs) t << " " << r.label << " |";
-    t << "\n|---|---|";
-    for (size_t i = 0; i < runs.size(); i++) t << "---|";
-    t << "\n";
-    for (const auto& [name, text] : report_rows()) {
-        auto c = chance.find(name);
-        t << "| " << text << " | " << (c == chance.end() ? "-" : format_value(name, c->second)) << " |";
-        for (const auto& r : runs) t << " " << format_value(name, find_metric(r.eval, name)) << " |";
-        t << "\n";
-    }
+    t << report_table("metric", report_rows("synthetic"), columns, &chance);
     t << "| final training loss | - |";
     for (const auto& r : runs) t << " " << std::to_string(r.final_loss).substr(0, 6) << " |";
     t << "\n| training time | - |";

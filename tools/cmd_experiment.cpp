@@ -3,9 +3,10 @@
 // Trains each arm (clip, cyclip, rankclip and its cross-only / in-only ablations) for the same
 // steps from each of several seeds on one dataset, evaluates every run the same way (zero-shot,
 // retrieval, linear probe, ranking consistency), and writes OUT/results.md (mean ± sample std over
-// seeds per arm) and OUT/results.json (every run's metrics). Runs that finished are reused when
-// the command is repeated with the same OUT (their last evaluation is read back), so a long
-// experiment can be stopped and continued.
+// seeds per arm; rows and cells from report/report_table.h, shared with `rankclip demo`) and
+// OUT/results.json (every run's metrics). Runs that finished are reused when the command is
+// repeated with the same OUT (their last evaluation is read back from metrics.jsonl by
+// train/metrics_log.h), so a long experiment can be stopped and continued.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -19,6 +20,8 @@
 #include "engine/strings.h"
 #include "tools/cli_args.h"
 #include "eval/eval.h"
+#include "report/report_table.h"
+#include "train/metrics_log.h"
 #include "train/trainer.h"
 
 using namespace rankclip;
@@ -52,43 +55,6 @@ Arm make_arm(const std::string& name) {
     else if (name == "rankclip-in") a.loss.kind = LossKind::RankCLIP, a.loss.rank_cross = false;
     else throw Error("experiment: unknown arm '" + name + "' (clip, cyclip, rankclip, rankclip-cross, rankclip-in)");
     return a;
-}
-
-// The last evaluation of a finished run, or empty.
-Metrics finished_run_metrics(const std::string& dir, int64_t steps) {
-    std::ifstream in(dir + "/metrics.jsonl");
-    std::string line;
-    Metrics last;
-    while (std::getline(in, line)) {
-        Json j = Json::parse(line);
-        if (j.at("type").as_string() != "eval" || j.at("step").as_int() != steps) continue;
-        last.clear();
-        for (const auto& [k, v] : j.as_object())
-            if (k != "type" && k != "step" && k != "epoch" && v.is_number()) last.emplace_back(k, v.as_double());
-    }
-    return last;
-}
-
-double metric(const Metrics& m, const std::string& name) {
-    for (const auto& [k, v] : m)
-        if (k == name) return v;
-    return std::nan("");
-}
-
-// "mean ± std" over seeds (sample std, n - 1), as percentages for fractions.
-std::string mean_std(const std::vector<double>& xs, bool percent) {
-    double n = 0, sum = 0;
-    for (double x : xs)
-        if (std::isfinite(x)) n++, sum += x;
-    if (n == 0) return "-";
-    double mean = sum / n, ss = 0;
-    for (double x : xs)
-        if (std::isfinite(x)) ss += (x - mean) * (x - mean);
-    double sd = n > 1 ? std::sqrt(ss / (n - 1)) : 0.0;
-    double k = percent ? 100.0 : 1.0;
-    char buf[64];
-    std::snprintf(buf, sizeof buf, percent ? "%.1f ± %.1f" : "%.3f ± %.3f", k * mean, k * sd);
-    return buf;
 }
 
 }  // namespace
@@ -133,39 +99,18 @@ int cmd_experiment(int argc, char** argv) {
 
     // the same evaluations for every run
     EvalConfig eval;
-    std::vector<std::pair<std::string, std::string>> rows;  // metric, what a person reads
     std::string n = std::to_string(eval_n);
     if (data == "synthetic") {
         eval.zero_shot = {"synthetic:val:" + n, "synthetic:heldout:" + n};
         eval.retrieval = {"synthetic:val:" + n};
         eval.probe = {"synthetic:train:2000"};
         eval.consistency = {"synthetic:val:" + n};
-        rows = {{"zeroshot/synthetic-shape/top1", "zero-shot shape top-1 %"},
-                {"zeroshot/synthetic-colour/top1", "zero-shot colour top-1 %"},
-                {"zeroshot/synthetic-count/top1", "zero-shot count top-1 %"},
-                {"zeroshot/synthetic-relation/top1", "zero-shot relation top-1 %"},
-                {"zeroshot/synthetic-heldout-shape/top1", "held-out shape top-1 %"},
-                {"zeroshot/synthetic-heldout-colour/top1", "held-out colour top-1 %"},
-                {"retrieval/synthetic/i2t/R@1", "image->text R@1 %"},
-                {"retrieval/synthetic/t2i/R@1", "text->image R@1 %"},
-                {"retrieval/synthetic/t2i/R@5", "text->image R@5 %"},
-                {"probe/synthetic/top1", "linear probe (shape) top-1 %"},
-                {"consistency/synthetic/kendall_in", "consistency Kendall in-modal"},
-                {"consistency/synthetic/kendall_cross", "consistency Kendall cross-modal"}};
     } else {
         eval.zero_shot = {"fashion-mnist:test"};
         eval.retrieval = {"fashion-mnist:test:captions"};
         eval.probe = {"fashion-mnist"};
         eval.consistency = {"fashion-mnist:test:captions"};
         eval.limit = eval_n;
-        rows = {{"zeroshot/fashion-mnist/top1", "zero-shot top-1 %"},
-                {"zeroshot/fashion-mnist/top5", "zero-shot top-5 %"},
-                {"retrieval/fashion-mnist/i2t/R@1", "image->text R@1 %"},
-                {"retrieval/fashion-mnist/t2i/R@1", "text->image R@1 %"},
-                {"retrieval/fashion-mnist/t2i/R@5", "text->image R@5 %"},
-                {"probe/fashion-mnist/top1", "linear probe top-1 %"},
-                {"consistency/fashion-mnist/kendall_in", "consistency Kendall in-modal"},
-                {"consistency/fashion-mnist/kendall_cross", "consistency Kendall cross-modal"}};
     }
 
     std::printf("experiment: %s on %s, arms %zu x seeds %lld, %lld steps of batch %lld, %s -> %s\n", model.c_str(),
@@ -176,7 +121,7 @@ int cmd_experiment(int argc, char** argv) {
     for (size_t ai = 0; ai < arms.size(); ai++)
         for (int64_t seed = 0; seed < seeds; seed++) {
             std::string dir = out + "/" + arms[ai].name + "-s" + std::to_string(seed);
-            Metrics m = finished_run_metrics(dir, steps);
+            Metrics m = eval_at_step(dir, steps);  // a finished run's last evaluation
             if (m.empty()) {
                 fs::remove_all(dir);  // an unfinished run starts over (its evaluation is what counts)
                 TrainConfig c;
@@ -209,22 +154,10 @@ int cmd_experiment(int argc, char** argv) {
         }
     double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_all).count() / 60;
 
-    std::ostringstream table;
-    table << "| metric (mean ± std over " << seeds << " seeds) |";
-    for (const auto& arm : arms) table << " " << arm.name << " |";
-    table << "\n|---|";
-    for (size_t i = 0; i < arms.size(); i++) table << "---|";
-    table << "\n";
-    for (const auto& [name, text] : rows) {
-        table << "| " << text << " |";
-        bool percent = name.find("consistency") != 0;
-        for (size_t ai = 0; ai < arms.size(); ai++) {
-            std::vector<double> xs;
-            for (const Metrics& m : results[ai]) xs.push_back(metric(m, name));
-            table << " " << mean_std(xs, percent) << " |";
-        }
-        table << "\n";
-    }
+    std::vector<ReportColumn> columns;
+    for (size_t ai = 0; ai < arms.size(); ai++) columns.push_back({arms[ai].name, results[ai]});
+    const std::string table = report_table("metric (mean ± std over " + std::to_string(seeds) + " seeds)",
+                                           report_rows(data), columns);
     fs::create_directories(out);
     std::ofstream md(out + "/results.md");
     md << "# " << command << "\n\n"
@@ -232,7 +165,7 @@ int cmd_experiment(int argc, char** argv) {
        << " (warm-up " << steps / 10 << ", cosine), weight decay 0.1; " << precision
        << (precision == "bf16" ? " (autocast, fp32 master weights)" : "") << "; data " << data << "; seeds 0.." << seeds - 1
        << "; " << get_num_threads() << " CPU threads; " << int(minutes + 0.5) << " min for the runs done now.\n\n"
-       << table.str();
+       << table;
     Json all = Json::object();
     for (size_t ai = 0; ai < arms.size(); ai++) {
         Json runs = Json::array();
@@ -240,6 +173,6 @@ int cmd_experiment(int argc, char** argv) {
         all.set(arms[ai].name, runs);
     }
     std::ofstream(out + "/results.json") << all.dump(1) << '\n';
-    std::printf("\n%s\nresults: %s/results.md, %s/results.json\n", table.str().c_str(), out.c_str(), out.c_str());
+    std::printf("\n%s\nresults: %s/results.md, %s/results.json\n", table.c_str(), out.c_str(), out.c_str());
     return 0;
 }

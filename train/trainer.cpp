@@ -1,6 +1,7 @@
 // train/trainer.cpp
-// defines: train(), the loop of train/trainer.h, with its run directory, checkpoints, metrics
-// log, progress lines and signal handling.
+// defines: train(), the loop of train/trainer.h, and its helpers: the run's config on resume
+// (resolve_run_config), the loader, the progress lines (log_progress), evaluate_and_log,
+// save_checkpoint, signal handling. metrics.jsonl is written by train/metrics_log.h.
 #include "train/trainer.h"
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 
 #include "data/loader.h"
@@ -22,6 +24,7 @@
 #include "engine/ops.h"
 #include "engine/strings.h"
 #include "models/checkpoint.h"
+#include "train/metrics_log.h"
 #include "train/optimizer.h"
 #include "train/train_step.h"
 
@@ -129,40 +132,186 @@ std::string format_duration(double seconds) {
     return buf;
 }
 
-// metrics.jsonl, appended one line per record and flushed (a crash loses nothing written).
-class MetricsLog {
-public:
-    // fresh: start empty; otherwise keep the lines of steps <= keep_through (a resume drops what
-    // was logged after the checkpoint it continues from).
-    MetricsLog(const std::string& path, bool fresh, int64_t keep_through) {
-        std::vector<std::string> kept;
-        if (!fresh && fs::exists(path)) {
-            std::ifstream in(path);
-            std::string line;
-            while (std::getline(in, line)) {
-                if (line.empty()) continue;
-                Json j = Json::parse(line);
-                if (j.at("step").as_int() <= keep_through) kept.push_back(line);
-            }
-        }
-        out_.open(path, std::ios::trunc);
-        RC_CHECK(out_.good(), path, ": cannot open for writing");
-        for (const auto& line : kept) out_ << line << '\n';
-        out_.flush();
-    }
-    void write(const char* type, int64_t step, double epoch, const Metrics& values) {
-        Json j = Json::object();
-        j.set("type", type);
-        j.set("step", step);
-        j.set("epoch", epoch);
-        for (const auto& [k, v] : values) j.set(k, std::isfinite(v) ? Json(v) : Json());
-        out_ << j.dump() << '\n';
-        out_.flush();
-    }
+// ---- the run's config ----
 
-private:
-    std::ofstream out_;
+// The config a run trains with: `given` for a fresh run; on resume the checkpoint's numbers with
+// the given output and execution settings (trainer.h). Sets `resume_file` to the checkpoint
+// resumed from ("" for a fresh run).
+TrainConfig resolve_run_config(const TrainConfig& given, const std::string& resume, std::string& resume_file) {
+    resume_file.clear();
+    if (resume.empty()) return given;
+    RC_CHECK(fs::exists(resume), "--resume ", resume, ": no such run directory or checkpoint file");
+    resume_file = fs::is_directory(resume) ? latest_checkpoint(resume) : resume;
+    RC_CHECK(!resume_file.empty(), "--resume ", resume, ": no checkpoints in ", resume, "/checkpoints");
+    ClipCheckpointInfo info = read_clip_checkpoint_info(resume_file);
+    RC_CHECK(info.metadata.count("run_format") && info.metadata.at("run_format") == kRunFormat, "--resume ",
+             resume_file, ": not a training checkpoint (no run state; it holds weights only)");
+    TrainConfig c = TrainConfig::from_json(Json::parse(info.metadata.at("train_config")));
+    c.out = given.out == TrainConfig().out ? fs::path(resume_file).parent_path().parent_path().string() : given.out;
+    c.threads = given.threads;
+    c.log_every = given.log_every;
+    c.save_every = given.save_every;
+    c.eval_every = given.eval_every;
+    c.keep_last = given.keep_last;
+    c.stop_at = given.stop_at;
+    c.workers = given.workers;
+    return c;
+}
+
+// What a run trains and carries from checkpoint to checkpoint, besides the config.
+struct TrainState {
+    std::shared_ptr<CLIP> model;
+    std::unique_ptr<AdamW> optimizer;
+    Generator loss_gen;   // the ListMLE tie-breaks
+    int64_t start = 0;    // steps done before this call
 };
+
+// A fresh model (initialised from the seed) and optimizer, or those of `resume_file` with its
+// step and loss generator; the model on `device`, in train mode.
+TrainState init_or_resume(const TrainConfig& c, const CLIPConfig& mc, Device device, const std::string& resume_file) {
+    TrainState st;
+    st.loss_gen = Generator(mix_seed(c.seed, 0x72616e6b));
+    ClipCheckpoint resumed;
+    if (resume_file.empty()) {
+        Generator init_gen(c.seed);
+        st.model = std::make_shared<CLIP>(mc, init_gen);
+        st.model->to(device);
+    } else {
+        resumed = load_clip(resume_file, device);
+        st.model = resumed.model;
+        st.start = std::stoll(resumed.metadata.at("step"));
+        st.loss_gen.set_state(hex_decode(resumed.metadata.at("loss_rng"), resume_file));
+    }
+    st.model->train();
+    st.optimizer = std::make_unique<AdamW>(st.model->named_parameters(),
+                                           AdamWOptions{c.beta1, c.beta2, c.eps, c.weight_decay});
+    if (!resume_file.empty()) st.optimizer->load_state(resumed.extra_tensors, st.start);
+    return st;  // the checkpoint's file tensors are dropped here
+}
+
+// The loader of a run: shuffled, whole batches only, the run's augmentation, tokenized to the
+// model's context length; epoch order and augmentation depend only on (seed, step).
+LoaderOptions run_loader_options(const TrainConfig& c, const CLIPConfig& mc, const Tokenizer& tok, Device device) {
+    LoaderOptions lo;
+    lo.batch_size = c.batch_size;
+    lo.shuffle = true;
+    lo.drop_last = true;
+    lo.seed = c.seed;
+    lo.num_workers = c.workers;
+    lo.augment = c.augment;
+    lo.augment_options = c.augment_options;
+    lo.image_size = int(mc.image_size);
+    lo.tokenizer = &tok;
+    lo.context_length = int(mc.context_length);
+    lo.pin_memory = device.is_cuda();
+    return lo;
+}
+
+// What train_step does each step: the loss, accumulation, bf16 autocast, clipping.
+StepOptions run_step_options(const TrainConfig& c, int64_t epochs) {
+    StepOptions so;
+    so.loss = c.loss;
+    if (c.loss.kind == LossKind::RankCLIP && c.loss.rank_schedule == RankWeightSchedule::EpochRamp && epochs < 2) {
+        // the epoch ramp is 0 for the whole first epoch: a run shorter than two ramps over steps
+        so.loss.rank_schedule = RankWeightSchedule::StepRamp;
+        std::printf("train: the run is shorter than 2 epochs: the RankCLIP weight ramps over steps "
+                    "(--rank-schedule step-ramp)\n");
+    }
+    so.accum = c.accum;
+    so.bf16 = c.precision == "bf16";
+    so.grad_clip = c.grad_clip;
+    return so;
+}
+
+// The batch of `step`: the loader's next, or the first of the next epoch when this one ran out.
+Batch next_batch(DataLoader& loader, int64_t step, int64_t per_epoch) {
+    Batch batch;
+    if (!loader.next(batch)) {  // the epoch ran out: the next one begins at this step
+        loader.start_epoch(step / per_epoch, 0);
+        RC_CHECK(loader.next(batch), "the loader gave no batch at step ", step);
+    }
+    return batch;
+}
+
+// ---- progress ----
+
+// The clock of the progress lines: images per second since the last line, time since the start,
+// and the time left at that pace.
+struct ProgressClock {
+    std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now(), t_last = t0;
+    int64_t steps_since_last = 0;
+    double images_per_s = 0, elapsed_s = 0, eta_s = 0;
+
+    // Called at a progress line after `step`: the run started at `start` and stops at `stop`.
+    void lap(int64_t step, int64_t start, int64_t stop, int64_t batch_size) {
+        auto now = std::chrono::steady_clock::now();
+        double dt = std::chrono::duration<double>(now - t_last).count();
+        elapsed_s = std::chrono::duration<double>(now - t0).count();
+        images_per_s = dt > 0 ? double(steps_since_last * batch_size) / dt : 0.0;
+        eta_s = elapsed_s / double(step - start) * double(stop - step);
+        t_last = now;
+        steps_since_last = 0;
+    }
+};
+
+// One progress line, and the same values as a "train" line of metrics.jsonl:
+//   step  12/300 | epoch 0.50 | loss 4.1234 (contrastive 4.0000, ...) | lr 1.000e-04 | scale 14.29
+//   | w 0.00 | 812.3 img/s | ETA 3m20s
+void log_progress(MetricsLog& metrics, const TrainConfig& c, int64_t step, int64_t total, int64_t per_epoch,
+                  const StepStats& s, double lr, double w, double scale, const ProgressClock& clock) {
+    const bool rankclip = c.loss.kind == LossKind::RankCLIP;
+    Metrics m{{"loss", s.loss}};
+    for (const auto& part : s.parts) m.push_back(part);
+    m.insert(m.end(), {{"lr", lr}, {"logit_scale", scale}, {"grad_norm", s.grad_norm},
+                       {"images_per_s", clock.images_per_s}, {"time_s", clock.elapsed_s}});
+    if (rankclip) m.push_back({"rank_weight", w});
+    metrics.write("train", step, double(step) / double(per_epoch), m);
+
+    std::printf("step %*lld/%lld | epoch %.2f | loss %.4f", int(std::to_string(total).size()), (long long)step,
+                (long long)total, double(step) / double(per_epoch), s.loss);
+    if (s.parts.size() > 1) {
+        std::printf(" (");
+        for (size_t i = 0; i < s.parts.size(); i++)
+            std::printf("%s%s %.4f", i ? ", " : "", s.parts[i].first.c_str(), s.parts[i].second);
+        std::printf(")");
+    }
+    std::printf(" | lr %.3e | scale %.2f", lr, scale);
+    if (rankclip) std::printf(" | w %.2f", w);
+    std::printf(" | %.1f img/s | ETA %s\n", clock.images_per_s, format_duration(clock.eta_s).c_str());
+    std::fflush(stdout);
+}
+
+// ---- evaluation and checkpoints ----
+
+// Runs the evaluation hook on `model` (in eval mode, then back to train mode), logs it to
+// metrics.jsonl and prints "eval @ step N: name value ...".
+Metrics evaluate_and_log(const TrainHooks& hooks, CLIP& model, const Tokenizer& tok, MetricsLog& metrics,
+                         int64_t step, int64_t per_epoch) {
+    model.eval();
+    Metrics m = hooks.evaluate(model, tok, step);  // gradients are the hook's business (a probe trains)
+    model.train();
+    metrics.write("eval", step, double(step) / double(per_epoch), m);
+    std::printf("eval @ step %lld:", (long long)step);
+    for (const auto& [k, v] : m) std::printf(" %s %.4f", k.c_str(), v);
+    std::printf("\n");
+    std::fflush(stdout);
+    return m;
+}
+
+// Writes the checkpoint of `step` (weights, AdamW moments, the config, the step, the loss
+// generator's state) and deletes all but the newest keep_last. Returns its path.
+std::string save_checkpoint(const TrainConfig& c, int64_t step, const CLIP& model, const AdamW& optimizer,
+                            const Generator& loss_gen) {
+    std::map<std::string, std::string> meta{{"run_format", kRunFormat},
+                                            {"train_config", c.to_json().dump()},
+                                            {"step", std::to_string(step)},
+                                            {"loss_rng", hex_encode(loss_gen.get_state())}};
+    std::string path = checkpoint_path(c.out, step);
+    save_clip(path, model, DType::F32, meta, optimizer.state_tensors());
+    auto files = list_checkpoints(c.out);
+    for (size_t i = 0; i + size_t(c.keep_last) < files.size(); i++) fs::remove(files[i]);
+    return path;
+}
 
 }  // namespace
 
@@ -172,27 +321,9 @@ std::string latest_checkpoint(const std::string& run_dir) {
 }
 
 TrainResult train(const TrainConfig& given, const std::string& resume, const TrainHooks& hooks) {
-    // ---- the run's config: fresh, or the checkpoint's numbers with the given output settings ----
-    TrainConfig c = given;
+    // ---- the run's config and directory ----
     std::string resume_file;
-    ClipCheckpoint resumed;
-    if (!resume.empty()) {
-        RC_CHECK(fs::exists(resume), "--resume ", resume, ": no such run directory or checkpoint file");
-        resume_file = fs::is_directory(resume) ? latest_checkpoint(resume) : resume;
-        RC_CHECK(!resume_file.empty(), "--resume ", resume, ": no checkpoints in ", resume, "/checkpoints");
-        ClipCheckpointInfo info = read_clip_checkpoint_info(resume_file);
-        RC_CHECK(info.metadata.count("run_format") && info.metadata.at("run_format") == kRunFormat, "--resume ",
-                 resume_file, ": not a training checkpoint (no run state; it holds weights only)");
-        c = TrainConfig::from_json(Json::parse(info.metadata.at("train_config")));
-        c.out = given.out == TrainConfig().out ? fs::path(resume_file).parent_path().parent_path().string() : given.out;
-        c.threads = given.threads;
-        c.log_every = given.log_every;
-        c.save_every = given.save_every;
-        c.eval_every = given.eval_every;
-        c.keep_last = given.keep_last;
-        c.stop_at = given.stop_at;
-        c.workers = given.workers;
-    }
+    const TrainConfig c = resolve_run_config(given, resume, resume_file);
     c.validate();
     if (c.threads > 0) set_num_threads(c.threads);
     Device device = parse_device(c.device);
@@ -210,65 +341,28 @@ TrainResult train(const TrainConfig& given, const std::string& resume, const Tra
     open_options.seed = c.seed;
     std::unique_ptr<Dataset> data = open_dataset(c.data, open_options);
     CLIPConfig mc = run_model_config(c, *tok);
-
-    LoaderOptions lo;
-    lo.batch_size = c.batch_size;
-    lo.shuffle = true;
-    lo.drop_last = true;
-    lo.seed = c.seed;
-    lo.num_workers = c.workers;
-    lo.augment = c.augment;
-    lo.augment_options = c.augment_options;
-    lo.image_size = int(mc.image_size);
-    lo.tokenizer = tok.get();
-    lo.context_length = int(mc.context_length);
-    lo.pin_memory = device.is_cuda();
-    DataLoader loader(*data, lo);
+    DataLoader loader(*data, run_loader_options(c, mc, *tok, device));
     int64_t per_epoch = loader.batches_per_epoch();
     RC_CHECK(per_epoch > 0, c.data, ": ", data->size(), " samples, fewer than one batch of ", c.batch_size);
     int64_t total = c.steps > 0 ? c.steps : c.epochs * per_epoch;
     int64_t epochs = (total + per_epoch - 1) / per_epoch;
 
-    // ---- model, optimizer, generators ----
-    std::shared_ptr<CLIP> model;
-    int64_t start = 0;
-    Generator loss_gen(mix_seed(c.seed, 0x72616e6b));  // the ListMLE tie-breaks
-    if (resume_file.empty()) {
-        Generator init_gen(c.seed);
-        model = std::make_shared<CLIP>(mc, init_gen);
-        model->to(device);
-    } else {
-        resumed = load_clip(resume_file, device);
-        model = resumed.model;
-        start = std::stoll(resumed.metadata.at("step"));
-        loss_gen.set_state(hex_decode(resumed.metadata.at("loss_rng"), resume_file));
-    }
-    model->train();
-    AdamW optimizer(model->named_parameters(), {c.beta1, c.beta2, c.eps, c.weight_decay});
-    if (!resume_file.empty()) optimizer.load_state(resumed.extra_tensors, start);
-    resumed = ClipCheckpoint();  // drop the file's tensors
+    // ---- model, optimizer, generators: fresh, or the checkpoint's ----
+    TrainState state = init_or_resume(c, mc, device, resume_file);
+    CLIP& model = *state.model;
+    AdamW& optimizer = *state.optimizer;
+    Generator& loss_gen = state.loss_gen;
+    const int64_t start = state.start;
 
-    StepOptions so;
-    so.loss = c.loss;
-    if (c.loss.kind == LossKind::RankCLIP && c.loss.rank_schedule == RankWeightSchedule::EpochRamp && epochs < 2) {
-        // the epoch ramp is 0 for the whole first epoch: a run shorter than two ramps over steps
-        so.loss.rank_schedule = RankWeightSchedule::StepRamp;
-        std::printf("train: the run is shorter than 2 epochs: the RankCLIP weight ramps over steps "
-                    "(--rank-schedule step-ramp)\n");
-    }
-    so.accum = c.accum;
-    so.bf16 = c.precision == "bf16";
-    so.grad_clip = c.grad_clip;
+    StepOptions so = run_step_options(c, epochs);
     LrScheduleOptions lr_options{c.schedule, c.lr, c.warmup, total};
 
-    {
-        std::ofstream cfg(c.out + "/config.json");
-        cfg << c.to_json().dump(2) << '\n';
-    }
+    // ---- outputs: config.json, metrics.jsonl (cut back to the checkpoint's step on resume) ----
+    std::ofstream(c.out + "/config.json") << c.to_json().dump(2) << '\n';
     MetricsLog metrics(c.out + "/metrics.jsonl", resume_file.empty(), start);
     std::printf("train: %s (%.2fM parameters) on %s, loss %s, batch %lld (accum %d), %lld steps = %lld epochs "
                 "of %lld batches, lr %g (%s, warmup %lld), wd %g, seed %llu, device %s %s, vocabulary: %s\n",
-                c.model.c_str(), double(model->num_parameters()) / 1e6, data->describe().c_str(),
+                c.model.c_str(), double(model.num_parameters()) / 1e6, data->describe().c_str(),
                 loss_kind_name(c.loss.kind), (long long)c.batch_size, c.accum,
                 (long long)total, (long long)epochs, (long long)per_epoch, c.lr, lr_schedule_name(c.schedule),
                 (long long)c.warmup, c.weight_decay, (unsigned long long)c.seed, device.str().c_str(),
@@ -276,80 +370,34 @@ TrainResult train(const TrainConfig& given, const std::string& resume, const Tra
     if (start > 0) std::printf("train: resumed from %s at step %lld\n", resume_file.c_str(), (long long)start);
     std::fflush(stdout);
 
+    // ---- the loop: batch -> lr and weight -> train_step -> log / evaluate / save ----
     TrainResult result;
     result.total_steps = total;
-    auto save = [&](int64_t step) {
-        std::map<std::string, std::string> meta{{"run_format", kRunFormat},
-                                                {"train_config", c.to_json().dump()},
-                                                {"step", std::to_string(step)},
-                                                {"loss_rng", hex_encode(loss_gen.get_state())}};
-        std::string path = checkpoint_path(c.out, step);
-        save_clip(path, *model, DType::F32, meta, optimizer.state_tensors());
-        auto files = list_checkpoints(c.out);
-        for (size_t i = 0; i + size_t(c.keep_last) < files.size(); i++) fs::remove(files[i]);
-        result.checkpoint = path;
-    };
     auto evaluate = [&](int64_t step) {
-        model->eval();
-        Metrics m = hooks.evaluate(*model, *tok, step);  // gradients are the hook's business (a probe trains)
-        model->train();
-        metrics.write("eval", step, double(step) / double(per_epoch), m);
-        std::printf("eval @ step %lld:", (long long)step);
-        for (const auto& [k, v] : m) std::printf(" %s %.4f", k.c_str(), v);
-        std::printf("\n");
-        std::fflush(stdout);
-        result.last_eval = m;
+        result.last_eval = evaluate_and_log(hooks, model, *tok, metrics, step, per_epoch);
     };
+    auto save = [&](int64_t step) { result.checkpoint = save_checkpoint(c, step, model, optimizer, loss_gen); };
 
-    // ---- the loop ----
     StopSignalScope signals;
     int64_t step = start, last_saved = start, last_eval = -1;
     int64_t stop = c.stop_at > 0 ? std::min(c.stop_at, total) : total;
-    auto t0 = std::chrono::steady_clock::now(), t_log = t0;
-    int64_t steps_since_log = 0;
+    ProgressClock clock;
     loader.start_epoch(step / per_epoch, step % per_epoch);
     while (step < stop && g_stop_signal == 0) {
-        Batch batch;
-        if (!loader.next(batch)) {  // the epoch ran out: the next one begins at this step
-            loader.start_epoch(step / per_epoch, 0);
-            RC_CHECK(loader.next(batch), "the loader gave no batch at step ", step);
-        }
+        Batch batch = next_batch(loader, step, per_epoch);
         int64_t epoch = step / per_epoch + 1;  // counted from 1, as the RankCLIP ramp
         double lr = learning_rate_at(lr_options, step);
         double w = rank_weight_at(so.loss, epoch, epochs, step, total);
-        StepStats s = train_step(*model, optimizer, batch.images.to(device), batch.text.to(device), so, lr, w,
+        StepStats s = train_step(model, optimizer, batch.images.to(device), batch.text.to(device), so, lr, w,
                                  loss_gen, step + 1);
         step++;
-        steps_since_log++;
+        clock.steps_since_last++;
         result.last_loss = s.loss;
 
         if (step % c.log_every == 0 || step == stop) {
-            auto now = std::chrono::steady_clock::now();
-            double dt = std::chrono::duration<double>(now - t_log).count();
-            double elapsed = std::chrono::duration<double>(now - t0).count();
-            double ips = dt > 0 ? double(steps_since_log * c.batch_size) / dt : 0.0;
-            double eta = elapsed / double(step - start) * double(stop - step);
-            double scale = std::exp(model->logit_scale.item());
-            Metrics m{{"loss", s.loss}};
-            for (const auto& part : s.parts) m.push_back(part);
-            m.insert(m.end(), {{"lr", lr}, {"logit_scale", scale}, {"grad_norm", s.grad_norm}, {"images_per_s", ips},
-                               {"time_s", elapsed}});
-            if (c.loss.kind == LossKind::RankCLIP) m.push_back({"rank_weight", w});
-            metrics.write("train", step, double(step) / double(per_epoch), m);
-            std::printf("step %*lld/%lld | epoch %.2f | loss %.4f", int(std::to_string(total).size()), (long long)step,
-                        (long long)total, double(step) / double(per_epoch), s.loss);
-            if (s.parts.size() > 1) {
-                std::printf(" (");
-                for (size_t i = 0; i < s.parts.size(); i++)
-                    std::printf("%s%s %.4f", i ? ", " : "", s.parts[i].first.c_str(), s.parts[i].second);
-                std::printf(")");
-            }
-            std::printf(" | lr %.3e | scale %.2f", lr, scale);
-            if (c.loss.kind == LossKind::RankCLIP) std::printf(" | w %.2f", w);
-            std::printf(" | %.1f img/s | ETA %s\n", ips, format_duration(eta).c_str());
-            std::fflush(stdout);
-            t_log = now;
-            steps_since_log = 0;
+            clock.lap(step, start, stop, c.batch_size);
+            double scale = std::exp(model.logit_scale.item());
+            log_progress(metrics, c, step, total, per_epoch, s, lr, w, scale, clock);
         }
         if (hooks.evaluate && c.eval_every > 0 && step % c.eval_every == 0) {
             evaluate(step);
@@ -361,6 +409,7 @@ TrainResult train(const TrainConfig& given, const std::string& resume, const Tra
         }
     }
 
+    // ---- the end: a last evaluation and checkpoint, and how to continue ----
     result.interrupted = g_stop_signal != 0;
     if (step == total && hooks.evaluate && last_eval != step) evaluate(step);
     if (step != last_saved || result.checkpoint.empty()) save(step);

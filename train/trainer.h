@@ -7,6 +7,7 @@
 // Run directory (config.out):
 //   metrics.jsonl                 one JSON object per log step ("type": "train") and per
 //                                 evaluation ("type": "eval"), each with "step" and "epoch"
+//                                 (written and read by train/metrics_log.h)
 //   checkpoints/step_XXXXXXXX.safetensors   CLIP weights (OpenAI names) + AdamW moments +
 //                                 metadata: the TrainConfig, steps done, the loss generator's
 //                                 state. Written to a temporary file and renamed.
@@ -24,12 +25,10 @@
 #include <vector>
 
 #include "models/clip.h"
+#include "train/metrics_log.h"   // Metrics
 #include "train/train_config.h"
 
 namespace rankclip {
-
-// Metric name -> value, as written to metrics.jsonl and printed.
-using Metrics = std::vector<std::pair<std::string, double>>;
 
 class Tokenizer;
 
