@@ -33,6 +33,9 @@ ifeq ($(CUDA),1)
 CXXFLAGS += -DRANKCLIP_CUDA -I$(CUDA_HOME)/include
 NVCCFLAGS ?= -O2 -std=c++17 $(CUDA_ARCH) -I. -Xcompiler -fopenmp -DRANKCLIP_CUDA --expt-relaxed-constexpr -MMD -MP
 LDFLAGS  += -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib -Wl,-rpath,$(CUDA_HOME)/lib64
+# The CUDA backend registers itself from a static initialiser in cuda/device.cpp, which nothing
+# references: this keeps that object (and the registration) in every program (see there).
+LDFLAGS  += -Wl,--undefined=rankclip_cuda_backend_registered
 LDLIBS   += -lcudart -lcublas -lcublasLt
 LIB_SRC  += $(CUDA_CPP)
 ifeq ($(USE_CUDNN),1)

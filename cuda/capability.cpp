@@ -1,16 +1,25 @@
 // cuda/capability.cpp
-// defines: cuda_compute_capability_major, asked by autocast before it runs anything in bf16.
+// defines: CudaBackend::supports_bf16 (compute capability 8.0 or newer), which autocast asks
+// through the Backend interface before it runs anything in bf16.
 #include <cuda_runtime_api.h>
 
+#include "cuda/cuda_backend.h"
 #include "engine/error.h"
 
 namespace rankclip {
 
-int cuda_compute_capability_major(int device) {
+static int cuda_compute_capability_major(int device) {
     int major = 0;
     cudaError_t err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
     RC_CHECK(err == cudaSuccess, "cuda:", device, ": cannot read the compute capability: ", cudaGetErrorString(err));
     return major;
+}
+
+bool CudaBackend::supports_bf16(int index, std::string* why) const {
+    int major = cuda_compute_capability_major(index);
+    if (major >= 8) return true;
+    if (why) *why = str_cat("bf16 needs a GPU of compute capability 8.0 or newer; cuda:", index, " has ", major, ".x");
+    return false;
 }
 
 }  // namespace rankclip

@@ -1,7 +1,9 @@
 // cuda/cuda_backend.h
 // defines: CudaBackend, the engine's op table for CUDA devices (see engine/backend.h for the
-// contract of every kernel), and cuda_backend(), which creates and registers it on first use.
-// Files: cuda/device.{h,cpp} (per-device stream, cuBLAS handle, registration),
+// contract of every kernel), cuda_backend(), the one instance (registered with the engine when
+// the program starts, see cuda/device.cpp), and cuda_device_count / cuda_available.
+// Files: cuda/device.{h,cpp} (registration, device count, per-device stream, cuBLAS handle),
+// cuda/capability.cpp (bf16 support),
 // cuda/allocator.* (caching allocator, pinned buffers), cuda/cuda_backend.cu (memory, copies,
 // elementwise, where, dropout), cuda/rows.cu (reductions, argmax, cumsum, sort),
 // cuda/indexing.cu (index_select/add, gather/scatter_add), cuda/kernel_common.cuh (their shared
@@ -14,6 +16,10 @@ namespace rankclip {
 
 struct CudaBackend : Backend {
     const char* name() const override { return "cuda"; }
+
+    // cuda/device.cpp, cuda/capability.cpp: no CUDA context is created by these
+    int device_count() const override;
+    bool supports_bf16(int index, std::string* why) const override;
 
     void* allocate(size_t nbytes) override;
     void deallocate(void* ptr, size_t nbytes) override;
@@ -82,8 +88,10 @@ struct CudaBackend : Backend {
 int cuda_device_count();
 bool cuda_available();
 
-// The CUDA backend, created on the first call and registered with register_backend(); nullptr
-// (and nothing registered) when no CUDA device is usable. Defined in cuda/device.cpp.
+// The CUDA backend, created on the first call (no CUDA call: it is an op table; device state comes
+// with the first use of a device, cuda_context in cuda/device.h). Registered with the engine at
+// start-up even on a machine without a GPU; its device_count() is then 0 and the engine treats
+// CUDA as absent (has_backend). Defined in cuda/device.cpp.
 Backend* cuda_backend();
 
 }  // namespace rankclip

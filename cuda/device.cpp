@@ -1,7 +1,7 @@
 // cuda/device.cpp
 // defines: cuda_device_count / cuda_available (0 devices on any CUDA error, e.g. no driver),
-// cuda_backend() (creates the CudaBackend once and registers it), and the per-device contexts of
-// cuda/device.h (stream, allocator, cuBLAS handle + workspace).
+// cuda_backend() (the one CudaBackend) and its registration with the engine at start-up, and the
+// per-device contexts of cuda/device.h (stream, allocator, cuBLAS handle + workspace).
 #include <array>
 #include <atomic>
 #include <mutex>
@@ -31,14 +31,11 @@ int cuda_device_count() {
 
 bool cuda_available() { return cuda_device_count() > 0; }
 
+int CudaBackend::device_count() const { return cuda_device_count(); }
+
 Backend* cuda_backend() {
     // Created once and never destroyed: tensors freed during static destruction still need it.
-    static Backend* backend = []() -> Backend* {
-        if (!cuda_available()) return nullptr;
-        auto* b = new CudaBackend();
-        register_backend(DeviceType::CUDA, b);
-        return b;
-    }();
+    static Backend* backend = new CudaBackend();
     return backend;
 }
 
@@ -143,3 +140,21 @@ void cuda_check_kernel_errors(CudaContext& ctx) {
 }
 
 }  // namespace rankclip
+
+// Registration. The engine knows no backend but the CPU's (engine/backend.h): this initialiser
+// hands it the CUDA one before main. It stores a pointer and makes no CUDA call, so the driver is
+// first asked when something asks about CUDA (has_backend -> cuda_device_count) and a device's
+// context is created only when that device is used; without a GPU the program runs as a CPU-only
+// build does.
+// Kept in the link on purpose: this object sits in a static library (librankclip.a), and the
+// linker takes an archive member only when something references it. Nothing does (the engine
+// reaches the backend through the registry), so the initialiser would be dropped with the object.
+// The Makefile therefore links every program with
+//     -Wl,--undefined=rankclip_cuda_backend_registered
+// (tools/gpu-check.sh's shell build too), which pulls in this object and its initialiser. Unlike
+// --whole-archive it takes nothing else; unlike a register call in each main() it cannot be
+// forgotten by a new program, and neither the mains nor the engine need to know about CUDA.
+extern "C" const bool rankclip_cuda_backend_registered = [] {
+    rankclip::register_backend(rankclip::DeviceType::CUDA, rankclip::cuda_backend());
+    return true;
+}();

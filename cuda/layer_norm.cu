@@ -5,7 +5,7 @@
 // Forward: one warp per row when C <= 2048 (four rows per block), else one 512-thread block per
 // row; two-pass statistics (mean, then the centred sum of squares), as the CPU backend; F32 warp
 // rows with C % 4 == 0 are read and written as float4.
-// Backward (cuda/dev/layernorm_backward.cu, kernel3): each block takes a chunk of rows, one warp
+// Backward (cuda/dev/layer_norm_backward.cu, kernel3): each block takes a chunk of rows, one warp
 // per row computes gx and adds gy * xhat, gy into its own shared-memory accumulators; the block
 // sums its warps in warp order into partials (blocks, C), which a second kernel sums in block
 // order. No float atomics: gw/gb are bit-identical run to run. Rows too wide for the shared
@@ -28,7 +28,7 @@ constexpr int64_t kWarpRowLimit = 2048;  // widest row one warp normalises
 constexpr int kBlockRowThreads = 512;
 // Fused backward: 8 warps per block, whose per-warp gw/gb sums must fit in this much shared
 // memory (C <= 1600 in F32, 800 in F64: every CLIP width). Wider rows take the two-kernel path,
-// which measured faster there (cuda/dev/layernorm_backward.cu on an H200).
+// which measured faster there (cuda/dev/layer_norm_backward.cu on an H200).
 constexpr int kFusedWarps = 8;
 constexpr size_t kMaxAccumulatorSmem = 100 * 1024;
 
@@ -70,7 +70,7 @@ __global__ void layer_norm_forward_kernel(const T* __restrict__ x, const T* __re
 
 // The same for F32 rows read and written four floats at a time (C % 4 == 0, 16-byte aligned
 // pointers): 75% of the copy roofline instead of 56% at (12608, 768) on an H200
-// (cuda/dev/layernorm_forward.cu kernel4 vs kernel2).
+// (cuda/dev/layer_norm_forward.cu kernel4 vs kernel2).
 template <int kThreads>
 __global__ void layer_norm_forward_vec4_kernel(const float* __restrict__ x, const float* __restrict__ w,
                                                const float* __restrict__ b, float* __restrict__ y,

@@ -2,24 +2,22 @@
 // defines: the autocast switch (thread-local, like grad mode) and its two casts.
 #include "engine/autocast.h"
 
+#include <string>
+
+#include "engine/backend.h"
 #include "engine/ops.h"
 
 namespace rankclip {
 
-#ifdef RANKCLIP_CUDA
-int cuda_compute_capability_major(int device);  // cuda/capability.cpp
-#endif
-
 static thread_local bool autocast_on = false;
 
 AutocastGuard::AutocastGuard(Device device, bool enabled) : previous_(autocast_on) {
-#ifdef RANKCLIP_CUDA
-    if (enabled && device.is_cuda()) {
-        int major = cuda_compute_capability_major(device.index);
-        RC_CHECK(major >= 8, "autocast: bf16 needs a GPU of compute capability 8.0 or newer; ", device.str(),
-                 " has ", major, ".x — run with fp32 precision instead");
+    if (enabled && !device.is_cpu()) {
+        // the device's backend knows whether it runs bf16 (CUDA: compute capability 8.0 or newer)
+        std::string why;
+        RC_CHECK(backend_for(device).supports_bf16(device.index, &why), "autocast: ", why,
+                 " — run with fp32 precision instead");
     }
-#endif
     autocast_on = enabled;
 }
 

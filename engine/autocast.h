@@ -4,8 +4,8 @@
 // kernels accumulate in fp32) and return bf16, while layer_norm, softmax / log_softmax and
 // cross_entropy cast their inputs up to fp32, so statistics and losses stay fp32. The casts are
 // recorded ops: gradients flow back in fp32 to fp32 master weights. Optimizer state is never
-// touched by autocast. On a CUDA device without bf16 support (compute capability < 8.0) the
-// guard refuses to start, with a clear error.
+// touched by autocast. On a device whose backend does not run bf16 (Backend::supports_bf16; a
+// CUDA device of compute capability < 8.0) the guard refuses to start, with a clear error.
 #pragma once
 #include "engine/tensor.h"
 

@@ -1,12 +1,10 @@
 // engine/backend.cpp
-// defines: the backend registry (backend_for) and the default "missing kernel" implementations,
-// so that a backend lacking a kernel fails with the op, device and dtype named.
+// defines: the backend registry (register_backend, has_backend, backend_for) and the default
+// "missing kernel" implementations, so that a backend lacking a kernel fails with the op, device
+// and dtype named.
 #include "engine/backend.h"
 
 #include "engine/cpu/cpu_backend.h"
-#ifdef RANKCLIP_CUDA
-#include "cuda/cuda_backend.h"
-#endif
 
 namespace rankclip {
 
@@ -24,29 +22,24 @@ const char* binary_op_name(BinaryOp op) {
     return names[int(op)];
 }
 
+// One slot per DeviceType (the CPU's stays empty: cpu_backend() is asked directly). Constant-
+// initialised, so it is ready before any static initialiser calls register_backend.
 static Backend* registry[2] = {nullptr, nullptr};
 
 void register_backend(DeviceType type, Backend* backend) { registry[int(type)] = backend; }
 
 bool has_backend(DeviceType type) {
     if (type == DeviceType::CPU) return true;
-#ifdef RANKCLIP_CUDA
-    return cuda_available();
-#else
-    return registry[int(type)] != nullptr;
-#endif
+    Backend* b = registry[int(type)];
+    return b != nullptr && b->device_count() > 0;
 }
 
 Backend& backend_for(Device device) {
     if (device.is_cpu()) return cpu_backend();
-#ifdef RANKCLIP_CUDA
-    if (!registry[int(DeviceType::CUDA)]) {
-        RC_CHECK(cuda_available(), "device ", device.str(), ": no CUDA device is available on this machine");
-        cuda_backend();
-    }
-#endif
     Backend* b = registry[int(device.type)];
     RC_CHECK(b, "device ", device.str(), ": this build has no backend for it (build with `make cuda`)");
+    RC_CHECK(b->device_count() > 0, "device ", device.str(), ": no ", b->name(),
+             " device is available on this machine");
     return *b;
 }
 

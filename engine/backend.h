@@ -1,14 +1,20 @@
 // engine/backend.h
-// defines: Backend, the op table of one device type. Every kernel the engine needs is a virtual
-// function here; the CPU backend (engine/cpu/) implements all of them, the CUDA backend (cuda/)
-// registers itself at start-up when built. A kernel a backend lacks throws an error naming the
-// op, the device and the dtype (see `missing`).
+// defines: Backend, the op table of one device type, and the registry of backends. Every kernel
+// the engine needs is a virtual function here; the CPU backend (engine/cpu/) implements all of
+// them. A kernel a backend lacks throws an error naming the op, the device and the dtype (see
+// `missing`). What the machine has (device count, bf16 support) is asked here too, with CPU
+// answers as defaults, so the engine needs no other backend's headers.
+//
+// The engine knows only the CPU backend. Any other registers itself with register_backend() when
+// the program starts (the CUDA backend does so from cuda/device.cpp, in a CUDA build; see there
+// and docs/ARCHITECTURE.md for how its object is kept in the link).
 //
 // Contract: output tensors are allocated by the caller (contiguous, right shape and dtype, on
 // this device). Inputs are contiguous unless the comment says "strided". All dims are already
 // wrapped and checked by the op front-ends in engine/ops/, so kernels only compute.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "engine/tensor.h"
 
@@ -49,6 +55,14 @@ const char* binary_op_name(BinaryOp op);
 struct Backend {
     virtual ~Backend() = default;
     virtual const char* name() const = 0;
+
+    // --- what the machine has: asked before anything runs, so these must create no device state
+    //     (no context, no stream); the defaults are the CPU's answers ---
+    // Usable devices of this type: 0 when the backend is built in but the machine has none (a
+    // CUDA build on a machine without a GPU or driver).
+    virtual int device_count() const { return 1; }
+    // Whether bf16 kernels run on device `index`; when not, *why says why (autocast's error).
+    virtual bool supports_bf16(int index, std::string* why) const { return true; }
 
     // --- memory ---
     virtual void* allocate(size_t nbytes) = 0;
@@ -174,9 +188,15 @@ protected:
     [[noreturn]] void missing(const char* op, const Tensor& t) const;
 };
 
-// The backend of a device type. CPU is always there; CUDA only when built and registered.
+// The backend of a device; an Error when no backend of its type is registered (a CPU-only build)
+// or the machine has none of its devices (device_count() == 0).
 Backend& backend_for(Device device);
+// Called by a backend other than the CPU's to make itself known, once, before main (from a
+// static initialiser: it must only store the pointer, not touch the device). The backend lives
+// for the whole process.
 void register_backend(DeviceType type, Backend* backend);
+// Whether tensors can live on devices of this type here: CPU always; another type when its
+// backend is registered and sees at least one device.
 bool has_backend(DeviceType type);
 
 }  // namespace rankclip

@@ -82,8 +82,8 @@ public:
         return (nbytes + kLargeRound - 1) / kLargeRound * kLargeRound;
     }
 
-    // True unless the environment variable `no_cache_var` (RANKCLIP_CUDA_NO_CACHE,
-    // RANKCLIP_CPU_NO_CACHE) is set to something other than "0".
+    // True unless the environment variable `no_cache_var`, named by the device's backend (e.g.
+    // RANKCLIP_CPU_NO_CACHE), is set to something other than "0".
     static bool caching_from_env(const char* no_cache_var) {
         const char* v = std::getenv(no_cache_var);
         return v == nullptr || v[0] == '\0' || std::strcmp(v, "0") == 0;

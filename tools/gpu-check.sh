@@ -416,6 +416,7 @@ fail=0
 export CXXFLAGS="-O2 -march=native -std=c++17 -fopenmp -Wall -Wextra -Wno-unused-parameter -I. -I$D/include/eigen3 -I$D/include -DRANKCLIP_CUDA -I$CH/include"
 export NVCCFLAGS="-O2 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 -I. -Xcompiler -fopenmp -DRANKCLIP_CUDA --expt-relaxed-constexpr"
 LDFLAGS="${LDFLAGS:-} -fopenmp -L$D/lib -L$CH/lib64 -L$CH/lib -Wl,-rpath,$CH/lib64"
+LDFLAGS+=" -Wl,--undefined=rankclip_cuda_backend_registered"  # keeps the CUDA backend's registration (cuda/device.cpp)
 LDLIBS="-lpthread -lz -larchive -ldnnl -lsleef -lcudart -lcublas -lcublasLt"
 if [[ "$USE_CUDNN" == 1 ]]; then CXXFLAGS+=" -DRANKCLIP_CUDNN"; NVCCFLAGS+=" -DRANKCLIP_CUDNN"; LDLIBS+=" -lcudnn"; fi
 export B NVCC

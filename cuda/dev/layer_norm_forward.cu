@@ -1,4 +1,4 @@
-// cuda/dev/layernorm_forward.cu
+// cuda/dev/layer_norm_forward.cu
 // defines: LayerNorm forward kernel variants over rows x (N, C) -> out (N, C), mean, rstd (N),
 // a CPU reference, the correctness check over shapes and block sizes, and the benchmark.
 //   kernel1: one thread per row, two passes (the naive baseline).
@@ -6,13 +6,13 @@
 //   kernel3: one block per row, the row staged once in shared memory.
 //   kernel4: one warp per row, float4 loads (C % 4 == 0): the library's choice (cuda/layer_norm.cu
 //            uses kernel2's structure, with this vectorisation for F32 when it applies).
-// Usage: ./layernorm_forward [variant]   (no argument: all variants)
+// Usage: ./layer_norm_forward [variant]   (no argument: all variants)
 #include "common.h"
 
 // ---------------------------------------------------------------------------------------------
 // CPU reference, double accumulation
 
-void layernorm_forward_cpu(const float* x, const float* w, const float* b, float* out, float* mean,
+void layer_norm_forward_cpu(const float* x, const float* w, const float* b, float* out, float* mean,
                            float* rstd, int N, int C, float eps) {
     for (int n = 0; n < N; n++) {
         const float* xn = x + size_t(n) * C;
@@ -31,7 +31,7 @@ void layernorm_forward_cpu(const float* x, const float* w, const float* b, float
 // ---------------------------------------------------------------------------------------------
 // kernels
 
-__global__ void layernorm_forward_kernel1(const float* __restrict__ x, const float* __restrict__ w,
+__global__ void layer_norm_forward_kernel1(const float* __restrict__ x, const float* __restrict__ w,
                                           const float* __restrict__ b, float* __restrict__ out,
                                           float* __restrict__ mean, float* __restrict__ rstd, int N,
                                           int C, float eps) {
@@ -49,7 +49,7 @@ __global__ void layernorm_forward_kernel1(const float* __restrict__ x, const flo
     rstd[n] = s;
 }
 
-__global__ void layernorm_forward_kernel2(const float* __restrict__ x, const float* __restrict__ w,
+__global__ void layer_norm_forward_kernel2(const float* __restrict__ x, const float* __restrict__ w,
                                           const float* __restrict__ b, float* __restrict__ out,
                                           float* __restrict__ mean, float* __restrict__ rstd, int N,
                                           int C, float eps) {
@@ -87,7 +87,7 @@ __device__ float block_sum(float v, float* shared) {
     return total;
 }
 
-__global__ void layernorm_forward_kernel3(const float* __restrict__ x, const float* __restrict__ w,
+__global__ void layer_norm_forward_kernel3(const float* __restrict__ x, const float* __restrict__ w,
                                           const float* __restrict__ b, float* __restrict__ out,
                                           float* __restrict__ mean, float* __restrict__ rstd, int N,
                                           int C, float eps) {
@@ -116,7 +116,7 @@ __global__ void layernorm_forward_kernel3(const float* __restrict__ x, const flo
     }
 }
 
-__global__ void layernorm_forward_kernel4(const float* __restrict__ x, const float* __restrict__ w,
+__global__ void layer_norm_forward_kernel4(const float* __restrict__ x, const float* __restrict__ w,
                                           const float* __restrict__ b, float* __restrict__ out,
                                           float* __restrict__ mean, float* __restrict__ rstd, int N,
                                           int C, float eps) {
@@ -160,32 +160,32 @@ __global__ void layernorm_forward_kernel4(const float* __restrict__ x, const flo
 
 bool variant_supports(int variant, int C) { return variant != 4 || C % 4 == 0; }
 
-void layernorm_forward(int variant, const float* x, const float* w, const float* b, float* out,
+void layer_norm_forward(int variant, const float* x, const float* w, const float* b, float* out,
                        float* mean, float* rstd, int N, int C, float eps, int block_size) {
     switch (variant) {
         case 1:
-            layernorm_forward_kernel1<<<ceil_div(N, block_size), block_size>>>(x, w, b, out, mean, rstd, N, C, eps);
+            layer_norm_forward_kernel1<<<ceil_div(N, block_size), block_size>>>(x, w, b, out, mean, rstd, N, C, eps);
             break;
         case 2:
-            layernorm_forward_kernel2<<<ceil_div(N, block_size / 32), block_size>>>(x, w, b, out, mean, rstd, N, C, eps);
+            layer_norm_forward_kernel2<<<ceil_div(N, block_size / 32), block_size>>>(x, w, b, out, mean, rstd, N, C, eps);
             break;
         case 3: {
             size_t smem = (size_t(C) + 32) * sizeof(float);
             if (smem > 48 * 1024)
-                CUDA_CHECK(cudaFuncSetAttribute(layernorm_forward_kernel3,
+                CUDA_CHECK(cudaFuncSetAttribute(layer_norm_forward_kernel3,
                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-            layernorm_forward_kernel3<<<N, block_size, smem>>>(x, w, b, out, mean, rstd, N, C, eps);
+            layer_norm_forward_kernel3<<<N, block_size, smem>>>(x, w, b, out, mean, rstd, N, C, eps);
             break;
         }
         case 4:
-            layernorm_forward_kernel4<<<ceil_div(N, block_size / 32), block_size>>>(x, w, b, out, mean, rstd, N, C, eps);
+            layer_norm_forward_kernel4<<<ceil_div(N, block_size / 32), block_size>>>(x, w, b, out, mean, rstd, N, C, eps);
             break;
     }
     CUDA_CHECK_LAUNCH();
 }
 
 int main(int argc, char** argv) {
-    require_cuda_device_or_exit("layernorm_forward");
+    require_cuda_device_or_exit("layer_norm_forward");
     const int variant = selected_variant(argc, argv);
     const int n_variants = 4;
     const float eps = 1e-5f;
@@ -200,14 +200,14 @@ int main(int argc, char** argv) {
         std::vector<float> x = random_normal(NC, 1, 2.0f), w = random_normal(s.C, 2), b = random_normal(s.C, 3);
         for (auto& v : x) v += 3.0f;  // an offset: two-pass variance must not lose it
         std::vector<float> out(NC), mean(s.N), rstd(s.N);
-        layernorm_forward_cpu(x.data(), w.data(), b.data(), out.data(), mean.data(), rstd.data(), s.N, s.C, eps);
+        layer_norm_forward_cpu(x.data(), w.data(), b.data(), out.data(), mean.data(), rstd.data(), s.N, s.C, eps);
         float *dx = device_from_host(x), *dw = device_from_host(w), *db = device_from_host(b);
         float *dout = device_alloc<float>(NC), *dmean = device_alloc<float>(s.N), *drstd = device_alloc<float>(s.N);
         for (int v = 1; v <= n_variants; v++) {
             if ((variant && v != variant) || !variant_supports(v, s.C)) continue;
             for (int bs : block_sizes) {
                 CUDA_CHECK(cudaMemset(dout, 0, NC * sizeof(float)));
-                layernorm_forward(v, dx, dw, db, dout, dmean, drstd, s.N, s.C, eps, bs);
+                layer_norm_forward(v, dx, dw, db, dout, dmean, drstd, s.N, s.C, eps, bs);
                 CUDA_CHECK(cudaDeviceSynchronize());
                 bool good = validate_device("out", dout, out.data(), NC, 1e-5f, 1e-4f) &&
                             validate_device("mean", dmean, mean.data(), s.N, 1e-5f, 1e-5f) &&
@@ -235,7 +235,7 @@ int main(int argc, char** argv) {
             for (int bs : {128, 256, 512}) {
                 if (v == 1 && bs != 256) continue;  // the naive one is only a baseline
                 float ms = benchmark_ms(v == 1 ? 3 : 20, [&] {
-                    layernorm_forward(v, dx, dw, db, dout, dmean, drstd, s.N, s.C, eps, bs);
+                    layer_norm_forward(v, dx, dw, db, dout, dmean, drstd, s.N, s.C, eps, bs);
                 });
                 char what[64];
                 std::snprintf(what, sizeof what, "kernel%d block %d", v, bs);
@@ -245,5 +245,5 @@ int main(int argc, char** argv) {
         CUDA_CHECK(cudaFree(dx)); CUDA_CHECK(cudaFree(dw)); CUDA_CHECK(cudaFree(db));
         CUDA_CHECK(cudaFree(dout)); CUDA_CHECK(cudaFree(dmean)); CUDA_CHECK(cudaFree(drstd));
     }
-    return finish("layernorm_forward", ok);
+    return finish("layer_norm_forward", ok);
 }

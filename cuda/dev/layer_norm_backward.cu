@@ -1,4 +1,4 @@
-// cuda/dev/layernorm_backward.cu
+// cuda/dev/layer_norm_backward.cu
 // defines: LayerNorm backward kernel variants, dy (N, C), x (N, C), w (C), mean, rstd (N)
 // -> dx (N, C), dw, db (C); a CPU reference, the correctness + determinism checks, the benchmark.
 // Every variant is deterministic: dw/db are never accumulated with float atomics; partial sums
@@ -11,13 +11,13 @@
 //            the block then sums its warps in order into partials (blocks, C), reduced as in
 //            kernel2. x and dy are read once from DRAM. cuda/layer_norm.cu uses it with 8 warps
 //            when their accumulators fit in 100 KiB (C <= 1600), kernel2 for wider rows.
-// Usage: ./layernorm_backward [variant]   (no argument: all variants)
+// Usage: ./layer_norm_backward [variant]   (no argument: all variants)
 #include "common.h"
 
 // ---------------------------------------------------------------------------------------------
 // CPU reference (double accumulation); forward was xhat = (x - mean) * rstd, y = xhat * w + b
 
-void layernorm_backward_cpu(const float* dy, const float* x, const float* w, const float* mean,
+void layer_norm_backward_cpu(const float* dy, const float* x, const float* w, const float* mean,
                             const float* rstd, float* dx, float* dw, float* db, int N, int C) {
     std::vector<double> dw_acc(C, 0.0), db_acc(C, 0.0);
     for (int n = 0; n < N; n++) {
@@ -49,7 +49,7 @@ void layernorm_backward_cpu(const float* dy, const float* x, const float* w, con
 // ---------------------------------------------------------------------------------------------
 // kernel1
 
-__global__ void layernorm_backward_dx_kernel1(const float* dy, const float* x, const float* w,
+__global__ void layer_norm_backward_dx_kernel1(const float* dy, const float* x, const float* w,
                                               const float* mean, const float* rstd, float* dx, int N, int C) {
     int n = blockIdx.x * blockDim.x + threadIdx.x;
     if (n >= N) return;
@@ -70,7 +70,7 @@ __global__ void layernorm_backward_dx_kernel1(const float* dy, const float* x, c
     }
 }
 
-__global__ void layernorm_backward_dwdb_kernel1(const float* dy, const float* x, const float* mean,
+__global__ void layer_norm_backward_dwdb_kernel1(const float* dy, const float* x, const float* mean,
                                                 const float* rstd, float* dw, float* db, int N, int C) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
@@ -89,7 +89,7 @@ __global__ void layernorm_backward_dwdb_kernel1(const float* dy, const float* x,
 
 // dx for one row by one warp; returns nothing, writes dx. Also used by kernel3 (which adds the
 // dw/db accumulation in the same loop, so it is written out there).
-__global__ void layernorm_backward_dx_kernel2(const float* __restrict__ dy, const float* __restrict__ x,
+__global__ void layer_norm_backward_dx_kernel2(const float* __restrict__ dy, const float* __restrict__ x,
                                               const float* __restrict__ w, const float* __restrict__ mean,
                                               const float* __restrict__ rstd, float* __restrict__ dx,
                                               int N, int C) {
@@ -114,7 +114,7 @@ __global__ void layernorm_backward_dx_kernel2(const float* __restrict__ dy, cons
 
 // partials (chunks, C) for dw and db: block (32, 8) covers 32 columns x one chunk of rows.
 // Thread (tx, ty) sums rows ty, ty + 8, ... of the chunk; the 8 sums are added in order.
-__global__ void layernorm_backward_dwdb_partial_kernel2(const float* __restrict__ dy,
+__global__ void layer_norm_backward_dwdb_partial_kernel2(const float* __restrict__ dy,
                                                         const float* __restrict__ x,
                                                         const float* __restrict__ mean,
                                                         const float* __restrict__ rstd,
@@ -148,7 +148,7 @@ __global__ void layernorm_backward_dwdb_partial_kernel2(const float* __restrict_
 }
 
 // dw[c] = sum over chunks of dw_partial[chunk, c], in chunk order (the same for db).
-__global__ void layernorm_backward_reduce_partials(const float* __restrict__ dw_partial,
+__global__ void layer_norm_backward_reduce_partials(const float* __restrict__ dw_partial,
                                                    const float* __restrict__ db_partial, float* dw,
                                                    float* db, int chunks, int C) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
@@ -165,7 +165,7 @@ __global__ void layernorm_backward_reduce_partials(const float* __restrict__ dw_
 // ---------------------------------------------------------------------------------------------
 // kernel3: fused. Shared memory: (warps, 2, C) floats.
 
-__global__ void layernorm_backward_kernel3(const float* __restrict__ dy, const float* __restrict__ x,
+__global__ void layer_norm_backward_kernel3(const float* __restrict__ dy, const float* __restrict__ x,
                                            const float* __restrict__ w, const float* __restrict__ mean,
                                            const float* __restrict__ rstd, float* __restrict__ dx,
                                            float* __restrict__ dw_partial, float* __restrict__ db_partial,
@@ -230,47 +230,47 @@ bool variant_supports(int variant, int C, int block_size) {
     return kernel3_smem(block_size, C) <= size_t(max_optin);
 }
 
-void layernorm_backward(int variant, const float* dy, const float* x, const float* w, const float* mean,
+void layer_norm_backward(int variant, const float* dy, const float* x, const float* w, const float* mean,
                         const float* rstd, float* dx, float* dw, float* db, int N, int C, int block_size,
                         Scratch& scratch) {
     switch (variant) {
         case 1:
-            layernorm_backward_dx_kernel1<<<ceil_div(N, block_size), block_size>>>(dy, x, w, mean, rstd, dx, N, C);
+            layer_norm_backward_dx_kernel1<<<ceil_div(N, block_size), block_size>>>(dy, x, w, mean, rstd, dx, N, C);
             CUDA_CHECK_LAUNCH();
-            layernorm_backward_dwdb_kernel1<<<ceil_div(C, block_size), block_size>>>(dy, x, mean, rstd, dw, db, N, C);
+            layer_norm_backward_dwdb_kernel1<<<ceil_div(C, block_size), block_size>>>(dy, x, mean, rstd, dw, db, N, C);
             break;
         case 2: {
-            layernorm_backward_dx_kernel2<<<ceil_div(N, block_size / 32), block_size>>>(dy, x, w, mean, rstd, dx, N, C);
+            layer_norm_backward_dx_kernel2<<<ceil_div(N, block_size / 32), block_size>>>(dy, x, w, mean, rstd, dx, N, C);
             CUDA_CHECK_LAUNCH();
             // enough chunks to fill the GPU about four times over
             int strips = ceil_div(C, 32);
             int chunks = std::min(scratch.max_chunks, std::max(1, 4 * num_sms() / strips));
             int rows_per_chunk = ceil_div(N, chunks);
             chunks = ceil_div(N, rows_per_chunk);
-            layernorm_backward_dwdb_partial_kernel2<<<dim3(strips, chunks), dim3(32, 8)>>>(
+            layer_norm_backward_dwdb_partial_kernel2<<<dim3(strips, chunks), dim3(32, 8)>>>(
                 dy, x, mean, rstd, scratch.dw_partial, scratch.db_partial, N, C, rows_per_chunk);
             CUDA_CHECK_LAUNCH();
-            layernorm_backward_reduce_partials<<<ceil_div(C, 256), 256>>>(scratch.dw_partial, scratch.db_partial,
+            layer_norm_backward_reduce_partials<<<ceil_div(C, 256), 256>>>(scratch.dw_partial, scratch.db_partial,
                                                                           dw, db, chunks, C);
             break;
         }
         case 3: {
             size_t smem = kernel3_smem(block_size, C);
             if (smem > 48 * 1024)
-                CUDA_CHECK(cudaFuncSetAttribute(layernorm_backward_kernel3,
+                CUDA_CHECK(cudaFuncSetAttribute(layer_norm_backward_kernel3,
                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
             // as many blocks as fit on the GPU at once (two per SM was too few: 8 warps per SM)
             int blocks_per_sm = 0;
-            CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm, layernorm_backward_kernel3,
+            CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm, layer_norm_backward_kernel3,
                                                                      block_size, smem));
             int blocks = std::min({scratch.max_chunks, num_sms() * std::max(blocks_per_sm, 1),
                                    ceil_div(N, block_size / 32)});
             int rows_per_block = ceil_div(N, blocks);
             blocks = ceil_div(N, rows_per_block);
-            layernorm_backward_kernel3<<<blocks, block_size, smem>>>(dy, x, w, mean, rstd, dx, scratch.dw_partial,
+            layer_norm_backward_kernel3<<<blocks, block_size, smem>>>(dy, x, w, mean, rstd, dx, scratch.dw_partial,
                                                                      scratch.db_partial, N, C, rows_per_block);
             CUDA_CHECK_LAUNCH();
-            layernorm_backward_reduce_partials<<<ceil_div(C, 256), 256>>>(scratch.dw_partial, scratch.db_partial,
+            layer_norm_backward_reduce_partials<<<ceil_div(C, 256), 256>>>(scratch.dw_partial, scratch.db_partial,
                                                                           dw, db, blocks, C);
             break;
         }
@@ -279,7 +279,7 @@ void layernorm_backward(int variant, const float* dy, const float* x, const floa
 }
 
 int main(int argc, char** argv) {
-    require_cuda_device_or_exit("layernorm_backward");
+    require_cuda_device_or_exit("layer_norm_backward");
     const int variant = selected_variant(argc, argv);
     const int n_variants = 3;
     bool ok = true;
@@ -305,7 +305,7 @@ int main(int argc, char** argv) {
             rstd[n] = float(1.0 / std::sqrt(v / s.C + 1e-5));
         }
         std::vector<float> dx(NC), dw(s.C), db(s.C);
-        layernorm_backward_cpu(dy.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.data(), dw.data(),
+        layer_norm_backward_cpu(dy.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.data(), dw.data(),
                                db.data(), s.N, s.C);
         float *d_dy = device_from_host(dy), *d_x = device_from_host(x), *d_w = device_from_host(w);
         float *d_mean = device_from_host(mean), *d_rstd = device_from_host(rstd);
@@ -318,13 +318,13 @@ int main(int argc, char** argv) {
             for (int bs : block_sizes) {
                 if (!variant_supports(v, s.C, bs)) continue;
                 CUDA_CHECK(cudaMemset(d_dx, 0, NC * sizeof(float)));
-                layernorm_backward(v, d_dy, d_x, d_w, d_mean, d_rstd, d_dx, d_dw, d_db, s.N, s.C, bs, scratch);
+                layer_norm_backward(v, d_dy, d_x, d_w, d_mean, d_rstd, d_dx, d_dw, d_db, s.N, s.C, bs, scratch);
                 CUDA_CHECK(cudaDeviceSynchronize());
                 bool good = validate_device("dx", d_dx, dx.data(), NC, 1e-4f, 1e-3f) &&
                             validate_device("dw", d_dw, dw.data(), s.C, dw_atol, 1e-4f) &&
                             validate_device("db", d_db, db.data(), s.C, dw_atol, 1e-4f);
                 // determinism: the same launch again gives the same bits
-                layernorm_backward(v, d_dy, d_x, d_w, d_mean, d_rstd, d_dx, d_dw2, d_db, s.N, s.C, bs, scratch);
+                layer_norm_backward(v, d_dy, d_x, d_w, d_mean, d_rstd, d_dx, d_dw2, d_db, s.N, s.C, bs, scratch);
                 CUDA_CHECK(cudaDeviceSynchronize());
                 good &= same_bits("dw", d_dw, d_dw2, s.C);
                 if (!good) std::printf("kernel%d failed at N=%d C=%d block=%d\n", v, s.N, s.C, bs);
@@ -349,7 +349,7 @@ int main(int argc, char** argv) {
             for (int bs : {128, 256, 512}) {
                 if ((v == 1 && bs != 256) || !variant_supports(v, s.C, bs)) continue;
                 float ms = benchmark_ms(v == 1 ? 3 : 20, [&] {
-                    layernorm_backward(v, d_dy, d_x, d_w, d_mean, d_rstd, d_dx, d_dw, d_db, s.N, s.C, bs, scratch);
+                    layer_norm_backward(v, d_dy, d_x, d_w, d_mean, d_rstd, d_dx, d_dw, d_db, s.N, s.C, bs, scratch);
                 });
                 char what[64];
                 std::snprintf(what, sizeof what, "kernel%d block %d", v, bs);
@@ -360,5 +360,5 @@ int main(int argc, char** argv) {
     }
     CUDA_CHECK(cudaFree(scratch.dw_partial));
     CUDA_CHECK(cudaFree(scratch.db_partial));
-    return finish("layernorm_backward", ok);
+    return finish("layer_norm_backward", ok);
 }
