@@ -224,7 +224,7 @@ if [[ -z "$cudnn_lib" && -n "$python" ]]; then
         [[ -e "$pydir/include/cudnn.h" ]] && cudnn_inc=$pydir/include
     fi
 fi
-uses_cudnn=$(grep -rl --include='*.cu' --include='*.cpp' --include='*.h' --include='*.cuh' RANKCLIP_CUDNN cuda engine nn models train data 2>/dev/null | head -1)
+uses_cudnn=$(grep -rl --include='*.cu' --include='*.cpp' --include='*.h' --include='*.cuh' RANKCLIP_CUDNN cuda engine nn models train eval report data 2>/dev/null | head -1)
 if [[ -n "${GPU_CHECK_USE_CUDNN:-}" ]]; then
     use_cudnn=$GPU_CHECK_USE_CUDNN
 elif [[ -n "$cudnn_lib" && -n "$cudnn_inc" && -n "$uses_cudnn" ]]; then
@@ -430,17 +430,20 @@ compile() {  # one source -> its object under $B, as the Makefile names it
 }
 export -f compile
 shopt -s nullglob
-lib_src=(engine/*.cpp engine/cpu/*.cpp engine/ops/*.cpp nn/*.cpp models/*.cpp train/*.cpp data/*.cpp cuda/*.cpp cuda/*.cu)
+lib_src=(engine/*.cpp engine/cpu/*.cpp engine/ops/*.cpp nn/*.cpp models/*.cpp train/*.cpp eval/*.cpp report/*.cpp data/*.cpp cuda/*.cpp cuda/*.cu)
+tool_src=(tools/rankclip.cpp tools/cmd_*.cpp)  # the command table and one file per command
 test_src=(tests/*.cpp)
 bench_src=(bench/*.cpp)  # each one a program: bench/X.cpp -> $B/X
-printf '%s\n' "${lib_src[@]}" "${test_src[@]}" tools/rankclip.cpp "${bench_src[@]}" |
+printf '%s\n' "${lib_src[@]}" "${test_src[@]}" "${tool_src[@]}" "${bench_src[@]}" |
     xargs -P "$JOBS" -I{} bash -c 'compile "$@"' _ {} || fail=1
 objs=()
 for s in "${lib_src[@]}"; do if [[ $s == *.cu ]]; then objs+=("$B/${s%.cu}.cu.o"); else objs+=("$B/${s%.cpp}.o"); fi; done
 rm -f "$B/librankclip.a" && ar rcs "$B/librankclip.a" "${objs[@]}" || exit 1
 tobjs=()
 for s in "${test_src[@]}"; do tobjs+=("$B/${s%.cpp}.o"); done
-g++ $LDFLAGS "$B/tools/rankclip.o" "$B/librankclip.a" -o "$B/rankclip" $LDLIBS || fail=1
+tool_objs=()
+for s in "${tool_src[@]}"; do tool_objs+=("$B/${s%.cpp}.o"); done
+g++ $LDFLAGS "${tool_objs[@]}" "$B/librankclip.a" -o "$B/rankclip" $LDLIBS || fail=1
 g++ $LDFLAGS "${tobjs[@]}" "$B/librankclip.a" -o "$B/run_tests" -lgtest -lgtest_main $LDLIBS || fail=1
 for s in "${bench_src[@]}"; do
     name=$(basename "${s%.cpp}")
