@@ -2,7 +2,7 @@
 // defines: CLIP, the two towers and the learned temperature, with parameter names exactly those
 // of OpenAI CLIP's state_dict: visual.* (VisionTransformer), the text tower at the top level
 // (token_embedding.weight, positional_embedding, transformer.resblocks.*, ln_final.*,
-// text_projection) and logit_scale. See DESIGN.md section 5.
+// text_projection) and logit_scale. See docs/ARCHITECTURE.md, "Models".
 //
 //   encode_image / encode_text   projected features, NOT normalised (as OpenAI's)
 //   forward                      L2-normalised features and the logits

@@ -3,7 +3,7 @@
 // engine/cpu/cpu_list_mle.cpp) against its composite list_mle_composite, values and gradients,
 // F32 and F64, with and without position weights, for B in {1, 2, 7, 33, 100}, on scores full
 // of ties (a tied row maximum included); an F64 central-difference gradcheck; the formulas of
-// RANKCLIP.md evaluated by hand on one row; large scores without overflow; and the argument
+// docs/RANKCLIP.md ("ListMLE") evaluated by hand on one row; large scores without overflow; and the argument
 // checks (a ranking that is not a permutation is an error naming list_mle).
 // Tolerances: F64 1e-12 relative (+1e-12 absolute), F32 1e-5 relative (+1e-6 * max(B, 10)
 // absolute: the gradients exp(u_j) sum_k w_k / Z_k - w_j cancel, and each side's F32 sums of B
@@ -115,7 +115,7 @@ TEST(ListMLEOp, GradcheckF64) {
     test::gradcheck([&](const std::vector<Tensor>& in) { return list_mle(in[0].t(), order); }, {base.clone()});
 }
 
-// RANKCLIP.md by hand on one row: l = sum_k [log Z_k - x_pi(k)], Z_k = sum_{j>=k} exp(x_pi(j)),
+// docs/RANKCLIP.md ("ListMLE") by hand on one row: l = sum_k [log Z_k - x_pi(k)], Z_k = sum_{j>=k} exp(x_pi(j)),
 // dl/dx_pi(j) = exp(x_pi(j)) sum_{k<=j} 1/Z_k - 1 (eps 0 here, so the formulas are exact).
 TEST(ListMLEOp, MatchesTheFormulaByHand) {
     std::vector<double> xs = {0.3, -1.2, 2.5, 0.0, 1.1};

@@ -1,6 +1,6 @@
 // tests/test_losses.cpp
 // tests: the training losses of train/losses.h against PyTorch (tests/ref/loss_reference.safetensors,
-// written by tools/gen_loss_refs.py from ../shared/RANKCLIP.md and the released RankCLIP listMLE):
+// written by tools/gen_loss_refs.py from the formulas of docs/RANKCLIP.md and the released RankCLIP listMLE):
 // for every case its total, its named parts and the gradients of the total w.r.t. V, T,
 // logit_scale (and logit_bias), in F64 and in F32 from the same (F32-exact) inputs, with
 // rankclip::Generator seeded like the torch.Generator so that the ListMLE tie-break

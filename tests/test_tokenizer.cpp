@@ -1,7 +1,7 @@
 // tests/test_tokenizer.cpp
-// tests: data/tokenizer.h — every line of ../shared/data/clip/tokenizer_golden.jsonl (ids from
+// tests: data/tokenizer.h — every line of the test data's clip/tokenizer_golden.jsonl (ids from
 // OpenAI's simple_tokenizer.py) and of tests/ref/tokenizer_fuzz.jsonl encoded exactly with CLIP's
-// merges file (skipped, saying so, without ../shared/data); tokenize's sot/eot,
+// merges file (skipped, saying so, without the optional test data: tests/test_util.h); tokenize's sot/eot,
 // padding and truncation; the cleaning steps (html.unescape, whitespace, lower-case incl. final
 // sigma) and the split pattern on hand-written cases; decode; gzip I/O; bad merges files.
 #include <gtest/gtest.h>
@@ -40,7 +40,7 @@ std::string temp_path(const std::string& name) {
 }  // namespace
 
 #define REQUIRE_CLIP_MERGES()                                                                       \
-    if (clip_merges_path().empty()) GTEST_SKIP() << "../shared/data/clip/bpe_simple_vocab_16e6.txt.gz " \
+    if (clip_merges_path().empty()) GTEST_SKIP() << "clip/bpe_simple_vocab_16e6.txt.gz of the test data ($RANKCLIP_TEST_DATA) " \
                                                     "is absent: CLIP tokenizer tests skipped"
 
 // Every line of a {"text": ..., "ids": [...]} JSONL file encodes to exactly its ids.

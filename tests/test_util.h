@@ -1,5 +1,5 @@
 // tests/test_util.h
-// defines: helpers shared by the test suites — paths to the repo and to ../shared/data,
+// defines: helpers shared by the test suites — paths to the repo and to the optional test data,
 // closeness checks, and the F64 central-difference gradient check used for every op.
 #pragma once
 #include <gtest/gtest.h>
@@ -53,9 +53,12 @@ inline bool path_exists(const std::string& p) {
     return ::stat(p.c_str(), &st) == 0;
 }
 
-// ../shared/data beside the repo, or "" when absent (tests that need it skip, saying so).
+// The optional test-data folder (docs/ARCHITECTURE.md, "Testing": CLIP's merges file and its
+// golden tokenizations, too large or not ours to commit): $RANKCLIP_TEST_DATA, else shared/data
+// beside the checkout; "" when absent (tests that need it skip, saying so).
 inline std::string shared_data_dir() {
-    std::string p = repo_root() + "/../shared/data";
+    const char* env = std::getenv("RANKCLIP_TEST_DATA");
+    std::string p = env && *env ? std::string(env) : repo_root() + "/../shared/data";
     return path_exists(p) ? p : "";
 }
 

@@ -2,7 +2,7 @@
 // defines: cmd_tokenize, `rankclip tokenize --vocab FILE [--context-length N]`: reads lines from
 // standard input and prints each line's token ids as a JSON array, one line per input line.
 // Without --context-length: the BPE ids only, no start/end tokens and no padding (the format of
-// ../shared/data/clip/tokenizer_golden.jsonl's "ids"). With it: the model's input, [sot] + ids +
+// the "ids" of the golden tokenizations, tools/gen_tokenizer_ref.py). With it: the model's input, [sot] + ids +
 // [eot], cut to N keeping eot last, padded with 0 to N.
 #include <cstdio>
 #include <iostream>

@@ -35,7 +35,7 @@ static void train_usage(std::FILE* out) {
         "                    --eval-* dataset: every evaluation on the synthetic data), into metrics.jsonl\n"
         "  --eval-OPTION V   an option of rankclip eval, e.g. --eval-zeroshot synthetic,fashion-mnist\n"
         "                    --eval-retrieval synthetic --eval-limit 500 (see rankclip eval --help)\n"
-        " RankCLIP (see RANKCLIP.md):\n"
+        " RankCLIP (see docs/RANKCLIP.md):\n"
         "  --no-rank-cross | --no-rank-in     drop a consistency term (RankCLIP^I / RankCLIP^C)\n"
         "  --rank-schedule epoch-ramp|step-ramp|constant   weight w (default epoch-ramp:\n"
         "                    clamp(3 (e-1)/(E-1), 0, 2); runs shorter than 2 epochs use step-ramp)\n"

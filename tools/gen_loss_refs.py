@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """tools/gen_loss_refs.py
 Writes tests/ref/loss_reference.safetensors: a PyTorch mirror of the four training losses of
-../shared/RANKCLIP.md (clip, rankclip, cyclip, siglip) and of the released RankCLIP code's
+docs/RANKCLIP.md (clip, rankclip, cyclip, siglip) and of the released RankCLIP code's
 listMLE, with their values, parts and gradients, which tests/test_losses.cpp compares
 train/losses.h against (in F64 and in F32).
 
@@ -64,7 +64,7 @@ def f32(t):
     return t.to(torch.float32).to(DT)
 
 
-# ---- the losses, as RANKCLIP.md and the released code write them ----
+# ---- the losses, as docs/RANKCLIP.md and the released code write them ----
 
 def position_weights(B, weighting):
     if weighting == "none":

@@ -5,7 +5,7 @@
 # the ids of OpenAI's simple_tokenizer.py algorithm (without ftfy), in the golden file's format.
 # The reference below is that algorithm restated; it needs the `regex` module (pip install regex),
 # which Debian's /usr/bin/python3 lacks: run with a Python that has it, e.g.
-#   python3 tools/gen_tokenizer_ref.py ../shared/data/clip/bpe_simple_vocab_16e6.txt.gz
+#   python3 tools/gen_tokenizer_ref.py PATH/TO/bpe_simple_vocab_16e6.txt.gz   (CLIP's merges file)
 # Python's Unicode version decides which code points are assigned; only code points assigned in
 # Unicode 14 (Python 3.11) are drawn, as data/unicode_tables.h knows no later ones.
 import gzip
@@ -94,7 +94,9 @@ def random_text(rng):
 
 def main():
     assert unicodedata.unidata_version == "14.0.0", "draw code points with a Unicode 14 Python (3.11)"
-    ref = Reference(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/clip/bpe_simple_vocab_16e6.txt.gz")
+    if len(sys.argv) < 2:
+        sys.exit("usage: python3 tools/gen_tokenizer_ref.py PATH/TO/bpe_simple_vocab_16e6.txt.gz")
+    ref = Reference(sys.argv[1])
     rng = random.Random(0)
     with open("tests/ref/tokenizer_fuzz.jsonl", "w", encoding="utf-8") as f:
         for _ in range(400):

@@ -26,7 +26,7 @@ enum class LossKind { Clip, RankCLIP, CyCLIP, SigLIP };
 LossKind parse_loss_kind(const std::string& name);  // "clip", "rankclip", "cyclip", "siglip"
 const char* loss_kind_name(LossKind kind);
 
-// How RankCLIP's weight w evolves (RANKCLIP.md): the released code's epoch ramp
+// How RankCLIP's weight w evolves (docs/RANKCLIP.md, "The weight schedule w"): the released code's epoch ramp
 // w(e) = clamp(3 (e - 1) / (E - 1), 0, 2) for epoch e = 1..E, the same ramp over steps
 // w(t) = clamp(3 t / (T - 1), 0, 2) for step t = 0..T-1, or a constant.
 enum class RankWeightSchedule { EpochRamp, StepRamp, Constant };
@@ -92,7 +92,7 @@ LossOutput clip_loss(const Tensor& image_features, const Tensor& text_features, 
 LossOutput rankclip_loss(const Tensor& image_features, const Tensor& text_features, const Tensor& logit_scale,
                          const LossOptions& options, double rank_weight, Generator& gen);
 
-// L = L_clip + lambda1 L_I + lambda2 L_C (RANKCLIP.md, CyCLIP)
+// L = L_clip + lambda1 L_I + lambda2 L_C (docs/RANKCLIP.md, "CyCLIP")
 LossOutput cyclip_loss(const Tensor& image_features, const Tensor& text_features, const Tensor& logit_scale,
                        const LossOptions& options);
 

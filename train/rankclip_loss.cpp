@@ -1,5 +1,5 @@
 // train/rankclip_loss.cpp
-// defines: the RankCLIP loss (RANKCLIP.md): CLIP's InfoNCE plus list-wise ranking consistency,
+// defines: the RankCLIP loss (docs/RANKCLIP.md): CLIP's InfoNCE plus list-wise ranking consistency,
 // ListMLE between the cross-modal similarity rows (S against S^T) and between the in-modal ones
 // (A = s V V^T against C = s T T^T), and the ListMLE loss with the seeded random tie-break.
 // The Plackett-Luce likelihood itself is the engine's fused list_mle op (engine/ops/list_mle.cpp).
