@@ -6,6 +6,7 @@
 // sigma) and the split pattern on hand-written cases; decode; gzip I/O; bad merges files.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <string>
@@ -15,6 +16,7 @@
 #include "data/tokenizer.h"
 #include "engine/error.h"
 #include "engine/json.h"
+#include "engine/random.h"
 #include "test_util.h"
 
 using namespace rankclip;
@@ -238,4 +240,47 @@ TEST(Tokenizer, HandMadeVocabularyTokenizeAndDecode) {
     EXPECT_EQ(tok.decode(tok.encode("ab  cd")), "ab cd ");
     // The special tokens decode as their text.
     EXPECT_EQ(tok.decode({513, 512, 514}), "<|startoftext|>ab <|endoftext|>");
+}
+
+// The heap BPE (Tokenizer::bpe) against the definition (bpe_reference) on random words over a
+// small alphabet, with merges in training order and with merges whose ranks are out of training
+// order (a hand-made file: a merge of a merged symbol ranked before the merge that makes it).
+TEST(Tokenizer, HeapBpeMatchesReferenceLoop) {
+    const std::vector<std::vector<std::pair<std::string, std::string>>> vocabularies = {
+        {{"a", "b"}, {"ab", "a"}, {"b", "a"}, {"a", "a"}, {"aa", "a"}, {"ab", "b</w>"}, {"c", "a"},
+         {"ba", "ba"}, {"a", "b</w>"}, {"aa", "aa"}, {"b", "b"}, {"bb", "a</w>"}, {"a", "a</w>"}},
+        {{"ab", "a"}, {"aa", "aa"}, {"a", "b"}, {"a", "a"}, {"b", "b</w>"}, {"ba", "b"}, {"b", "a"}},
+    };
+    Generator gen(7);
+    for (const auto& merges : vocabularies) {
+        Tokenizer tok = Tokenizer::from_merges(merges);
+        for (int trial = 0; trial < 400; trial++) {
+            const int64_t length = 1 + (int64_t)(gen.random() % (trial < 300 ? 12 : 300));
+            std::string word;
+            for (int64_t i = 0; i < length; i++) word.push_back("abc"[gen.random() % (trial % 2 ? 3 : 2)]);
+            ASSERT_EQ(tok.bpe(word), tok.bpe_reference(word)) << "word '" << word << "'";
+        }
+        for (const std::string word : {"a", "aaaaaaaaaaaaaaaaa", "abababababababababa", "bbbbbbbbbbbbbbbbbbbbbb"})
+            EXPECT_EQ(tok.bpe(word), tok.bpe_reference(word)) << "word '" << word << "'";
+    }
+}
+
+// A one-megabyte word (no spaces) is one piece of the pre-tokenizer: its merges are exact and
+// tokenize returns the context's first ids. Merges (a, b) then (ab, ab): the 500,000 "ab" of the
+// word become 499,999 "ab" + "a" + "b</w>" (the last b ends the word), then 249,999 "abab" + "ab".
+TEST(Tokenizer, MegabyteWordMergesExactly) {
+    Tokenizer tok = Tokenizer::from_merges({{"a", "b"}, {"ab", "ab"}});
+    std::string word;
+    for (int i = 0; i < 500000; i++) word += "ab";
+    const std::vector<int64_t> ids = tok.encode(word);
+    const int64_t ab = 512, abab = 513, a = 'a' - '!', b_end = 256 + ('b' - '!');
+    ASSERT_EQ(ids.size(), 249999u + 3u);
+    EXPECT_TRUE(std::all_of(ids.begin(), ids.begin() + 249999, [&](int64_t id) { return id == abab; }));
+    EXPECT_EQ(std::vector<int64_t>(ids.end() - 3, ids.end()), (std::vector<int64_t>{ab, a, b_end}));
+    const std::vector<int64_t> context = tok.tokenize(word + " ab ab", 8);
+    EXPECT_EQ(context, (std::vector<int64_t>{tok.sot(), abab, abab, abab, abab, abab, abab, tok.eot()}));
+    // tokenize stops at the pieces it needs: the same first ids as the whole encoding
+    // ("ab" alone ends in "b</w>", which no merge takes)
+    const std::vector<int64_t> long_text = tok.tokenize("ab ab ab " + word, 5);
+    EXPECT_EQ(long_text, (std::vector<int64_t>{tok.sot(), a, b_end, a, tok.eot()}));
 }
