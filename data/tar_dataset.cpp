@@ -6,8 +6,10 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
@@ -143,6 +145,24 @@ void TarDataset::index_shard(uint32_t s) {
         throw Error(msg);
     };
     if (archive_read_open_filename(a, path.c_str(), 1 << 16) != ARCHIVE_OK) fail("cannot open");
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) fail("cannot stat");
+    const uint64_t shard_bytes = uint64_t(st.st_size);
+    // The data of the member just read, whose header claims `size` bytes, read in 1 MiB chunks:
+    // a header that claims more than the archive holds costs only what is there.
+    auto read_member = [&](const std::string& name, int64_t size, size_t limit) {
+        if (size < 0 || uint64_t(size) > limit)
+            fail(str_cat("member ", name, " claims ", size, " bytes, more than the limit of ", limit >> 20, " MiB"));
+        std::string data;
+        while (data.size() < size_t(size)) {
+            const size_t old = data.size(), chunk = std::min<size_t>(size_t(size) - old, size_t(1) << 20);
+            data.resize(old + chunk);
+            const la_ssize_t got = archive_read_data(a, &data[old], chunk);
+            if (got <= 0) fail(str_cat("short read of ", name, " (", old, " of the ", size, " bytes its header claims)"));
+            data.resize(old + size_t(got));
+        }
+        return data;
+    };
 
     // Group members by key, in order of first appearance.
     std::map<std::string, size_t> by_key;
@@ -181,14 +201,17 @@ void TarDataset::index_shard(uint32_t s) {
             has_image[it->second] = true;
             if (compressed || archive_entry_sparse_count(e) > 0) {
                 en.in_memory = true;
-                en.bytes.resize(size_t(size));
-                if (size > 0 && archive_read_data(a, en.bytes.data(), size_t(size)) != size) fail("short read of " + name);
+                const std::string bytes = read_member(name, size, kMaxImageMemberBytes);
+                en.bytes.assign(bytes.begin(), bytes.end());
             } else {
                 en.offset = uint64_t(archive_filter_bytes(a, 0));   // data follows the header(s)
+                if (size < 0 || uint64_t(size) > kMaxImageMemberBytes || en.offset > shard_bytes ||
+                    uint64_t(size) > shard_bytes - en.offset)
+                    fail(str_cat("member ", name, " claims ", size, " bytes at offset ", en.offset, ", past the end of the ",
+                                 shard_bytes, "-byte shard or over the limit of ", kMaxImageMemberBytes >> 20, " MiB"));
             }
         } else {
-            std::string text(size_t(size), '\0');
-            if (size > 0 && archive_read_data(a, &text[0], size_t(size)) != size) fail("short read of " + name);
+            std::string text = read_member(name, size, kMaxTextMemberBytes);
             while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
             if (cap) {
                 en.caption = std::move(text);

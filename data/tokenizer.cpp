@@ -368,7 +368,7 @@ Tokenizer Tokenizer::from_merges(const std::vector<std::pair<std::string, std::s
 
 Tokenizer Tokenizer::from_file(const std::string& merges_path) {
     RC_CHECK(!merges_path.empty(), "Tokenizer: no merges file given (pass --vocab FILE or set RANKCLIP_VOCAB)");
-    std::string data = read_gzip_file(merges_path);
+    std::string data = read_gzip_file(merges_path, kMaxVocabularyBytes, "a vocabulary");
     std::vector<std::pair<std::string, std::string>> merges;
     size_t pos = 0;
     int64_t line_no = 0;

@@ -91,6 +91,9 @@ private:
     int64_t sot_ = 0, eot_ = 0;
 };
 
+// A merges file decompresses to at most this (CLIP's: 1.4 MB; 49,152 merges of long tokens fit).
+constexpr size_t kMaxVocabularyBytes = size_t(64) << 20;
+
 // The merges file named by the RANKCLIP_VOCAB environment variable, or "" when unset.
 std::string vocab_path_from_env();
 

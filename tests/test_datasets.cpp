@@ -16,6 +16,7 @@
 #include <set>
 
 #include "data/csv_dataset.h"
+#include "data/gzip.h"
 #include "data/fashion_mnist.h"
 #include "data/image_folder.h"
 #include "data/image_write.h"
@@ -290,6 +291,45 @@ TEST(Tar, ExpandBracesLimits) {
     EXPECT_EQ(expand_braces(long_name + "{0..999}").size(), 1000u);
     expect_error([] { expand_braces("{a}}"); }, {"unbalanced '}'"});
     expect_error([] { expand_braces("{0..123456789012345678901}"); }, {"bad range"});
+}
+
+// A ustar header claiming `size` bytes for `name`, followed by `data` (padded to 512).
+std::string crafted_tar_member(const std::string& name, uint64_t size, const std::string& data) {
+    std::string h(512, '\0');
+    std::memcpy(&h[0], name.data(), std::min<size_t>(name.size(), 99));
+    std::snprintf(&h[100], 8, "%07o", 0644);
+    std::snprintf(&h[108], 8, "%07o", 0);
+    std::snprintf(&h[116], 8, "%07o", 0);
+    std::snprintf(&h[124], 12, "%011llo", (unsigned long long)size);
+    std::snprintf(&h[136], 12, "%011o", 0);
+    h[156] = '0';
+    std::memcpy(&h[257], "ustar", 6);
+    std::memcpy(&h[263], "00", 2);
+    std::memset(&h[148], ' ', 8);
+    unsigned sum = 0;
+    for (unsigned char c : h) sum += c;
+    std::snprintf(&h[148], 8, "%06o", sum);
+    std::string body = data;
+    body.resize((data.size() + 511) / 512 * 512, '\0');
+    return h + body;
+}
+
+// Members whose headers claim more than the shard holds, or more than the stated limits: errors
+// naming the shard, the member and the limit, before the claimed bytes are allocated.
+TEST(Tar, MemberSizesAreCheckedBeforeAllocating) {
+    TempDir dir;
+    const std::string end(1024, '\0');
+    // uncompressed: a 3 GB image claim in a 2 KB file
+    write_text(dir / "claims.tar", crafted_tar_member("k.png", uint64_t(3) << 30, "tiny") + end);
+    expect_error([&] { TarDataset t(dir / "claims.tar"); }, {"claims.tar", "k.png", "3221225472 bytes", "past the end"});
+    // gzip-compressed (held in memory): over the image limit, and under it but holding less
+    write_gzip_file(dir / "bomb.tar.gz", crafted_tar_member("k.png", uint64_t(64) << 30, "tiny") + end);
+    expect_error([&] { TarDataset t(dir / "bomb.tar.gz"); }, {"bomb.tar.gz", "k.png", "limit of 256 MiB"});
+    write_gzip_file(dir / "short.tar.gz", crafted_tar_member("k.png", uint64_t(100) << 20, "tiny") + end);
+    expect_error([&] { TarDataset t(dir / "short.tar.gz"); }, {"short.tar.gz", "short read of k.png", "104857600"});
+    // a caption over its limit
+    write_gzip_file(dir / "caption.tar.gz", crafted_tar_member("k.txt", uint64_t(17) << 20, "a caption") + end);
+    expect_error([&] { TarDataset t(dir / "caption.tar.gz"); }, {"caption.tar.gz", "k.txt", "limit of 16 MiB"});
 }
 
 TEST(Tar, ExpandBraces) {

@@ -207,6 +207,21 @@ TEST(Gzip, RoundTripAndErrors) {
     EXPECT_THROW(read_gzip_file(temp_path("does_not_exist.gz")), Error);
 }
 
+// A small file that inflates beyond the limit stops at the limit, with the file and the limit named.
+TEST(Gzip, DecompressionBombStopsAtTheLimit) {
+    const std::string bomb = temp_path("bomb.txt.gz");
+    write_gzip_file(bomb, std::string(size_t(80) << 20, 'a'));  // 80 MiB of 'a': about 80 KB on disk
+    try {
+        Tokenizer::from_file(bomb);
+        ADD_FAILURE() << "an 80 MiB vocabulary was accepted";
+    } catch (const Error& e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find(bomb), std::string::npos) << msg;
+        EXPECT_NE(msg.find("more than 64 MiB, the limit for a vocabulary"), std::string::npos) << msg;
+    }
+    EXPECT_EQ(read_gzip_file(bomb, size_t(80) << 20).size(), size_t(80) << 20);  // exactly at a limit: read
+}
+
 TEST(Tokenizer, BadMergesFiles) {
     std::string p = temp_path("bad_merges.txt");
     write_gzip_file(p, "not a header\na b\n");
