@@ -24,7 +24,7 @@ USE_CUDNN ?= 0
 CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 
 ENGINE_SRC := $(wildcard engine/*.cpp engine/cpu/*.cpp engine/ops/*.cpp)
-LIB_SRC    := $(ENGINE_SRC) $(wildcard nn/*.cpp models/*.cpp train/*.cpp data/*.cpp)
+LIB_SRC    := $(ENGINE_SRC) $(wildcard nn/*.cpp models/*.cpp train/*.cpp eval/*.cpp report/*.cpp data/*.cpp)
 CUDA_SRC   := $(wildcard cuda/*.cu)
 CUDA_CPP   := $(wildcard cuda/*.cpp)
 TEST_SRC   := $(wildcard tests/*.cpp)

@@ -43,7 +43,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -53,6 +52,7 @@
 #include "engine/json.h"
 #include "engine/ops.h"
 #include "engine/random.h"
+#include "engine/strings.h"
 #include "models/clip.h"
 #ifdef RANKCLIP_CUDA
 #include "cuda/allocator.h"
@@ -181,14 +181,6 @@ bool run_self(int argc, char** argv, const std::vector<std::string>& extra) {
     int status = 0;
     if (waitpid(pid, &status, 0) != pid) return false;
     return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
-std::vector<std::string> split_commas(const std::string& s) {
-    std::vector<std::string> out;
-    std::stringstream in(s);
-    for (std::string item; std::getline(in, item, ',');)
-        if (!item.empty()) out.push_back(item);
-    return out;
 }
 
 Options parse_args(int argc, char** argv) {

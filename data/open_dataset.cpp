@@ -14,23 +14,9 @@
 #include "data/synthetic.h"
 #include "data/tar_dataset.h"
 #include "engine/error.h"
+#include "engine/strings.h"
 
 namespace rankclip {
-
-static bool ends_with(const std::string& s, const std::string& suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-static std::vector<std::string> split_colon(const std::string& s) {
-    std::vector<std::string> parts;
-    size_t start = 0;
-    while (true) {
-        size_t c = s.find(':', start);
-        parts.push_back(s.substr(start, c == std::string::npos ? c : c - start));
-        if (c == std::string::npos) return parts;
-        start = c + 1;
-    }
-}
 
 static bool has_packed_magic(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
@@ -41,7 +27,7 @@ static bool has_packed_magic(const std::string& path) {
 std::unique_ptr<Dataset> open_dataset(const std::string& spec, const OpenOptions& opt) {
     RC_CHECK(!spec.empty(), "--data: empty dataset name");
     if (spec.rfind("fashion-mnist", 0) == 0) {
-        auto parts = split_colon(spec);
+        auto parts = split(spec, ':');
         RC_CHECK(parts[0] == "fashion-mnist", "--data '", spec, "': expected fashion-mnist[:train|test][:captions]");
         std::string split = "train";
         bool captions = false;
@@ -54,7 +40,7 @@ std::unique_ptr<Dataset> open_dataset(const std::string& spec, const OpenOptions
         return std::make_unique<FashionMnistDataset>(fashion_mnist_default_dir(), split, captions);
     }
     if (spec.rfind("synthetic", 0) == 0) {
-        auto parts = split_colon(spec);
+        auto parts = split(spec, ':');
         RC_CHECK(parts[0] == "synthetic" && parts.size() <= 3, "--data '", spec,
                  "': expected synthetic[:train|val|heldout][:N]");
         SyntheticConfig cfg;

@@ -12,6 +12,7 @@
 #include "data/html_entities.h"
 #include "data/unicode_tables.h"
 #include "engine/error.h"
+#include "engine/strings.h"
 
 namespace rankclip {
 
@@ -46,27 +47,10 @@ U32 utf8_decode(const std::string& s) {
     return out;
 }
 
-void utf8_append(std::string& out, char32_t cp) {
-    if (cp < 0x80) out.push_back((char)cp);
-    else if (cp < 0x800) {
-        out.push_back((char)(0xC0 | (cp >> 6)));
-        out.push_back((char)(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-        out.push_back((char)(0xE0 | (cp >> 12)));
-        out.push_back((char)(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back((char)(0x80 | (cp & 0x3F)));
-    } else {
-        out.push_back((char)(0xF0 | (cp >> 18)));
-        out.push_back((char)(0x80 | ((cp >> 12) & 0x3F)));
-        out.push_back((char)(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back((char)(0x80 | (cp & 0x3F)));
-    }
-}
-
 std::string utf8_encode(const char32_t* p, size_t n) {
     std::string out;
     out.reserve(n);
-    for (size_t i = 0; i < n; i++) utf8_append(out, p[i]);
+    for (size_t i = 0; i < n; i++) append_utf8(out, p[i]);
     return out;
 }
 
@@ -328,7 +312,7 @@ std::string byte_encode(const std::string& bytes) {
     const ByteAlphabet& a = byte_alphabet();
     std::string out;
     out.reserve(bytes.size() * 2);
-    for (unsigned char b : bytes) utf8_append(out, a.symbol[b]);
+    for (unsigned char b : bytes) append_utf8(out, a.symbol[b]);
     return out;
 }
 
@@ -342,7 +326,7 @@ Tokenizer Tokenizer::from_merges(const std::vector<std::pair<std::string, std::s
     std::vector<std::string> base(256);
     for (int b = 0; b < 256; b++) {
         std::string sym;
-        utf8_append(sym, a.symbol[b]);
+        append_utf8(sym, a.symbol[b]);
         base[a.order[b]] = sym;
     }
     for (const std::string& s : base) t.vocab_.push_back(s);

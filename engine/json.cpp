@@ -9,6 +9,7 @@
 #include <set>
 
 #include "engine/error.h"
+#include "engine/strings.h"
 
 namespace rankclip {
 
@@ -319,24 +320,6 @@ private:
         }
         pos_ += 4;
         return v;
-    }
-
-    static void append_utf8(std::string& out, uint32_t cp) {
-        if (cp < 0x80) {
-            out += char(cp);
-        } else if (cp < 0x800) {
-            out += char(0xC0 | (cp >> 6));
-            out += char(0x80 | (cp & 0x3F));
-        } else if (cp < 0x10000) {
-            out += char(0xE0 | (cp >> 12));
-            out += char(0x80 | ((cp >> 6) & 0x3F));
-            out += char(0x80 | (cp & 0x3F));
-        } else {
-            out += char(0xF0 | (cp >> 18));
-            out += char(0x80 | ((cp >> 12) & 0x3F));
-            out += char(0x80 | ((cp >> 6) & 0x3F));
-            out += char(0x80 | (cp & 0x3F));
-        }
     }
 
     // Length of the well-formed UTF-8 sequence starting at pos (RFC 3629), or 0 if malformed.

@@ -1,6 +1,7 @@
 // tests/test_cli.cpp
 // tests: the `rankclip` program (tools/rankclip.cpp), run as a user runs it: --help, info,
-// embed (pre-processed .npy inputs, image directories and lists, captions with a vocabulary), and
+// embed (pre-processed .npy inputs, image directories and lists, captions with a vocabulary; image
+// files and captions bit for bit as embed_images and embed_texts give them), and
 // its errors (one line on stderr, non-zero exit). The binary is $RANKCLIP_BIN, else
 // `rankclip` beside the test binary (make builds both into the same directory); when it is not
 // there the tests skip, saying so.
@@ -13,6 +14,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -27,8 +29,10 @@
 #include "data/tokenizer.h"
 #include "engine/ops.h"
 #include "models/checkpoint.h"
+#include "eval/eval.h"
 #include "cli_test_util.h"
 #include "test_util.h"
+#include "vector_dataset.h"
 
 using namespace rankclip;
 using rankclip::test::expect_close;
@@ -70,8 +74,14 @@ TEST(Cli, HelpListsTheCommands) {
     for (const char* command : {"demo", "train", "eval", "bench", "plot", "mlp", "info CHECKPOINT", "embed --checkpoint"})
         EXPECT_TRUE(contains(r.out, command)) << r.out;
 
+    for (const std::string command : {"mlp", "info", "embed"}) {   // each command's own --help
+        Result help = run(bin, command + " --help", dir);
+        EXPECT_EQ(help.status, 0) << help.err;
+        EXPECT_TRUE(contains(help.out, "usage: rankclip " + command)) << help.out;
+    }
+
     Result unknown = run(bin, "frobnicate", dir);
-    expect_failure(unknown, {"frobnicate"});
+    expect_failure(unknown, {"frobnicate", "embed", "bpe-train"});
     Result none = run(bin, "", dir);
     EXPECT_NE(none.status, 0);
     EXPECT_TRUE(contains(none.err, "usage")) << none.err;
@@ -292,6 +302,50 @@ TEST(Cli, EmbedReadsImageFilesAndCaptions) {
     expect_failure(run(bin, base + " --texts " + dir.file("captions.txt") + " --vocab " + dir.file("nope.gz"), dir),
                    {"nope.gz"});
     EXPECT_FALSE(test::path_exists(dir.file("x.image.npy")));
+}
+
+// embed's image files go through embed_images and its captions through embed_texts
+// (eval/eval.h): the .npy files hold exactly their features, bit for bit, at the same batch size.
+TEST(Cli, EmbedWritesExactlyWhatEmbedImagesAndEmbedTextsGive) {
+    REQUIRE_BINARY();
+    TempDir dir;
+    CLIPConfig config = small_config();
+    Generator gen(26);
+    CLIP model(config, gen);
+    const std::string ck = dir.file("model.safetensors");
+    save_clip(ck, model);
+    std::filesystem::create_directories(dir.file("imgs"));
+    test::VectorDataset images;   // the same images, decoded, in the directory's (sorted) order
+    for (int k = 0; k < 5; k++) {
+        Image img;
+        img.width = 33 + 5 * k;
+        img.height = 40 - 3 * k;
+        for (int i = 0; i < img.width * img.height * 3; i++) img.rgb.push_back(uint8_t((i * (11 + k)) % 253));
+        const std::string path = dir.file("imgs/" + std::to_string(k) + (k % 2 ? ".jpg" : ".png"));
+        if (k % 2) write_jpeg(path, img);
+        else write_png(path, img);
+        images.samples.push_back({decode_image_file(path), "", -1});
+    }
+    const std::vector<std::string> captions = {"a red circle", "two blue squares", "a green star on a grey background"};
+    {
+        std::ofstream f(dir.file("captions.txt"));
+        for (const std::string& c : captions) f << c << "\n";
+    }
+    Result r = run(bin, "embed --checkpoint " + ck + " --images " + dir.file("imgs") + " --texts " +
+                            dir.file("captions.txt") + " --vocab synthetic --batch-size 2 --out " + dir.file("e"),
+                   dir);
+    ASSERT_EQ(r.status, 0) << r.err;
+
+    auto expect_same_bits = [](const Tensor& got, const Tensor& want, const char* what) {
+        ASSERT_EQ(got.dtype(), DType::F32) << what;
+        ASSERT_EQ(got.shape(), want.shape()) << what;
+        std::vector<float> g = got.to_vector<float>(), w = want.contiguous().to_vector<float>();
+        EXPECT_EQ(std::memcmp(g.data(), w.data(), g.size() * sizeof(float)), 0) << what << ": not bit for bit";
+    };
+    expect_same_bits(read_npy(dir.file("e.image.npy")), embed_images(model, images, {0, 1, 2, 3, 4}, 2).features,
+                     "image files");
+    expect_same_bits(read_npy(dir.file("e.text.npy")), embed_texts(model, synthetic_default_tokenizer(), captions, 2),
+                     "captions");
 }
 
 TEST(Cli, PackSyntheticUsesItsDefaultVocabulary) {

@@ -1,5 +1,5 @@
 // tests/test_eval.cpp
-// tests: model-level evaluation (train/eval.h) with a tiny untrained CLIP: zero-shot end to end
+// tests: model-level evaluation (eval/eval.h) with a tiny untrained CLIP: zero-shot end to end
 // on an image folder the test writes (checked against the metrics of embed output computed by
 // hand, and the embeddings against the model run directly), retrieval on a COCO-style CSV with
 // two captions per image, the whole synthetic suite (every metric name present, values in range,
@@ -24,7 +24,7 @@
 #include "engine/random.h"
 #include "models/checkpoint.h"
 #include "test_util.h"
-#include "train/eval.h"
+#include "eval/eval.h"
 
 using namespace rankclip;
 using rankclip::test::CliResult;

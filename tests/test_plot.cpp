@@ -1,20 +1,23 @@
 // tests/test_plot.cpp
-// defines: tests of the training plots: the bitmap font, nice ticks and tick labels, reading
-// metrics.jsonl (malformed lines, empty files, runs in progress), the canvas's anti-aliased
-// lines, and whole charts written as PNG and decoded back: their size, the curve colours inside
-// the plot area, the legend's swatches, ink in the title, one file per chart.
+// defines: tests of the training charts: nice ticks and tick labels, reading metrics.jsonl
+// (malformed lines, empty files, runs in progress), the SVG writer (escaping, numbers, broken
+// lines) and whole charts as SVG documents: well-formed XML, each series' points where its axes
+// map them, text escaped, NaN/inf points left out, empty and one-point series, log axes, the
+// legend's place, and the files plot_run and plot_compare write.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cmath>
+#include <cstring>
 #include <fstream>
+#include <map>
 #include <set>
+#include <sstream>
 
-#include "data/image.h"
+#include "report/plot.h"
+#include "report/plot_axis.h"
+#include "report/svg.h"
 #include "test_util.h"
-#include "train/bitmap_font.h"
-#include "train/plot.h"
-#include "train/plot_axis.h"
-#include "train/plot_canvas.h"
 #include "train/plot_metrics.h"
 
 namespace rankclip::test {
@@ -23,6 +26,13 @@ namespace {
 void write_text(const std::string& path, const std::string& text) {
     std::ofstream out(path, std::ios::binary);
     out << text;
+}
+
+std::string read_text(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
 }
 
 // A small RankCLIP-like run: 60 train lines (loss falling, noisy), 3 evaluations.
@@ -44,51 +54,189 @@ std::string sample_metrics() {
     return s;
 }
 
-int64_t count_colour(const Image& img, const Rect& r, Rgb c) {
-    int64_t n = 0;
-    for (int y = std::max(r.y, 0); y < std::min(r.bottom(), img.height); y++)
-        for (int x = std::max(r.x, 0); x < std::min(r.right(), img.width); x++) {
-            const uint8_t* p = &img.rgb[(size_t(y) * img.width + x) * 3];
-            n += p[0] == c.r && p[1] == c.g && p[2] == c.b;
-        }
-    return n;
+// ---- a small XML reader, enough to hold the SVG writer to XML's rules ----
+
+bool is_name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == ':'; }
+
+// An '&' at text[i] must start one of the five entities; returns its length or 0.
+size_t entity_at(const std::string& text, size_t i) {
+    for (const char* e : {"&amp;", "&lt;", "&gt;", "&quot;", "&apos;"})
+        if (text.compare(i, std::strlen(e), e) == 0) return std::strlen(e);
+    return 0;
 }
 
-int64_t count_dark(const Image& img, const Rect& r) {
-    int64_t n = 0;
-    for (int y = std::max(r.y, 0); y < std::min(r.bottom(), img.height); y++)
-        for (int x = std::max(r.x, 0); x < std::min(r.right(), img.width); x++) {
-            const uint8_t* p = &img.rgb[(size_t(y) * img.width + x) * 3];
-            n += p[0] < 100 && p[1] < 100 && p[2] < 100;
-        }
-    return n;
-}
-
-TEST(PlotFont, EveryPrintableCharacterHasAGlyph) {
-    for (int c = 32; c < 127; c++) EXPECT_TRUE(font_has_glyph(char(c))) << "'" << char(c) << "'";
-    EXPECT_FALSE(font_has_glyph('\n'));
-    EXPECT_EQ(text_width("", 2), 0);
-}
-
-TEST(PlotFont, GlyphsAreDistinctProportionalAndAntiAliased) {
-    // Every printable glyph except space has ink, and no two glyphs draw the same mask.
-    std::set<std::pair<int, std::vector<float>>> masks;
-    for (int c = 33; c < 127; c++) {
-        const TextMask m = render_text(std::string(1, char(c)), 2);
-        float ink = 0;
-        for (float v : m.coverage) ink += v;
-        EXPECT_GT(ink, 1.0f) << "'" << char(c) << "'";
-        EXPECT_TRUE(masks.insert({m.width, m.coverage}).second) << "'" << char(c) << "' repeats a glyph";
+// "" when `xml` is well-formed: an optional <?xml ...?> prolog, one root element, every tag
+// closed in order, attributes quoted and unique, '<' never in text or values, '&' only in entities.
+std::string xml_error(const std::string& xml) {
+    size_t i = 0;
+    if (xml.compare(0, 5, "<?xml") == 0) {
+        i = xml.find("?>");
+        if (i == std::string::npos) return "unclosed prolog";
+        i += 2;
     }
-    EXPECT_LT(text_width("iii", 2), text_width("MMM", 2));           // proportional
-    EXPECT_EQ(text_width("M", 4), 2 * text_width("M", 2));          // scales linearly
-    const TextMask a = render_text("A", 2);
-    EXPECT_EQ(a.height, kFontCellHeight * 2);
-    bool partial = false;                                             // grey edge pixels
-    for (float v : a.coverage) partial = partial || (v > 0.05f && v < 0.95f);
-    EXPECT_TRUE(partial);
-    EXPECT_EQ(render_text("\x01", 2).coverage, render_text("?", 2).coverage);   // unknown -> '?'
+    std::vector<std::string> open;
+    int roots = 0;
+    while (i < xml.size()) {
+        const char c = xml[i];
+        if (c == '&') {
+            const size_t n = entity_at(xml, i);
+            if (!n) return str_cat("bare '&' at ", i);
+            i += n;
+        } else if (c == '>') {
+            return str_cat("bare '>' at ", i);   // allowed by XML, but our writer always escapes it
+        } else if (c != '<') {
+            if (open.empty() && !std::isspace(static_cast<unsigned char>(c))) return str_cat("text outside the root at ", i);
+            i++;
+        } else if (xml.compare(i, 2, "</") == 0) {
+            size_t j = i + 2;
+            while (j < xml.size() && is_name_char(xml[j])) j++;
+            const std::string name = xml.substr(i + 2, j - i - 2);
+            if (open.empty() || open.back() != name) return str_cat("</", name, "> at ", i, " closes nothing open");
+            if (j >= xml.size() || xml[j] != '>') return str_cat("bad end tag at ", i);
+            open.pop_back();
+            i = j + 1;
+        } else {
+            size_t j = i + 1;
+            while (j < xml.size() && is_name_char(xml[j])) j++;
+            const std::string name = xml.substr(i + 1, j - i - 1);
+            if (name.empty()) return str_cat("'<' without a name at ", i);
+            if (open.empty() && ++roots > 1) return "more than one root element";
+            std::set<std::string> attributes;
+            while (true) {
+                while (j < xml.size() && std::isspace(static_cast<unsigned char>(xml[j]))) j++;
+                if (j >= xml.size()) return str_cat("unclosed <", name, ">");
+                if (xml.compare(j, 2, "/>") == 0) { j += 2; break; }
+                if (xml[j] == '>') { open.push_back(name); j++; break; }
+                size_t k = j;
+                while (k < xml.size() && is_name_char(xml[k])) k++;
+                const std::string attribute = xml.substr(j, k - j);
+                if (attribute.empty() || k + 1 >= xml.size() || xml[k] != '=' || xml[k + 1] != '"')
+                    return str_cat("bad attribute in <", name, "> at ", j);
+                if (!attributes.insert(attribute).second) return str_cat("attribute ", attribute, " twice in <", name, ">");
+                k += 2;
+                while (k < xml.size() && xml[k] != '"') {
+                    if (xml[k] == '<') return str_cat("'<' in the value of ", attribute);
+                    if (xml[k] == '&') {
+                        const size_t n = entity_at(xml, k);
+                        if (!n) return str_cat("bare '&' in the value of ", attribute);
+                        k += n;
+                    } else {
+                        k++;
+                    }
+                }
+                if (k >= xml.size()) return str_cat("unclosed value of ", attribute);
+                j = k + 1;
+            }
+            i = j;
+        }
+    }
+    if (!open.empty()) return str_cat("<", open.back(), "> never closed");
+    return roots == 1 ? "" : "no root element";
 }
+
+std::string xml_unescape(const std::string& s) {
+    std::string out;
+    for (size_t i = 0; i < s.size();) {
+        const std::pair<const char*, char> entities[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'},
+                                                        {"&quot;", '"'}, {"&apos;", '\''}};
+        bool matched = false;
+        for (const auto& [e, ch] : entities)
+            if (s.compare(i, std::strlen(e), e) == 0) {
+                out += ch, i += std::strlen(e), matched = true;
+                break;
+            }
+        if (!matched) out += s[i++];
+    }
+    return out;
+}
+
+using Attributes = std::map<std::string, std::string>;
+
+// Every <tag ...> in xml with its attributes (values unescaped).
+std::vector<Attributes> elements(const std::string& xml, const std::string& tag) {
+    std::vector<Attributes> out;
+    const std::string open = "<" + tag;
+    for (size_t i = xml.find(open); i != std::string::npos; i = xml.find(open, i + 1)) {
+        const size_t after = i + open.size();
+        if (after < xml.size() && is_name_char(xml[after])) continue;   // <g> vs <global>
+        const size_t end = xml.find('>', i);
+        Attributes a;
+        size_t j = after;
+        while (true) {
+            const size_t eq = xml.find("=\"", j);
+            if (eq == std::string::npos || eq > end) break;
+            size_t k = eq;
+            while (k > j && is_name_char(xml[k - 1])) k--;
+            const size_t close = xml.find('"', eq + 2);
+            a[xml.substr(k, eq - k)] = xml_unescape(xml.substr(eq + 2, close - eq - 2));
+            j = close + 1;
+        }
+        out.push_back(a);
+    }
+    return out;
+}
+
+// The contents of every <text> element, unescaped.
+std::vector<std::string> texts(const std::string& xml) {
+    std::vector<std::string> out;
+    for (size_t i = xml.find("<text"); i != std::string::npos; i = xml.find("<text", i + 1)) {
+        const size_t start = xml.find('>', i) + 1, end = xml.find("</text>", start);
+        out.push_back(xml_unescape(xml.substr(start, end - start)));
+    }
+    return out;
+}
+
+bool has_text(const std::string& xml, const std::string& text) {
+    for (const std::string& t : texts(xml))
+        if (t == text) return true;
+    return false;
+}
+
+// The part of a panel's SVG that draws series k (its <g class="series-k"> ... </g>).
+std::string series_part(const std::string& svg, int k) {
+    const std::string open = "<g class=\"series-" + std::to_string(k) + "\">";
+    const size_t start = svg.find(open);
+    if (start == std::string::npos) return "";
+    return svg.substr(start, svg.find("</g>", start) - start);
+}
+
+std::vector<SvgPoint> parse_points(const std::string& points) {
+    std::vector<SvgPoint> out;
+    std::istringstream in(points);
+    std::string pair;
+    while (in >> pair) {
+        const size_t comma = pair.find(',');
+        out.push_back({std::stod(pair.substr(0, comma)), std::stod(pair.substr(comma + 1))});
+    }
+    return out;
+}
+
+// The points of series k's main line (class "line"), one polyline expected.
+std::vector<SvgPoint> line_of(const std::string& svg, int k) {
+    std::vector<SvgPoint> out;
+    for (const Attributes& a : elements(series_part(svg, k), "polyline"))
+        if (a.at("class") == "line") {
+            const std::vector<SvgPoint> p = parse_points(a.at("points"));
+            out.insert(out.end(), p.begin(), p.end());
+        }
+    return out;
+}
+
+size_t count_of(const std::string& text, const std::string& part) {
+    size_t n = 0;
+    for (size_t i = text.find(part); i != std::string::npos; i = text.find(part, i + 1)) n++;
+    return n;
+}
+
+PlotSeries series(const std::string& label, std::vector<double> x, std::vector<double> y) {
+    PlotSeries s;
+    s.label = label;
+    s.x = std::move(x);
+    s.y = std::move(y);
+    return s;
+}
+
+}  // namespace
 
 TEST(PlotAxis, NiceTicks) {
     EXPECT_EQ(nice_ticks(0, 1, 6), (std::vector<double>{0, 0.2, 0.4, 0.6, 0.8, 1.0}));
@@ -176,76 +324,233 @@ TEST(PlotMetrics, MalformedAndEmptyFilesAreClearErrors) {
     EXPECT_EQ(run.train_lines, 1);
 }
 
-TEST(PlotCanvas, ThickAntiAliasedLines) {
-    PlotCanvas canvas(40, 40, {255, 255, 255});
-    const Rgb red{200, 0, 0};
-    canvas.draw_polyline({{5, 5}, {35, 25}}, red, 2.5f, 1.0f, {0, 0, 40, 40});
-    int full = 0, partial = 0;
-    for (int y = 0; y < 40; y++)
-        for (int x = 0; x < 40; x++) {
-            const Rgb p = canvas.pixel(x, y);
-            if (p.r == red.r && p.g == red.g && p.b == red.b) full++;
-            else if (p.g < 255) partial++;
-        }
-    EXPECT_GT(full, 30 * 2 - 10);   // at least ~2 px wide over its ~36-px length
-    EXPECT_GT(partial, 20);         // grey edges: anti-aliased
-    // Clipped: nothing outside the clip box; non-finite points break the line.
-    PlotCanvas clipped(40, 40, {255, 255, 255});
-    clipped.draw_polyline({{-1000, 20}, {1000, 20}, {NAN, 0}, {20, -500}, {20, 500}}, red, 2, 1, {10, 10, 20, 20});
-    for (int y = 0; y < 40; y++)
-        for (int x = 0; x < 40; x++)
-            if (!Rect{10, 10, 20, 20}.contains(x, y)) {
-                EXPECT_EQ(clipped.pixel(x, y).g, 255) << x << "," << y;
-            }
-    EXPECT_EQ(clipped.pixel(15, 20).g, 0);
-    EXPECT_EQ(clipped.pixel(20, 15).g, 0);
+TEST(Svg, EscapesNumbersAndDocuments) {
+    EXPECT_EQ(xml_escape("a & b < c > \"d\" 'e'"), "a &amp; b &lt; c &gt; &quot;d&quot; &apos;e&apos;");
+    EXPECT_EQ(xml_escape("plain R@1 / top-5"), "plain R@1 / top-5");
+    EXPECT_EQ(svg_number(12.5), "12.5");
+    EXPECT_EQ(svg_number(3.0), "3");
+    EXPECT_EQ(svg_number(-0.001), "0");
+    EXPECT_EQ(svg_number(0.126), "0.13");   // two decimals: a hundredth of a pixel
+    EXPECT_EQ((Colour{31, 100, 200}.hex()), "#1f64c8");
+    EXPECT_LT(text_width("iii", 10), text_width("MMM", 10));   // proportional estimate
+    EXPECT_DOUBLE_EQ(text_width("abc", 20), 2 * text_width("abc", 10));
+    EXPECT_EQ(text_width("", 10), 0);
+
+    Svg svg(100, 50);
+    svg.begin_group(10, 5, "", "a&b");
+    svg.text(1, 2, "x < y & z", 10, {0, 0, 0});
+    // NaN breaks the line into two pieces; a piece of one point draws nothing.
+    svg.polyline({{0, 0}, {1, 1}, {NAN, 0}, {2, 2}, {3, 3}, {INFINITY, 1}, {4, 4}}, {255, 0, 0}, 1, 1, "line");
+    svg.end_group();
+    const std::string doc = svg.finish();
+    EXPECT_EQ(xml_error(doc), "") << doc;
+    EXPECT_EQ(elements(doc, "svg")[0].at("width"), "100");
+    EXPECT_EQ(elements(doc, "svg")[0].at("viewBox"), "0 0 100 50");
+    EXPECT_EQ(elements(doc, "g")[0].at("class"), "a&b");
+    EXPECT_EQ(texts(doc), (std::vector<std::string>{"x < y & z"}));
+    const std::vector<Attributes> lines = elements(doc, "polyline");
+    ASSERT_EQ(lines.size(), 2u);
+    EXPECT_EQ(lines[0].at("points"), "0,0 1,1");
+    EXPECT_EQ(lines[1].at("points"), "2,2 3,3");
+
+    Svg unbalanced(10, 10);
+    unbalanced.begin_group(0, 0);
+    EXPECT_NE(error_of([&] { unbalanced.finish(); }), "");
+    EXPECT_NE(error_of([&] { unbalanced.end_group(), unbalanced.end_group(); }), "");
+    // The checker itself catches what it should.
+    EXPECT_NE(xml_error("<a><b></a></b>"), "");
+    EXPECT_NE(xml_error("<a>x & y</a>"), "");
+    EXPECT_NE(xml_error("<a t=\"<\"/>"), "");
+    EXPECT_NE(xml_error("<a/><b/>"), "");
+    EXPECT_EQ(xml_error("<?xml version=\"1.0\"?>\n<a t=\"&amp;\"><b/>x &lt; y</a>\n"), "");
 }
 
-TEST(Plot, PanelHasCurvesLegendAndTitle) {
+TEST(Plot, SeriesPointsLandWhereTheAxesMapThem) {
     PlotPanel panel;
-    panel.title = "Training loss";
-    panel.y_label = "loss";
-    for (int k = 0; k < 3; k++) {
-        PlotSeries s;
-        s.label = "series " + std::to_string(k);
-        for (int i = 0; i < 50; i++) s.x.push_back(i), s.y.push_back(k + std::sin(i * 0.2));
-        panel.series.push_back(s);
-    }
+    panel.title = "Two series";
+    panel.y_label = "value";
+    panel.series.push_back(series("a", {0, 50, 100, 25}, {1, 3, 2, 1.5}));   // any x order
+    panel.series.push_back(series("b", {0, 100}, {2.5, 0.5}));
     const PlotStyle style;
     const RenderedPanel r = render_panel(panel, style);
-    EXPECT_EQ(r.image.width, style.width);
-    EXPECT_EQ(r.image.height, style.height);
-    ASSERT_GT(r.legend.w, 0);
-    for (int k = 0; k < 3; k++) {
-        const Rgb c = plot_colour(k);
-        EXPECT_GT(count_colour(r.image, r.plot_area, c) - count_colour(r.image, r.legend, c), 200)
-            << "curve " << k << " missing from the plot area";
-        EXPECT_GT(count_colour(r.image, r.legend, c), 10) << "legend swatch " << k << " missing";
+    ASSERT_EQ(xml_error(r.svg), "") << r.svg;
+    const Attributes root = elements(r.svg, "svg")[0];
+    EXPECT_EQ(root.at("width"), std::to_string(style.width));
+    EXPECT_EQ(root.at("height"), std::to_string(style.height));
+
+    const std::vector<double> xs = {0, 25, 50, 100}, ys = {1, 1.5, 3, 2};   // sorted by x
+    const std::vector<SvgPoint> a = line_of(r.svg, 0);
+    ASSERT_EQ(a.size(), 4u);
+    for (size_t i = 0; i < a.size(); i++) {
+        EXPECT_NEAR(a[i].x, r.x_axis.to_pixel(xs[i]), 0.006) << i;
+        EXPECT_NEAR(a[i].y, r.y_axis.to_pixel(ys[i]), 0.006) << i;
+        EXPECT_TRUE(r.plot_area.contains(a[i].x, a[i].y)) << i;
     }
-    EXPECT_GT(count_dark(r.image, r.title), 40);             // the title's letters
-    EXPECT_EQ(count_dark(r.image, {0, 0, r.image.width, 2}), 0);   // nothing drawn over the top edge
-    // Colours of series never come from the grid: no palette colour is grey.
+    EXPECT_LT(a[2].y, a[0].y);   // larger values higher up
+    EXPECT_LT(a[0].x, a[3].x);
+    // The axes span the plot area and their ranges cover the data.
+    EXPECT_NEAR(r.x_axis.to_pixel(r.x_axis.lo), r.plot_area.x, 1e-9);
+    EXPECT_NEAR(r.x_axis.to_pixel(r.x_axis.hi), r.plot_area.right(), 1e-9);
+    EXPECT_NEAR(r.y_axis.to_pixel(r.y_axis.lo), r.plot_area.bottom(), 1e-9);
+    EXPECT_LE(r.y_axis.lo, 0.5);
+    EXPECT_GE(r.y_axis.hi, 3);
+    EXPECT_EQ(line_of(r.svg, 1).size(), 2u);
+    // Colours: series k drawn in plot_colour(k).
+    for (int k = 0; k < 2; k++)
+        EXPECT_EQ(elements(series_part(r.svg, k), "polyline")[0].at("stroke"), plot_colour(k).hex()) << k;
+    // Tick labels and axis labels are text; each tick label is one of the axis's.
+    for (const std::string& l : r.y_axis.labels) EXPECT_TRUE(has_text(r.svg, l)) << l;
+    for (const std::string& l : r.x_axis.labels) EXPECT_TRUE(has_text(r.svg, l)) << l;
+    EXPECT_TRUE(has_text(r.svg, "Two series"));
+    EXPECT_TRUE(has_text(r.svg, "step"));
+    EXPECT_TRUE(has_text(r.svg, "value"));
+    // The data is clipped to the plot area.
+    const std::vector<Attributes> clips = elements(r.svg, "clipPath");
+    ASSERT_EQ(clips.size(), 1u);
+}
+
+TEST(Plot, TextIsEscaped) {
+    PlotPanel panel;
+    panel.title = "loss & <acc> > 0";
+    panel.x_label = "step <k>";
+    panel.y_label = "a & b";
+    panel.series.push_back(series("R@1 <i2t> & t2i", {0, 1}, {0, 1}));
+    panel.series.push_back(series("\"quoted\" 'too'", {0, 1}, {1, 0}));
+    const RenderedPanel r = render_panel(panel);
+    ASSERT_EQ(xml_error(r.svg), "") << r.svg;
+    for (const char* t : {"loss & <acc> > 0", "step <k>", "a & b", "R@1 <i2t> & t2i", "\"quoted\" 'too'"})
+        EXPECT_TRUE(has_text(r.svg, t)) << t;
+    EXPECT_EQ(r.svg.find("<acc>"), std::string::npos);
+    EXPECT_EQ(r.svg.find("<i2t>"), std::string::npos);
+    // The same in a grid title.
+    const std::string grid = render_grid({panel, panel}, "run <1> & co");
+    ASSERT_EQ(xml_error(grid), "");
+    EXPECT_TRUE(has_text(grid, "run <1> & co"));
+}
+
+TEST(Plot, NonFinitePointsAreLeftOut) {
+    PlotPanel panel;
+    panel.series.push_back(series("", {0, 1, 2, 3, 4, NAN, 6}, {1, NAN, INFINITY, 2, -INFINITY, 5, 3}));
+    const RenderedPanel r = render_panel(panel);
+    ASSERT_EQ(xml_error(r.svg), "") << r.svg;
+    const std::vector<SvgPoint> line = line_of(r.svg, 0);
+    ASSERT_EQ(line.size(), 3u);   // x = 0, 3, 6
+    EXPECT_NEAR(line[1].x, r.x_axis.to_pixel(3), 0.006);
+    EXPECT_NEAR(line[1].y, r.y_axis.to_pixel(2), 0.006);
+    EXPECT_LE(r.y_axis.hi, 4);   // the NaN-x point's 5 does not stretch the axis
+    for (const char* bad : {"nan", "inf"}) EXPECT_EQ(r.svg.find(bad), std::string::npos) << bad;
+    // A log axis also leaves out values <= 0, and falls back to linear when any exists.
+    PlotPanel log_panel;
+    log_panel.log_y = true;
+    log_panel.series.push_back(series("", {0, 1, 2, 3}, {1, 10, 100, 1000}));
+    const RenderedPanel lr = render_panel(log_panel);
+    ASSERT_TRUE(lr.y_axis.log);
+    const std::vector<SvgPoint> l = line_of(lr.svg, 0);
+    ASSERT_EQ(l.size(), 4u);
+    EXPECT_NEAR(l[0].y - l[1].y, l[1].y - l[2].y, 0.02);   // decades equally spaced
+    EXPECT_NEAR(l[1].y - l[2].y, l[2].y - l[3].y, 0.02);
+    log_panel.series[0].y[0] = 0;
+    EXPECT_FALSE(render_panel(log_panel).y_axis.log);
+}
+
+TEST(Plot, EmptyAndOnePointSeries) {
+    // No series at all, and a series with no (finite) points: frame, "no data", nothing drawn.
+    PlotPanel none;
+    none.title = "nothing yet";
+    PlotPanel empty = none;
+    empty.series.push_back(series("", {}, {}));
+    empty.series.push_back(series("", {1, 2}, {NAN, NAN}));
+    for (const PlotPanel* p : {&none, &empty}) {
+        const RenderedPanel r = render_panel(*p);
+        ASSERT_EQ(xml_error(r.svg), "") << r.svg;
+        EXPECT_TRUE(has_text(r.svg, "no data"));
+        EXPECT_TRUE(has_text(r.svg, "nothing yet"));
+        EXPECT_TRUE(elements(r.svg, "polyline").empty());
+        EXPECT_TRUE(elements(r.svg, "circle").empty());
+        EXPECT_EQ(r.legend.w, 0);
+    }
+    // One point: no line, one marker where the axes put it; the range around it is padded.
+    PlotPanel one;
+    one.series.push_back(series("", {7}, {0.5}));
+    const RenderedPanel r = render_panel(one);
+    ASSERT_EQ(xml_error(r.svg), "") << r.svg;
+    EXPECT_FALSE(has_text(r.svg, "no data"));
+    EXPECT_TRUE(elements(r.svg, "polyline").empty());
+    const std::vector<Attributes> dots = elements(series_part(r.svg, 0), "circle");
+    ASSERT_EQ(dots.size(), 1u);
+    EXPECT_NEAR(std::stod(dots[0].at("cx")), r.x_axis.to_pixel(7), 0.006);
+    EXPECT_NEAR(std::stod(dots[0].at("cy")), r.y_axis.to_pixel(0.5), 0.006);
+    EXPECT_LT(r.y_axis.lo, 0.5);
+    EXPECT_GT(r.y_axis.hi, 0.5);
+    EXPECT_TRUE(r.plot_area.contains(std::stod(dots[0].at("cx")), std::stod(dots[0].at("cy"))));
+    // A repeated x (a resumed run rewrote the step): the later value wins.
+    PlotPanel again;
+    again.series.push_back(series("", {0, 1, 1, 2}, {1, 5, 2, 3}));
+    const RenderedPanel ra = render_panel(again);
+    const std::vector<SvgPoint> l = line_of(ra.svg, 0);
+    ASSERT_EQ(l.size(), 3u);
+    EXPECT_NEAR(l[1].y, ra.y_axis.to_pixel(2), 0.006);
+}
+
+TEST(Plot, LegendMarkersAndSmoothing) {
+    PlotPanel panel;
+    panel.title = "Training loss";
+    panel.smooth = true;
+    for (int k = 0; k < 3; k++) {
+        PlotSeries s = series("series " + std::to_string(k), {}, {});
+        for (int i = 0; i < 60; i++) s.x.push_back(i), s.y.push_back(k + 0.3 * std::sin(i * 2.3));   // noisy
+        panel.series.push_back(s);
+    }
+    panel.series[2].markers = true;
+    const RenderedPanel r = render_panel(panel);
+    ASSERT_EQ(xml_error(r.svg), "") << r.svg;
+    ASSERT_GT(r.legend.w, 0);
+    for (int k = 0; k < 3; k++) EXPECT_TRUE(has_text(r.svg, "series " + std::to_string(k))) << k;
+    // Noisy curves: the raw points faint under the smoothed line.
+    for (int k = 0; k < 3; k++) {
+        const std::vector<Attributes> lines = elements(series_part(r.svg, k), "polyline");
+        ASSERT_EQ(lines.size(), 2u) << k;
+        EXPECT_EQ(lines[0].at("class"), "raw");
+        EXPECT_EQ(lines[0].at("stroke-opacity"), "0.3");
+        EXPECT_EQ(lines[1].at("class"), "line");
+    }
+    EXPECT_EQ(elements(series_part(r.svg, 2), "circle").size(), 60u);   // markers only where asked
+    EXPECT_TRUE(elements(series_part(r.svg, 0), "circle").empty());
+    // One unlabelled series: no legend.
+    PlotPanel single;
+    single.series.push_back(series("", {0, 1}, {0, 1}));
+    EXPECT_EQ(render_panel(single).legend.w, 0);
+    // Palette colours are never grey, so data never looks like the grid.
     for (int k = 0; k < kPlotPaletteSize; k++) {
-        const Rgb c = plot_colour(k);
+        const Colour c = plot_colour(k);
         EXPECT_GT(std::max({c.r, c.g, c.b}) - std::min({c.r, c.g, c.b}), 60) << k;
     }
 }
 
-TEST(Plot, CrowdedLegendMovesBelowTheAxes) {
+TEST(Plot, LegendGoesToAnEmptyCornerOrBelowTheAxes) {
+    // A line rising left to right: the top-left corner is free.
+    PlotPanel rising;
+    rising.series.push_back(series("rising", {0, 1}, {0, 1}));
+    rising.series.push_back(series("also rising", {0, 1}, {0.1, 1.1}));
+    const RenderedPanel r = render_panel(rising);
+    ASSERT_GT(r.legend.w, 0);
+    EXPECT_TRUE(r.legend.x < r.plot_area.x + r.plot_area.w / 2 && r.legend.y < r.plot_area.y + r.plot_area.h / 2)
+        << r.legend.x << "," << r.legend.y;
+    // Lines across the whole area: every corner is taken, the legend moves below.
     PlotPanel panel;
     panel.title = "Evaluation";
-    for (int k = 0; k < 8; k++) {   // lines across the whole area: every corner is taken
-        PlotSeries s;
-        s.label = "zeroshot/some-long-task-name/top" + std::to_string(k);
+    for (int k = 0; k < 8; k++) {
+        PlotSeries s = series("zeroshot/some-long-task-name/top" + std::to_string(k), {}, {});
         s.markers = true;
         for (int i = 0; i <= 8; i++) s.x.push_back(i * 100), s.y.push_back(k * 0.1 + (i % 2) * 0.15);
         panel.series.push_back(s);
     }
-    const RenderedPanel r = render_panel(panel);
-    ASSERT_GT(r.legend.w, 0);
-    EXPECT_GE(r.legend.y, r.plot_area.bottom());
-    EXPECT_LE(r.legend.bottom(), r.image.height);
-    for (int k = 0; k < 8; k++) EXPECT_GT(count_colour(r.image, r.legend, plot_colour(k)), 5) << k;
+    const RenderedPanel c = render_panel(panel);
+    ASSERT_EQ(xml_error(c.svg), "");
+    ASSERT_GT(c.legend.w, 0);
+    EXPECT_GE(c.legend.y, c.plot_area.bottom());
+    EXPECT_LE(c.legend.bottom(), PlotStyle{}.height);
+    for (int k = 0; k < 8; k++) EXPECT_TRUE(has_text(c.svg, panel.series[k].label)) << k;
 }
 
 TEST(Plot, PlotRunWritesGridAndPanels) {
@@ -253,40 +558,45 @@ TEST(Plot, PlotRunWritesGridAndPanels) {
     write_text(dir.file("metrics.jsonl"), sample_metrics());
     const std::vector<std::string> written = plot_run(dir.path);
     ASSERT_GE(written.size(), 5u);
-    EXPECT_EQ(written[0], dir.file("plots.png"));
+    EXPECT_EQ(written[0], dir.file("plots.svg"));
     const RunMetrics run = read_metrics_jsonl(dir.file("metrics.jsonl"));
     const std::vector<PlotPanel> panels = run_panels(run);
     std::vector<std::string> names;
     for (const PlotPanel& p : panels) names.push_back(p.name);
     EXPECT_EQ(names, (std::vector<std::string>{"loss", "lr", "logit_scale", "eval_zeroshot", "eval_retrieval"}));
     EXPECT_EQ(panels[0].series.size(), 3u);   // loss, contrastive, rank_cross; time_s is no chart
-    for (const std::string& path : written) EXPECT_TRUE(path_exists(path)) << path;
-
-    const Image grid = decode_image_file(dir.file("plots.png"));
-    const PlotStyle style;
-    EXPECT_EQ(grid.width, 2 * style.width);
-    EXPECT_GT(grid.height, 3 * style.height);   // 5 panels: 3 rows, plus the title bar
-    EXPECT_LT(grid.height, 4 * style.height);
-
-    // The loss chart on disk is exactly what render_panel draws; look inside its boxes.
-    const Image loss = decode_image_file(dir.file("plot_loss.png"));
-    const RenderedPanel expected = render_panel(panels[0], style);
-    ASSERT_EQ(loss.width, expected.image.width);
-    ASSERT_EQ(loss.height, expected.image.height);
-    EXPECT_TRUE(loss.rgb == expected.image.rgb);
-    for (int k = 0; k < 3; k++) {
-        EXPECT_GT(count_colour(loss, expected.plot_area, plot_colour(k)), 100) << "curve " << k;
-        EXPECT_GT(count_colour(loss, expected.legend, plot_colour(k)), 10) << "swatch " << k;
+    for (const std::string& path : written) {
+        EXPECT_TRUE(path_exists(path)) << path;
+        EXPECT_EQ(xml_error(read_text(path)), "") << path;
     }
-    EXPECT_GT(count_dark(loss, expected.title), 40);
-    EXPECT_TRUE(path_exists(dir.file("plot_eval_zeroshot.png")));
+
+    const std::string grid = read_text(dir.file("plots.svg"));
+    const PlotStyle style;
+    const Attributes root = elements(grid, "svg")[0];
+    EXPECT_EQ(std::stod(root.at("width")), 2 * style.width);
+    EXPECT_GT(std::stod(root.at("height")), 3 * style.height);   // 5 panels: 3 rows, plus the title bar
+    EXPECT_LT(std::stod(root.at("height")), 4 * style.height);
+    EXPECT_EQ(count_of(grid, "<g class=\"panel\""), 5u);
+    EXPECT_EQ(count_of(grid, "<clipPath id="), 5u);   // one per panel, ids distinct:
+    for (int i = 0; i < 5; i++) EXPECT_EQ(count_of(grid, "id=\"p" + std::to_string(i) + "-plot\""), 1u) << i;
+    for (const char* title : {"Training loss", "Learning rate", "Logit scale", "Evaluation: zeroshot"})
+        EXPECT_TRUE(has_text(grid, title)) << title;
+    EXPECT_TRUE(texts(grid)[0].find("(steps 0-600; 61 train, 3 eval lines)") != std::string::npos) << texts(grid)[0];
+
+    // The loss chart on disk is exactly what render_panel draws.
+    const RenderedPanel expected = render_panel(panels[0], style);
+    EXPECT_EQ(read_text(dir.file("plot_loss.svg")), expected.svg);
+    for (const char* key : {"loss", "contrastive", "rank_cross"}) EXPECT_TRUE(has_text(expected.svg, key)) << key;
+    EXPECT_TRUE(path_exists(dir.file("plot_eval_zeroshot.svg")));
 
     // --out: the grid where asked, the panels beside it with its stem.
     PlotRunOptions options;
-    options.out_png = dir.file("report.png");
+    options.out_svg = dir.file("report.svg");
     const std::vector<std::string> again = plot_run(dir.file("metrics.jsonl"), options);
-    EXPECT_EQ(again[0], dir.file("report.png"));
-    EXPECT_EQ(again[1], dir.file("report_loss.png"));
+    EXPECT_EQ(again[0], dir.file("report.svg"));
+    EXPECT_EQ(again[1], dir.file("report_loss.svg"));
+    options.per_panel = false;
+    EXPECT_EQ(plot_run(dir.path, options).size(), 1u);
 }
 
 TEST(Plot, CompareRuns) {
@@ -296,20 +606,25 @@ TEST(Plot, CompareRuns) {
                "{\"type\":\"train\",\"step\":0,\"loss\":5,\"contrastive\":5}\n"
                "{\"type\":\"train\",\"step\":300,\"loss\":2,\"contrastive\":2}\n"
                "{\"type\":\"eval\",\"step\":300,\"zeroshot/synthetic-shape/top1\":0.9}\n");
-    const std::string out = a.file("compare.png");
-    plot_compare({a.path, b.path}, {"clip", "rankclip"}, {"contrastive"}, out, "CLIP vs RankCLIP");
-    const Image img = decode_image_file(out);
-    EXPECT_EQ(img.width, PlotStyle{}.width);
-    EXPECT_GT(count_colour(img, {0, 0, img.width, img.height}, plot_colour(0)), 100);
-    EXPECT_GT(count_colour(img, {0, 0, img.width, img.height}, plot_colour(1)), 100);
+    const std::string out = a.file("compare.svg");
+    EXPECT_EQ(plot_compare({a.path, b.path}, {"clip", "rankclip"}, {"contrastive"}, out, "CLIP vs RankCLIP"), out);
+    const std::string svg = read_text(out);
+    ASSERT_EQ(xml_error(svg), "") << svg;
+    EXPECT_EQ(std::stod(elements(svg, "svg")[0].at("width")), PlotStyle{}.width);
+    for (const char* t : {"CLIP vs RankCLIP", "clip", "rankclip"}) EXPECT_TRUE(has_text(svg, t)) << t;
+    EXPECT_EQ(elements(series_part(svg, 0), "polyline").back().at("stroke"), plot_colour(0).hex());
+    EXPECT_EQ(elements(series_part(svg, 1), "polyline").back().at("stroke"), plot_colour(1).hex());
+    EXPECT_EQ(line_of(svg, 1).size(), 2u);   // run b: steps 0 and 300
     // Several keys: a grid, one panel per key, eval keys found too.
     plot_compare({a.path, b.path}, {}, {"contrastive", "zeroshot/synthetic-shape/top1"}, out);
-    EXPECT_EQ(decode_image_file(out).width, 2 * PlotStyle{}.width);
+    const std::string grid = read_text(out);
+    ASSERT_EQ(xml_error(grid), "");
+    EXPECT_EQ(std::stod(elements(grid, "svg")[0].at("width")), 2 * PlotStyle{}.width);
+    EXPECT_EQ(count_of(grid, "<g class=\"panel\""), 2u);
     const std::string e = error_of([&] { plot_compare({a.path, b.path}, {}, {"nope"}, out); });
     EXPECT_NE(e.find("no run has the key 'nope'"), std::string::npos) << e;
     EXPECT_NE(e.find("contrastive"), std::string::npos) << e;   // lists what there is
     EXPECT_NE(error_of([&] { plot_compare({a.path, b.path}, {"one"}, {"loss"}, out); }), "");
 }
 
-}  // namespace
 }  // namespace rankclip::test

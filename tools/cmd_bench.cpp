@@ -35,6 +35,7 @@
 #include "bench/bench_train_step.h"
 #include "engine/backend.h"
 #include "engine/json.h"
+#include "engine/strings.h"
 #include "tools/cli_args.h"
 #ifdef RANKCLIP_CUDA
 #include "cuda/allocator.h"
@@ -161,7 +162,7 @@ int cmd_bench(int argc, char** argv) {
     RC_CHECK(precision == "fp32" || precision == "bf16", "bench: --precision must be fp32 or bf16, got '", precision,
              "'");
     const LossKind kind = parse_loss_kind(loss);
-    const bool file = model.size() > 5 && model.compare(model.size() - 5, 5, ".json") == 0;
+    const bool file = ends_with(model, ".json");
     const CLIPConfig config = file ? CLIPConfig::from_json_file(model) : clip_config(model);
     const Device device = parse_device(device_name);
     RC_CHECK(!device.is_cuda() || has_backend(DeviceType::CUDA), "bench: --device ", device.str(),

@@ -3,7 +3,7 @@
 // clip loss and with the rankclip loss, from the same seed, on the built-in synthetic data (no
 // download), evaluates both on the synthetic zero-shot tasks (val and the held-out compositions),
 // retrieval and ranking consistency, and writes OUT/report.md with the comparison table, the loss
-// curves (OUT/loss.png) and the command that reproduces it; prints the table at the end.
+// curves (OUT/loss.svg) and the command that reproduces it; prints the table at the end.
 // One seed is one sample: docs/RESULTS.md has the multi-seed experiment behind any claim.
 #include <chrono>
 #include <cstdio>
@@ -18,8 +18,8 @@
 #include "data/synthetic.h"
 #include "engine/ops.h"
 #include "tools/cli_args.h"
-#include "train/eval.h"
-#include "train/plot.h"
+#include "eval/eval.h"
+#include "report/plot.h"
 #include "train/trainer.h"
 
 using namespace rankclip;
@@ -33,7 +33,7 @@ static void demo_usage(std::FILE* out) {
         "  synthetic data (default 300 steps of batch 64 each, about 10 minutes on 2 cores),\n"
         "  evaluate both (zero-shot on val and held-out compositions, retrieval, ranking\n"
         "  consistency on N = 500 val images), and write DIR/report.md (default runs/demo) with\n"
-        "  the table, DIR/loss.png and the command. DIR/clip and DIR/rankclip are the two runs\n"
+        "  the table, DIR/loss.svg and the command. DIR/clip and DIR/rankclip are the two runs\n"
         "  (replaced on each demo). --quick: 60 steps of batch 32 and 200 evaluation images.\n"
         "  --precision bf16: bf16 autocast with fp32 master weights (default fp32).\n");
 }
@@ -192,10 +192,10 @@ int cmd_demo(int argc, char** argv) {
 
     std::vector<std::string> dirs, labels;
     for (const auto& r : runs) dirs.push_back(r.dir), labels.push_back(r.label);
-    std::string loss_png = out + "/loss.png";
-    plot_compare(dirs, labels, {"contrastive"}, loss_png, "InfoNCE part of the training loss");
-    std::string total_png = out + "/loss_total.png";
-    plot_compare(dirs, labels, {"loss"}, total_png, "training loss (RankCLIP: InfoNCE + weighted ranking terms)");
+    std::string loss_svg = out + "/loss.svg";
+    plot_compare(dirs, labels, {"contrastive"}, loss_svg, "InfoNCE part of the training loss");
+    std::string total_svg = out + "/loss_total.svg";
+    plot_compare(dirs, labels, {"loss"}, total_svg, "training loss (RankCLIP: InfoNCE + weighted ranking terms)");
 
     std::string table = comparison_table(runs, chance);
     std::ofstream report(out + "/report.md");
@@ -213,11 +213,11 @@ int cmd_demo(int argc, char** argv) {
            << table << "\n"
            << "One seed is one sample: differences smaller than the spread across seeds "
               "(docs/RESULTS.md) say nothing about the methods.\n\n"
-           << "![InfoNCE part of the loss](loss.png)\n\n![total loss](loss_total.png)\n\n"
+           << "![InfoNCE part of the loss](loss.svg)\n\n![total loss](loss_total.svg)\n\n"
            << "Per-run charts: `rankclip plot " << runs[0].dir << "`, `rankclip plot " << runs[1].dir << "`.\n\n"
            << "Reproduce: `" << command << "`\n";
     report.close();
     RC_CHECK(report.good() || fs::exists(out + "/report.md"), out, "/report.md: could not be written");
-    std::printf("\n%s\nreport: %s/report.md (loss curves: %s)\n", table.c_str(), out.c_str(), loss_png.c_str());
+    std::printf("\n%s\nreport: %s/report.md (loss curves: %s)\n", table.c_str(), out.c_str(), loss_svg.c_str());
     return 0;
 }

@@ -1,6 +1,6 @@
 // tools/cmd_eval.cpp
 // defines: cmd_eval, the `rankclip eval` subcommand: loads a checkpoint, runs the evaluation
-// suite of train/eval.h (zero-shot classification, retrieval, linear probe, ranking consistency;
+// suite of eval/eval.h (zero-shot classification, retrieval, linear probe, ranking consistency;
 // with no task flags, all of them on the synthetic data), prints a table and optionally writes
 // the metrics as JSON. Datasets are opened and checked before the model loads, so a typo in a
 // path fails at once.
@@ -14,7 +14,7 @@
 #include "engine/json.h"
 #include "engine/ops.h"
 #include "models/checkpoint.h"
-#include "train/eval.h"
+#include "eval/eval.h"
 #include "tools/cli_args.h"
 
 using namespace rankclip;

@@ -16,8 +16,9 @@
 #include <vector>
 
 #include "engine/ops.h"
+#include "engine/strings.h"
 #include "tools/cli_args.h"
-#include "train/eval.h"
+#include "eval/eval.h"
 #include "train/trainer.h"
 
 using namespace rankclip;
@@ -51,15 +52,6 @@ Arm make_arm(const std::string& name) {
     else if (name == "rankclip-in") a.loss.kind = LossKind::RankCLIP, a.loss.rank_cross = false;
     else throw Error("experiment: unknown arm '" + name + "' (clip, cyclip, rankclip, rankclip-cross, rankclip-in)");
     return a;
-}
-
-std::vector<std::string> split_commas(const std::string& s) {
-    std::vector<std::string> out;
-    std::stringstream in(s);
-    std::string item;
-    while (std::getline(in, item, ','))
-        if (!item.empty()) out.push_back(item);
-    return out;
 }
 
 // The last evaluation of a finished run, or empty.

@@ -8,7 +8,7 @@
 #include <memory>
 
 #include "tools/cli_args.h"
-#include "train/eval.h"
+#include "eval/eval.h"
 #include "train/trainer.h"
 
 using namespace rankclip;

@@ -58,7 +58,7 @@ double rank_weight_at(const LossOptions& o, int64_t epoch, int64_t epochs, int64
     return o.rank_weight;
 }
 
-static void check_features(const char* loss, const Tensor& v, const Tensor& t, const Tensor& logit_scale) {
+void check_features(const char* loss, const Tensor& v, const Tensor& t, const Tensor& logit_scale) {
     RC_CHECK(v.dim() == 2 && t.dim() == 2 && v.shape() == t.shape(), loss,
              ": image and text features must both be (B, D), got ", v.str(), " and ", t.str());
     RC_CHECK(v.size(0) > 0, loss, ": empty batch");
@@ -66,9 +66,8 @@ static void check_features(const char* loss, const Tensor& v, const Tensor& t, c
              logit_scale.defined() ? logit_scale.str() : std::string("undefined"));
 }
 
-// S = exp(logit_scale) V T^T (B, B): as CLIP::forward, image i's row over every text
-static Tensor scaled_similarity(const Tensor& a, const Tensor& b, const Tensor& logit_scale) {
-    return matmul(exp(logit_scale) * a, b.t());
+Tensor scaled_similarity(const Tensor& a, const Tensor& b, const Tensor& scale) {
+    return matmul(scale * a, b.t());
 }
 
 Tensor symmetric_infonce(const Tensor& logits) {
@@ -78,14 +77,14 @@ Tensor symmetric_infonce(const Tensor& logits) {
 
 LossOutput clip_loss(const Tensor& v, const Tensor& t, const Tensor& logit_scale) {
     check_features("clip_loss", v, t, logit_scale);
-    Tensor contrastive = symmetric_infonce(scaled_similarity(v, t, logit_scale));
+    Tensor contrastive = symmetric_infonce(scaled_similarity(v, t, exp(logit_scale)));
     return {contrastive, {{"contrastive", contrastive.detach()}}};
 }
 
 LossOutput cyclip_loss(const Tensor& v, const Tensor& t, const Tensor& logit_scale, const LossOptions& o) {
     check_features("cyclip_loss", v, t, logit_scale);
     double B = double(v.size(0));
-    Tensor contrastive = symmetric_infonce(scaled_similarity(v, t, logit_scale));
+    Tensor contrastive = symmetric_infonce(scaled_similarity(v, t, exp(logit_scale)));
     // L_I = (1/B) sum_jk (<v_j, v_k> - <t_j, t_k>)^2;  L_C = (1/B) sum_jk (<v_j, t_k> - <v_k, t_j>)^2
     Tensor in_modal = sum(pow(matmul(v, v.t()) - matmul(t, t.t()), 2.0)) * (1.0 / B);
     Tensor vt = matmul(v, t.t());  // (B, B)
@@ -100,7 +99,7 @@ LossOutput siglip_loss(const Tensor& v, const Tensor& t, const Tensor& logit_sca
     RC_CHECK(logit_bias.defined() && logit_bias.numel() == 1,
              "siglip_loss: the model has no logit_bias (build it with a SigLIP config: init_logit_bias)");
     int64_t B = v.size(0);
-    Tensor logits = scaled_similarity(v, t, logit_scale) + logit_bias;  // (B, B)
+    Tensor logits = scaled_similarity(v, t, exp(logit_scale)) + logit_bias;  // (B, B)
     // z_ij = +1 on the diagonal, -1 elsewhere
     Tensor idx = arange(0, double(B), 1, logits.dtype(), logits.device());
     Tensor z = affine(eq(idx.unsqueeze(1), idx.unsqueeze(0)), 2.0, -1.0);  // (B, B)

@@ -1,5 +1,5 @@
 // train/losses.h
-// defines: the training losses of ../shared/RANKCLIP.md — clip (symmetric InfoNCE), rankclip
+// defines: the training losses of docs/RANKCLIP.md — clip (symmetric InfoNCE), rankclip
 // (CLIP + list-wise ranking consistency with ListMLE), cyclip and siglip — their options, the
 // RankCLIP weight schedules, and LossOutput, the total plus its named parts for logging.
 //
@@ -72,6 +72,15 @@ struct LossOutput {
 
 // (CE(logits, arange) + CE(logits^T, arange)) / 2 for a (B, B) matrix whose diagonal holds the pairs
 Tensor symmetric_infonce(const Tensor& logits);
+
+// What every loss checks first: V and T both (B, D) with B > 0 and logit_scale a scalar; else an
+// Error naming `loss`.
+void check_features(const char* loss, const Tensor& v, const Tensor& t, const Tensor& logit_scale);
+
+// (scale A) B^T (N, M) for A (N, D), B (M, D) and scale = exp(logit_scale), grouped as
+// CLIP::forward groups it: S = scaled_similarity(V, T, exp(logit_scale)) holds image i's row over
+// every text; a loss that needs several such matrices passes the one exp to each.
+Tensor scaled_similarity(const Tensor& a, const Tensor& b, const Tensor& scale);
 
 // L = (CE(S, arange) + CE(S^T, arange)) / 2, S = exp(logit_scale) V T^T
 LossOutput clip_loss(const Tensor& image_features, const Tensor& text_features, const Tensor& logit_scale);

@@ -44,12 +44,10 @@ Tensor list_mle_loss(const Tensor& scores, const Tensor& targets, Generator& gen
 
 LossOutput rankclip_loss(const Tensor& v, const Tensor& t, const Tensor& logit_scale, const LossOptions& o,
                          double rank_weight, Generator& gen) {
-    RC_CHECK(v.dim() == 2 && t.dim() == 2 && v.shape() == t.shape(),
-             "rankclip_loss: image and text features must both be (B, D), got ", v.str(), " and ", t.str());
-    RC_CHECK(v.size(0) > 0, "rankclip_loss: empty batch");
+    check_features("rankclip_loss", v, t, logit_scale);
     double B = double(v.size(0));
     Tensor s = exp(logit_scale);
-    Tensor S = matmul(s * v, t.t());  // (B, B) image i against every text
+    Tensor S = scaled_similarity(v, t, s);  // (B, B) image i against every text
     Tensor contrastive = symmetric_infonce(S);
 
     Tensor zero = zeros({}, contrastive.dtype(), contrastive.device());
@@ -62,8 +60,8 @@ LossOutput rankclip_loss(const Tensor& v, const Tensor& t, const Tensor& logit_s
         cross = (image_rows + text_rows) * (1.0 / o.rank_divisor);
     }
     if (o.rank_in) {
-        Tensor A = matmul(s * v, v.t());  // (B, B) image-image
-        Tensor C = matmul(s * t, t.t());  // (B, B) text-text
+        Tensor A = scaled_similarity(v, v, s);  // (B, B) image-image
+        Tensor C = scaled_similarity(t, t, s);  // (B, B) text-text
         Tensor image_rows = list_mle_loss(A, C, gen, o);
         Tensor text_rows = list_mle_loss(C, A, gen, o);
         in_modal = (image_rows + text_rows) * (1.0 / o.rank_divisor);

@@ -20,6 +20,7 @@
 #include "engine/backend.h"
 #include "engine/error.h"
 #include "engine/ops.h"
+#include "engine/strings.h"
 #include "models/checkpoint.h"
 #include "train/optimizer.h"
 #include "train/train_step.h"
@@ -66,10 +67,6 @@ std::vector<uint8_t> hex_decode(const std::string& s, const std::string& what) {
     std::vector<uint8_t> out(s.size() / 2);
     for (size_t i = 0; i < out.size(); i++) out[i] = uint8_t(nibble(s[2 * i]) * 16 + nibble(s[2 * i + 1]));
     return out;
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // The tokenizer of a run: the named merges file, else $RANKCLIP_VOCAB, else the synthetic data's

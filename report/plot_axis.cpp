@@ -1,6 +1,6 @@
-// train/plot_axis.cpp
+// report/plot_axis.cpp
 // defines: nice ticks, log ticks, tick labels and make_axis (see plot_axis.h).
-#include "train/plot_axis.h"
+#include "report/plot_axis.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,8 +1,8 @@
-// train/eval.cpp
+// eval/eval.cpp
 // defines: EvalConfig's defaults and option parsing, the Evaluator (planning: specs -> opened
 // datasets and selections; running: the per-run feature caches and the jobs in order), evaluate,
-// and the table / JSON output. The evaluations themselves are in train/zero_shot.cpp,
-// train/retrieval_eval.cpp and train/eval_probe.cpp.
+// and the table / JSON output. The evaluations themselves are in eval/zero_shot.cpp,
+// eval/retrieval_eval.cpp and eval/eval_probe.cpp.
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -14,7 +14,8 @@
 #include "data/fashion_mnist.h"
 #include "engine/ops.h"
 #include "engine/parse.h"
-#include "train/eval_impl.h"
+#include "engine/strings.h"
+#include "eval/eval_impl.h"
 
 namespace rankclip {
 
@@ -115,17 +116,6 @@ std::string path_display_name(const std::string& spec) {
     return name;
 }
 
-static std::vector<std::string> split_colon(const std::string& s) {
-    std::vector<std::string> parts;
-    size_t start = 0;
-    while (true) {
-        const size_t c = s.find(':', start);
-        parts.push_back(s.substr(start, c == std::string::npos ? c : c - start));
-        if (c == std::string::npos) return parts;
-        start = c + 1;
-    }
-}
-
 // ---- planning ----
 
 Evaluator::Impl::Impl(const EvalConfig& config, const Tokenizer& tokenizer) : cfg(config), tok(tokenizer) {
@@ -165,7 +155,7 @@ Evaluator::Impl::Impl(const EvalConfig& config, const Tokenizer& tokenizer) : cf
 
 Evaluator::Impl::Source* Evaluator::Impl::open_source(const std::string& spec, Role role) {
     RC_CHECK(!spec.empty(), "eval: empty dataset name");
-    const std::vector<std::string> parts = split_colon(spec);
+    const std::vector<std::string> parts = split(spec, ':');
     std::string key, name;
     if (parts[0] == "synthetic") {
         RC_CHECK(parts.size() <= 3, "eval: '", spec, "': expected synthetic[:train|val|heldout][:N]");
@@ -344,7 +334,7 @@ EvalMetrics evaluate(const CLIP& model, const EvalConfig& cfg, const Tokenizer& 
 static std::string format_value(const std::string& key, double v) {
     if (std::isnan(v)) return "nan";
     const bool count = key == "n" || key == "images" || key == "captions" || key == "pairs" ||
-                       (key.size() > 2 && key.compare(key.size() - 2, 2, "_n") == 0);
+                       ends_with(key, "_n");
     if (count && v == std::floor(v) && std::abs(v) < 1e15) return str_cat((long long)v);
     char buf[64];
     std::snprintf(buf, sizeof(buf), key == "l2" ? "%g" : "%.4f", v);

@@ -1,4 +1,4 @@
-// train/retrieval_eval.cpp
+// eval/retrieval_eval.cpp
 // defines: the paired-data evaluations of the Evaluator: paired_selection (which images and
 // captions a dataset contributes), run_retrieval (image<->text Recall@1/5/10, mean and median
 // rank, several captions per image) and run_consistency (Kendall tau-b / Spearman agreement of
@@ -15,7 +15,7 @@
 #include "data/csv_dataset.h"
 #include "data/packed.h"
 #include "engine/ops.h"
-#include "train/eval_impl.h"
+#include "eval/eval_impl.h"
 
 namespace rankclip {
 

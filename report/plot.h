@@ -1,18 +1,17 @@
-// train/plot.h
-// defines: the training plots: PlotPanel (one chart: titled, labelled axes, series, legend),
-// render_panel / render_grid (to an Image), and the run-level entry points that `rankclip plot`
-// and the reports use: plot_run (every chart of one run's metrics.jsonl as PNGs) and
-// plot_compare (one or more keys of several runs on shared axes, e.g. CLIP vs RankCLIP).
-// Everything is drawn by us (train/plot_canvas.h, train/bitmap_font.h) and written with
-// stb_image_write (data/image_write.h); no plotting library is needed.
+// report/plot.h
+// defines: the training charts: PlotPanel (one chart: titled, labelled axes, series, legend),
+// render_panel / render_grid (to an SVG document), and the run-level entry points that
+// `rankclip plot` and the reports use: plot_run (every chart of one run's metrics.jsonl as SVG
+// files) and plot_compare (one or more keys of several runs on shared axes, e.g. CLIP vs
+// RankCLIP). The charts are SVG text (report/svg.h): the browser or Markdown viewer draws the
+// lines and the fonts, so no rasteriser and no plotting library is needed.
 #pragma once
 #include <cmath>
 #include <string>
 #include <vector>
 
-#include "data/image.h"
-#include "data/raster.h"
-#include "train/plot_canvas.h"
+#include "report/plot_axis.h"
+#include "report/svg.h"
 #include "train/plot_metrics.h"
 
 namespace rankclip {
@@ -26,7 +25,7 @@ struct PlotSeries {
 };
 
 struct PlotPanel {
-    std::string name;                 // file-name part: "loss" -> plot_loss.png
+    std::string name;                 // file-name part: "loss" -> plot_loss.svg
     std::string title, x_label = "step", y_label;
     std::vector<PlotSeries> series;
     bool log_y = false;               // log y axis; honoured when every value is > 0
@@ -36,28 +35,34 @@ struct PlotPanel {
 };
 
 struct PlotStyle {
-    int width = 760, height = 460;    // one panel, pixels
-    int text_scale = 2;               // font scale: 2 gives 14-px capitals
+    int width = 760, height = 460;    // one panel, SVG user units (CSS pixels at 100%)
+    int text_scale = 2;               // text size and line width: font size 6.5 * text_scale
 };
 
-// A rendered panel and where things landed (the tests look inside these boxes).
+// A rendered panel and where things landed (the tests check the document against these).
 struct RenderedPanel {
-    Image image;
-    Rect plot_area;   // inside the axes frame
-    Rect legend;      // w = 0 when there is no legend (a single unlabelled series)
-    Rect title;
+    std::string svg;       // a whole SVG document, style.width x style.height
+    Box plot_area;         // inside the axes frame
+    Box legend;            // w = 0 when there is no legend (a single unlabelled series)
+    Box title;             // estimated from the text's width
+    PlotAxis x_axis, y_axis;   // data -> user units: a point (x, y) is drawn at
+                               // (x_axis.to_pixel(x), y_axis.to_pixel(y))
 };
 
 // The palette: distinct, saturated colours (none grey, so data never looks like the grid).
-Rgb plot_colour(int index);
+Colour plot_colour(int index);
 constexpr int kPlotPaletteSize = 10;
 
-// Draws one panel. A panel without any finite point still gets its frame and a "no data" note.
+// Draws one panel. Each series is a <g class="series-<i>"> (i: its position in panel.series) with
+// its line(s) as <polyline class="line"> (a noisy curve also as a faint class="raw" line under the
+// smoothed one) and its markers as <circle class="marker">; a series of one point is drawn as a
+// marker. Non-finite points (and points <= 0 on a log axis) are left out. A panel without any
+// finite point still gets its frame and a "no data" note.
 RenderedPanel render_panel(const PlotPanel& panel, const PlotStyle& style = {});
 
 // Panels in a grid of `columns` (0: 1 for a single panel, else 2), under a title bar when
-// `title` is not empty.
-Image render_grid(const std::vector<PlotPanel>& panels, const std::string& title, int columns = 0,
+// `title` is not empty; one SVG document, each panel a translated <g class="panel">.
+std::string render_grid(const std::vector<PlotPanel>& panels, const std::string& title, int columns = 0,
                   const PlotStyle& style = {});
 
 // The charts of one run: training loss and its parts (log y when they span a decade or more),
@@ -68,9 +73,9 @@ Image render_grid(const std::vector<PlotPanel>& panels, const std::string& title
 std::vector<PlotPanel> run_panels(const RunMetrics& run);
 
 struct PlotRunOptions {
-    // The grid's path; default RUN_DIR/plots.png with the panels as RUN_DIR/plot_<name>.png.
-    // When set, panels go beside it as <stem>_<name>.png.
-    std::string out_png;
+    // The grid's path; default RUN_DIR/plots.svg with the panels as RUN_DIR/plot_<name>.svg.
+    // When set, panels go beside it as <stem>_<name>.svg.
+    std::string out_svg;
     bool per_panel = true;   // also write each panel on its own
     PlotStyle style;
 };
@@ -82,9 +87,9 @@ std::vector<std::string> plot_run(const std::string& run_dir, const PlotRunOptio
 // Several runs on shared axes: one panel per key (a train key or an eval key, looked up in that
 // order), one series per run that has it, labelled labels[i] (empty: the run directories' names).
 // One key: that panel alone (titled `title`, or the key); several: a grid under `title`.
-// Error when no run has a key. Returns out_png.
+// Error when no run has a key. Returns out_svg.
 std::string plot_compare(const std::vector<std::string>& run_dirs, const std::vector<std::string>& labels,
-                         const std::vector<std::string>& keys, const std::string& out_png,
+                         const std::vector<std::string>& keys, const std::string& out_svg,
                          const std::string& title = "", const PlotStyle& style = {});
 
 }  // namespace rankclip

@@ -1,5 +1,5 @@
-// train/eval_embed.cpp
-// defines: the embedding helpers of train/eval.h — embed_images (a dataset's images through
+// eval/eval_embed.cpp
+// defines: the embedding helpers of eval/eval.h — embed_images (a dataset's images through
 // CLIP's evaluation preprocessing and the image tower), embed_texts, class_prompts,
 // zero_shot_classifier — and the prompt templates (file, generic set) and spread_indices.
 #include <algorithm>
@@ -9,7 +9,7 @@
 #include "data/image.h"
 #include "data/synthetic.h"
 #include "engine/ops.h"
-#include "train/eval.h"
+#include "eval/eval.h"
 
 namespace rankclip {
 
@@ -32,8 +32,6 @@ private:
     bool was_training_;
 };
 
-Device model_device(const CLIP& model) { return model.logit_scale.device(); }
-
 }  // namespace
 
 EmbeddedImages embed_images(const CLIP& model, const Dataset& data, const std::vector<int64_t>& indices,
@@ -44,7 +42,7 @@ EmbeddedImages embed_images(const CLIP& model, const Dataset& data, const std::v
         RC_CHECK(i >= 0 && size_t(i) < data.size(), "embed_images: index ", i, " outside the dataset (",
                  data.describe(), ")");
     const int64_t S = model.config().image_size, N = int64_t(indices.size());
-    const Device device = model_device(model);
+    const Device device = model.device();
     EvalModeGuard eval_mode(model);
     NoGradGuard no_grad;
     EmbeddedImages out;
@@ -83,7 +81,7 @@ Tensor embed_texts(const CLIP& model, const Tokenizer& tok, const std::vector<st
     RC_CHECK(tok.vocab_size() <= c.vocab_size, "embed_texts: the tokenizer has ", tok.vocab_size(),
              " tokens, more than the model's vocab_size ", c.vocab_size, " (a different vocabulary than the model's?)");
     const int64_t N = int64_t(texts.size()), T = c.context_length;
-    const Device device = model_device(model);
+    const Device device = model.device();
     EvalModeGuard eval_mode(model);
     NoGradGuard no_grad;
     std::vector<Tensor> parts;

@@ -1,7 +1,7 @@
-// train/eval_impl.h
-// defines: Evaluator::Impl, the evaluation plan shared by train/eval.cpp (planning, running,
-// output), train/zero_shot.cpp, train/retrieval_eval.cpp (retrieval and ranking consistency)
-// and train/eval_probe.cpp (linear probe). Internal to train/; users include train/eval.h.
+// eval/eval_impl.h
+// defines: Evaluator::Impl, the evaluation plan shared by eval/eval.cpp (planning, running,
+// output), eval/zero_shot.cpp, eval/retrieval_eval.cpp (retrieval and ranking consistency)
+// and eval/eval_probe.cpp (linear probe). Internal to eval/; users include eval/eval.h.
 //
 // At construction every spec is resolved to opened datasets and the exact images (and, for
 // paired data, captions) each evaluation will use, so a bad spec fails before any model work
@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "data/synthetic.h"
-#include "train/eval.h"
+#include "eval/eval.h"
 
 namespace rankclip {
 
@@ -49,7 +49,7 @@ struct Evaluator::Impl {
 
     Impl(const EvalConfig& cfg, const Tokenizer& tok);
 
-    // ---- planning (train/eval.cpp) ----
+    // ---- planning (eval/eval.cpp) ----
     enum class Role { Eval, ProbeTrain, ProbeTest };
     Source* open_source(const std::string& spec, Role role);
     Source* open_path(const std::string& path);   // a non-synthetic, non-Fashion-MNIST spec as is

@@ -1,13 +1,13 @@
-// train/zero_shot.cpp
+// eval/zero_shot.cpp
 // defines: Evaluator::Impl::run_zero_shot, zero-shot classification of one dataset: class
 // embeddings from prompt templates (the mean of the normalised prompt features, renormalised),
 // scores = image features . class embeddings, then top-1/3/5 and per-class accuracy
-// (train/metrics.h, ties to the lowest class index). The synthetic data is four tasks over the
+// (eval/measures.h, ties to the lowest class index). The synthetic data is four tasks over the
 // same images (shape, colour, count, relation; relation only scores two-object images); other
 // datasets are one task over their class names.
 #include "data/fashion_mnist.h"
 #include "engine/ops.h"
-#include "train/eval_impl.h"
+#include "eval/eval_impl.h"
 
 namespace rankclip {
 

@@ -1,9 +1,9 @@
-// train/metrics.cpp
+// eval/measures.cpp
 // defines: class_embeddings, classification_metrics, zero_shot_classification, retrieval_metrics,
 // average_ranks, kendall_tau_b (+ its O(n^2) reference), spearman_rho, ranking_consistency.
 // Host code in double: the matrices here are at most a few thousand rows, and exact ties (which
-// the tie rule of metrics.h decides) must not appear or vanish through float rounding.
-#include "train/metrics.h"
+// the tie rule of measures.h decides) must not appear or vanish through float rounding.
+#include "eval/measures.h"
 
 #include <algorithm>
 #include <cmath>

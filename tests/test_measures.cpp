@@ -1,5 +1,5 @@
-// tests/test_metrics.cpp
-// tests: the evaluation metrics of train/metrics.h on small hand-made embeddings whose answers
+// tests/test_measures.cpp
+// tests: the evaluation metrics of eval/measures.h on small hand-made embeddings whose answers
 // are worked out by hand in the comments: prompt ensembling, zero-shot top-k and per-class
 // accuracy (ties: the lowest class index wins), retrieval with several captions per image
 // (ties: the lower index ranks first), rank correlations with ties (against scipy's values and
@@ -11,7 +11,7 @@
 #include "engine/ops.h"
 #include "engine/random.h"
 #include "test_util.h"
-#include "train/metrics.h"
+#include "eval/measures.h"
 
 using namespace rankclip;
 using rankclip::test::error_of;

@@ -1,4 +1,4 @@
-// train/plot_axis.h
+// report/plot_axis.h
 // defines: PlotAxis, the mapping of one data range onto pixels with its tick marks: "nice" ticks
 // (1, 2 or 5 x 10^k) on a linear axis, decades (with 2 and 5 between them when the range is
 // short) on a log axis, and tick labels short enough for a plot ("0.25", "5e-4", "20k").

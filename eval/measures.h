@@ -1,6 +1,7 @@
-// train/metrics.h
-// defines: the evaluation metrics as pure functions of feature and similarity matrices (no
-// model, no data files), so each can be checked on small hand-made embeddings:
+// eval/measures.h
+// defines: the evaluation measures as pure functions of feature and similarity matrices (no
+// model, no data files), so each can be checked on small hand-made embeddings. (eval/eval.h runs
+// them on a model; their values are what metrics.jsonl logs.)
 //   class_embeddings            prompt-template features -> one embedding per class
 //   classification_metrics      top-k and per-class accuracy from a score matrix
 //   zero_shot_classification    the same from image features and class embeddings
@@ -8,7 +9,7 @@
 //                               several captions per image (COCO-style)
 //   kendall_tau_b, spearman_rho rank correlations that handle ties
 //   ranking_consistency         the property RankCLIP trains for, averaged over anchors
-//   linear_probe                softmax regression on frozen features (train/linear_probe.cpp)
+//   linear_probe                softmax regression on frozen features (eval/linear_probe.cpp)
 //
 // Ties, everywhere a ranking is made: candidates are ordered by score, descending, and equal
 // scores by index, ascending (what a stable sort gives). So the lowest class index wins a tied
@@ -16,7 +17,7 @@
 // Ranks are 1-based (the best candidate has rank 1).
 //
 // Inputs are tensors of any floating dtype on any device; they are copied to host doubles and
-// every metric is computed in double, deterministically (per-anchor work runs on the engine's
+// every measure is computed in double, deterministically (per-anchor work runs on the engine's
 // threads but each anchor writes its own slot and the mean is summed in anchor order).
 #pragma once
 #include <cstdint>
@@ -101,7 +102,7 @@ double kendall_tau_b_reference(const std::vector<double>& x, const std::vector<d
 // Spearman's rho: Pearson's correlation of the average ranks. NaN when undefined (as above).
 double spearman_rho(const std::vector<double>& x, const std::vector<double>& y);
 
-// ---- ranking consistency (RankCLIP, ../shared/RANKCLIP.md) ----
+// ---- ranking consistency (RankCLIP, docs/RANKCLIP.md) ----
 
 // For n held-out pairs (v_i, t_i), features L2-normalised here (cosine similarities). For each
 // anchor i, over the other n - 1 items j != i (the anchor itself is left out: it is first in
@@ -119,7 +120,7 @@ struct ConsistencyResult {
 // image_features, text_features: (n, E), n >= 3.
 ConsistencyResult ranking_consistency(const Tensor& image_features, const Tensor& text_features);
 
-// ---- linear probe (train/linear_probe.cpp) ----
+// ---- linear probe (eval/linear_probe.cpp) ----
 
 // Softmax (multinomial logistic) regression on frozen features: features standardised with the
 // training split's mean and standard deviation, then logits = x W + b, loss = mean cross-entropy

@@ -1,13 +1,13 @@
-// train/eval_probe.cpp
+// eval/eval_probe.cpp
 // defines: the linear probe of the Evaluator: plan_probe (a spec -> training and test splits)
-// and run_probe (frozen image features of both -> linear_probe, train/linear_probe.cpp).
+// and run_probe (frozen image features of both -> linear_probe, eval/linear_probe.cpp).
 // Splits: synthetic trains on its train split and tests on val; Fashion-MNIST train -> test;
 // a class-folder DIR uses DIR/train and DIR/test when both exist, and otherwise (like any other
 // labelled source) holds out every 5th sample (index % 5 == 4), which keeps every class of a
 // class-sorted folder in both splits.
 #include <filesystem>
 
-#include "train/eval_impl.h"
+#include "eval/eval_impl.h"
 
 namespace rankclip {
 

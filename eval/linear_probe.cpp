@@ -1,6 +1,6 @@
-// train/linear_probe.cpp
+// eval/linear_probe.cpp
 // defines: fit_softmax_regression, SoftmaxRegression::scores and linear_probe (declared in
-// train/metrics.h): logistic regression on frozen image features, trained with the engine's own
+// eval/measures.h): logistic regression on frozen image features, trained with the engine's own
 // autograd and fused AdamW, its L2 strength chosen on a validation split of the training data.
 // Features are standardised first: CLIP features are unit vectors whose components are ~1/sqrt(E),
 // and one learning rate then suits every model width.
@@ -9,7 +9,7 @@
 
 #include "engine/ops.h"
 #include "engine/random.h"
-#include "train/metrics.h"
+#include "eval/measures.h"
 
 namespace rankclip {
 

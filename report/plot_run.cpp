@@ -1,4 +1,4 @@
-// train/plot_run.cpp
+// report/plot_run.cpp
 // defines: run_panels (which charts a run's metrics make), plot_run and plot_compare (see plot.h).
 // The chart choice works from key names alone, so any loss the trainer gains shows up without a
 // change here: keys named like losses join the loss chart, a few well-known keys get their own
@@ -10,9 +10,8 @@
 #include <filesystem>
 #include <set>
 
-#include "data/image_write.h"
 #include "engine/error.h"
-#include "train/plot.h"
+#include "report/plot.h"
 
 namespace rankclip {
 
@@ -186,10 +185,10 @@ std::vector<std::string> plot_run(const std::string& run_dir, const PlotRunOptio
     RC_CHECK(!panels.empty(), "plot: ", metrics_path, " has no series that make a chart");
 
     const fs::path folder = fs::path(metrics_path).parent_path();
-    fs::path grid_path = options.out_png.empty() ? folder / "plots.png" : fs::path(options.out_png);
+    fs::path grid_path = options.out_svg.empty() ? folder / "plots.svg" : fs::path(options.out_svg);
     auto panel_path = [&](const PlotPanel& p) {
-        if (options.out_png.empty()) return folder / ("plot_" + p.name + ".png");
-        return grid_path.parent_path() / (grid_path.stem().string() + "_" + p.name + ".png");
+        if (options.out_svg.empty()) return folder / ("plot_" + p.name + ".svg");
+        return grid_path.parent_path() / (grid_path.stem().string() + "_" + p.name + ".svg");
     };
     char summary[160];
     std::snprintf(summary, sizeof summary, "  (steps %.0f-%.0f; %lld train, %lld eval line%s)", run.min_step,
@@ -197,19 +196,19 @@ std::vector<std::string> plot_run(const std::string& run_dir, const PlotRunOptio
                   run.eval_lines == 1 ? "" : "s");
     const std::string name = run_name(fs::is_regular_file(run_dir) ? folder.string() : run_dir);
     std::vector<std::string> written;
-    write_png(grid_path.string(), render_grid(panels, name + summary, 0, options.style));
+    write_text_file(grid_path.string(), render_grid(panels, name + summary, 0, options.style));
     written.push_back(grid_path.string());
     if (options.per_panel)
         for (const PlotPanel& p : panels) {
             const std::string path = panel_path(p).string();
-            write_png(path, render_panel(p, options.style).image);
+            write_text_file(path, render_panel(p, options.style).svg);
             written.push_back(path);
         }
     return written;
 }
 
 std::string plot_compare(const std::vector<std::string>& run_dirs, const std::vector<std::string>& labels_in,
-                         const std::vector<std::string>& keys, const std::string& out_png, const std::string& title,
+                         const std::vector<std::string>& keys, const std::string& out_svg, const std::string& title,
                          const PlotStyle& style) {
     RC_CHECK(!run_dirs.empty(), "plot --compare: no runs given");
     RC_CHECK(!keys.empty(), "plot --compare: no keys given (--key loss, say)");
@@ -252,10 +251,10 @@ std::string plot_compare(const std::vector<std::string>& run_dirs, const std::ve
         panel.log_y = any_train && is_loss_key(key) && wants_log(panel.series);
         panels.push_back(std::move(panel));
     }
-    const Image image = panels.size() == 1 ? render_panel(panels[0], style).image
-                                           : render_grid(panels, title.empty() ? "comparison" : title, 0, style);
-    write_png(out_png, image);
-    return out_png;
+    const std::string svg = panels.size() == 1 ? render_panel(panels[0], style).svg
+                                               : render_grid(panels, title.empty() ? "comparison" : title, 0, style);
+    write_text_file(out_svg, svg);
+    return out_svg;
 }
 
 }  // namespace rankclip

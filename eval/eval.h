@@ -1,9 +1,9 @@
-// train/eval.h
+// eval/eval.h
 // defines: model-level evaluation — what `rankclip eval` prints and what `rankclip train
 // --eval-every` logs to metrics.jsonl: EvalConfig (which datasets, for which evaluation),
 // evaluate / Evaluator (run them all, returning flat metric names), the embedding helpers
 // (a dataset's images, a list of texts, prompt-ensembled class embeddings), templates, and the
-// table / JSON formatting. The metrics themselves are pure functions in train/metrics.h.
+// table / JSON formatting. The measures themselves are pure functions in eval/measures.h.
 //
 // Datasets are named by spec strings (data/open_dataset.h's, plus evaluation defaults):
 //   synthetic[:train|val|heldout][:N]   the built-in set, seed 0; the val split and N = 1000 by
@@ -43,7 +43,7 @@
 #include "engine/json.h"
 #include "engine/tensor.h"
 #include "models/clip.h"
-#include "train/metrics.h"
+#include "eval/measures.h"
 
 namespace rankclip {
 
@@ -124,7 +124,7 @@ Tensor embed_texts(const CLIP& model, const Tokenizer& tok, const std::vector<st
 // into "an {}" before a vowel, as the synthetic tasks do).
 std::vector<std::string> class_prompts(const std::string& class_name, const std::vector<std::string>& templates);
 
-// (C, E) prompt-ensembled class embeddings: class_embeddings (metrics.h) of the prompts' features.
+// (C, E) prompt-ensembled class embeddings: class_embeddings (measures.h) of the prompts' features.
 Tensor zero_shot_classifier(const CLIP& model, const Tokenizer& tok, const std::vector<std::string>& class_names,
                             const std::vector<std::string>& templates, int64_t batch_size = 64);
 
