@@ -47,7 +47,9 @@ FashionMnistDataset::FashionMnistDataset(const std::string& dir, const std::stri
              split, "'");
     std::string prefix = dir + "/" + (split == "train" ? "train" : "t10k");
     std::string img_path = prefix + "-images-idx3-ubyte.gz", lab_path = prefix + "-labels-idx1-ubyte.gz";
-    std::string img = read_gzip_file(img_path), lab = read_gzip_file(lab_path);
+    // (the train images: 47 MB decompressed)
+    std::string img = read_gzip_file(img_path, size_t(256) << 20, "Fashion-MNIST images"),
+                lab = read_gzip_file(lab_path, size_t(16) << 20, "Fashion-MNIST labels");
     RC_CHECK(img.size() >= 16 && be32(img, 0) == 0x00000803, "fashion-mnist: '", img_path,
              "' is not an idx3 ubyte file");
     RC_CHECK(lab.size() >= 8 && be32(lab, 0) == 0x00000801, "fashion-mnist: '", lab_path,

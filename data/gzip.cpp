@@ -12,7 +12,7 @@
 
 namespace rankclip {
 
-std::string read_gzip_file(const std::string& path) {
+std::string read_gzip_file(const std::string& path, size_t max_bytes, const char* what) {
     gzFile f = gzopen(path.c_str(), "rb");
     RC_CHECK(f != nullptr, "read_gzip_file: cannot open '", path, "'");
     std::string out;
@@ -26,6 +26,11 @@ std::string read_gzip_file(const std::string& path) {
             throw Error(str_cat("read_gzip_file: '", path, "' is corrupt: ", msg));
         }
         if (n == 0) break;
+        if (out.size() + size_t(n) > max_bytes) {
+            gzclose(f);
+            throw Error(str_cat("read_gzip_file: '", path, "' decompresses to more than ", max_bytes >> 20,
+                                " MiB, the limit for ", what));
+        }
         out.append(buf, (size_t)n);
     }
     RC_CHECK(gzclose(f) == Z_OK, "read_gzip_file: '", path, "' is truncated or corrupt");

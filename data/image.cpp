@@ -46,6 +46,7 @@ namespace {
 // it is fine, or when the format is none of these: PNG's zlib stream already fails when cut).
 uint32_t le16(const uint8_t* p) { return uint32_t(p[0]) | uint32_t(p[1]) << 8; }
 uint32_t le32(const uint8_t* p) { return le16(p) | le16(p + 2) << 16; }
+uint32_t be32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
 
 // JPEG: walk the marker segments the way stb_image reads them (junk between segments skipped,
 // entropy-coded data scanned to the next marker that is not a stuffed 00 or a restart), so that
@@ -173,12 +174,25 @@ Image decode_image_memory(const uint8_t* data, size_t size, const std::string& n
     }
     int w = 0, h = 0, comp = 0;
     // header only: refuse huge images before allocating anything
-    RC_CHECK(stbi_info_from_memory(data, len, &w, &h, &comp), "decode_image: ", name,
-             ": cannot read image header (", stbi_failure_reason(), ")");
+    if (!stbi_info_from_memory(data, len, &w, &h, &comp)) {
+        // stb refuses a header beyond its own limits without saying so: name a PNG's declared size
+        const bool png = size >= 24 && std::memcmp(data, "\x89PNG\r\n\x1a\n", 8) == 0;
+        const uint32_t pw = png ? be32(data + 16) : 0, ph = png ? be32(data + 20) : 0;
+        RC_CHECK(!png || (pw <= uint32_t(kMaxImageSide) && ph <= uint32_t(kMaxImageSide)), "decode_image: ", name,
+                 ": the PNG header declares ", pw, "x", ph, " px, larger than the limit of ", kMaxImageSide,
+                 " px per side");
+        throw Error(str_cat("decode_image: ", name, ": cannot read the image header (", stbi_failure_reason(),
+                            "; PNG, JPEG, BMP, GIF, TGA and PPM are read)"));
+    }
     RC_CHECK(w > 0 && h > 0 && w <= kMaxImageSide && h <= kMaxImageSide &&
                  int64_t(w) * h <= kMaxImagePixels,
              "decode_image: ", name, ": image is ", w, "x", h, ", larger than the limit of ",
              kMaxImageSide, " px per side / ", (kMaxImagePixels >> 20), " MP");
+    const int bytes_per_channel = stbi_is_16_bit_from_memory(data, len) ? 2 : 1;
+    const int64_t decode_bytes = int64_t(w) * h * (2 * int64_t(comp) * bytes_per_channel + 3);
+    RC_CHECK(decode_bytes <= kMaxDecodeBytes, "decode_image: ", name, ": a ", w, "x", h, " image with ", comp,
+             " channel(s) of ", 8 * bytes_per_channel, " bits needs about ", decode_bytes >> 20,
+             " MiB to decode, more than the limit of ", kMaxDecodeBytes >> 20, " MiB");
     const std::string cut = jpeg ? "" : file_problem(data, size, w, h);
     RC_CHECK(cut.empty(), "decode_image: ", name, ": ", cut);
     int dw = 0, dh = 0, dc = 0;

@@ -41,6 +41,10 @@ struct Image {
 
 constexpr int kMaxImageSide = 16384;                     // refuse larger sides
 constexpr int64_t kMaxImagePixels = int64_t(256) << 20;   // and more than 256 MP
+// and images whose decoding would hold more than this: stb keeps the image in its own layout
+// (channels x 1 or 2 bytes; PNG also the inflated rows) beside our RGB8 copy, about
+// w x h x (2 x native bytes per pixel + 3); 768 MiB is an 8-bit RGB image of about 89 MP
+constexpr int64_t kMaxDecodeBytes = int64_t(768) << 20;
 
 // Decode a file / a buffer into RGB8. Errors name `path` / `name`.
 Image decode_image_file(const std::string& path);

@@ -167,13 +167,33 @@ PackedDataset::PackedDataset(const std::string& path) : path_(path) {
                  ", token bytes ", h.token_bytes, ")");
         RC_CHECK(h.file_bytes == bytes, "packed: '", path, "' is ", bytes, " bytes, the header says ",
                  h.file_bytes, " (truncated?)");
-        uint64_t pix = uint64_t(h.image_size) * h.image_size * 3;
-        bool ok = h.off_pixels + h.count * pix <= h.off_tokens &&
-                  h.off_tokens + h.count * h.context_length * h.token_bytes <= h.off_labels &&
-                  h.off_labels + h.count * 8 <= h.off_cap_index &&
-                  h.off_cap_index + (h.count + 1) * 8 <= h.off_caps && h.off_caps <= h.off_classes &&
-                  h.off_classes + h.classes_bytes <= bytes;
-        RC_CHECK(ok, "packed: '", path, "': section offsets inconsistent with the count ", h.count);
+        // Every section [off, off + count * unit) must end, without overflowing 64 bits, before the
+        // next one starts; the sections follow the header in this order and the 8-byte ones are aligned.
+        auto section = [&](const char* name, uint64_t off, uint64_t count, uint64_t unit, uint64_t unit2,
+                           uint64_t limit, const char* limit_name) {
+            uint64_t bytes = 0, end = 0;
+            const bool fits = !__builtin_mul_overflow(count, unit, &bytes) &&
+                              !__builtin_mul_overflow(bytes, unit2, &bytes) &&
+                              !__builtin_add_overflow(off, bytes, &end) && end <= limit;
+            RC_CHECK(fits, "packed: '", path, "': the ", name, " section (", count, " x ", unit * unit2,
+                     " bytes from offset ", off, ") does not end before the ", limit_name, " at ", limit,
+                     " (corrupt header)");
+        };
+        RC_CHECK(h.off_pixels >= kHeaderBytes, "packed: '", path, "': the pixels start at ", h.off_pixels,
+                 ", inside the ", kHeaderBytes, "-byte header (corrupt header)");
+        RC_CHECK(h.off_labels % 8 == 0 && h.off_cap_index % 8 == 0, "packed: '", path,
+                 "': the labels or the caption index are not 8-byte aligned (corrupt header)");
+        RC_CHECK(h.count < (uint64_t(1) << 40), "packed: '", path, "': the header claims ", h.count,
+                 " samples (corrupt header)");
+        RC_CHECK(h.image_size <= 65536, "packed: '", path, "': image size ", h.image_size,
+                 " is beyond the limit of 65536 (corrupt header)");
+        const uint64_t pix = uint64_t(h.image_size) * h.image_size * 3;  // < 2^34: no overflow
+        section("pixels", h.off_pixels, h.count, pix, 1, h.off_tokens, "tokens");
+        section("tokens", h.off_tokens, h.count, h.context_length, h.token_bytes, h.off_labels, "labels");
+        section("labels", h.off_labels, h.count, 8, 1, h.off_cap_index, "caption index");
+        section("caption index", h.off_cap_index, h.count + 1, 8, 1, h.off_caps, "captions");
+        section("captions", h.off_caps, 0, 0, 1, h.off_classes, "class names");
+        section("class names", h.off_classes, h.classes_bytes, 1, 1, bytes, "end of the file");
         count_ = h.count;
         size_ = int(h.image_size);
         ctx_ = int(h.context_length);
@@ -181,7 +201,7 @@ PackedDataset::PackedDataset(const std::string& path) : path_(path) {
         off_pixels_ = h.off_pixels; off_tokens_ = h.off_tokens; off_labels_ = h.off_labels;
         off_cap_index_ = h.off_cap_index; off_caps_ = h.off_caps;
         const uint64_t* idx = reinterpret_cast<const uint64_t*>(map_ + off_cap_index_);
-        RC_CHECK(idx[0] == 0 && off_caps_ + idx[count_] <= h.off_classes, "packed: '", path,
+        RC_CHECK(idx[0] == 0 && idx[count_] <= h.off_classes - off_caps_, "packed: '", path,
                  "': caption index out of range");
         for (uint64_t i = 0; i < count_; i++)
             RC_CHECK(idx[i] <= idx[i + 1], "packed: '", path, "': caption index not monotonic at ", i);

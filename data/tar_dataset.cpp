@@ -6,8 +6,10 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
@@ -28,50 +30,82 @@ static size_t matching_brace(const std::string& s, size_t open) {
     throw Error(str_cat("shard pattern '", s, "': unbalanced '{' at ", open));
 }
 
-std::vector<std::string> expand_braces(const std::string& pattern) {
-    size_t open = pattern.find('{');
-    if (open == std::string::npos) {
-        RC_CHECK(pattern.find('}') == std::string::npos, "shard pattern '", pattern, "': unbalanced '}'");
-        return {pattern};
-    }
-    RC_CHECK(pattern.find('}') > open, "shard pattern '", pattern, "': unbalanced '}'");
-    size_t close = matching_brace(pattern, open);
-    std::string head = pattern.substr(0, open), body = pattern.substr(open + 1, close - open - 1),
-                tail = pattern.substr(close + 1);
+// The options of one brace body: a numeric range "lo..hi" (zero-padded to lo's width) or the
+// top-level comma-separated parts (which may hold braces of their own).
+static std::vector<std::string> brace_options(const std::string& pattern, const std::string& body) {
     std::vector<std::string> options;
     size_t dots = body.find("..");
     bool range = dots != std::string::npos && body.find_first_of("{},") == std::string::npos;
     if (range) {
         std::string a = body.substr(0, dots), b = body.substr(dots + 2);
         auto digits = [](const std::string& x) {
-            if (x.empty()) return false;
+            if (x.empty() || x.size() > 18) return false;
             for (char c : x) if (!std::isdigit(static_cast<unsigned char>(c))) return false;
             return true;
         };
         RC_CHECK(digits(a) && digits(b), "shard pattern '", pattern, "': bad range {", body, "}");
         long long lo = std::stoll(a), hi = std::stoll(b);
-        RC_CHECK(lo <= hi && hi - lo < 10000000, "shard pattern '", pattern, "': bad range {", body, "}");
+        RC_CHECK(lo <= hi && hi - lo < (long long)kMaxShards, "shard pattern '", pattern, "': bad range {", body,
+                 "} (from low to high, at most ", kMaxShards, " values)");
         size_t width = a.size();
         for (long long v = lo; v <= hi; v++) {
             std::string s = std::to_string(v);
             if (s.size() < width) s = std::string(width - s.size(), '0') + s;
             options.push_back(s);
         }
-    } else {
-        // Split at top-level commas.
-        int depth = 0;
-        size_t start = 0;
-        for (size_t i = 0; i <= body.size(); i++) {
-            if (i == body.size() || (body[i] == ',' && depth == 0)) {
-                options.push_back(body.substr(start, i - start));
-                start = i + 1;
-            } else if (body[i] == '{') depth++;
-            else if (body[i] == '}') depth--;
+        return options;
+    }
+    int depth = 0;  // split at top-level commas
+    size_t start = 0;
+    for (size_t i = 0; i <= body.size(); i++) {
+        if (i == body.size() || (body[i] == ',' && depth == 0)) {
+            options.push_back(body.substr(start, i - start));
+            start = i + 1;
+        } else if (body[i] == '{') depth++;
+        else if (body[i] == '}') depth--;
+    }
+    return options;
+}
+
+// Without recursion: a stack of partly expanded patterns, each step expanding the first brace of
+// the top one, its options pushed in reverse so that the results come out in order. Each pattern
+// on the stack yields at least one result, so results + stack never exceed what the whole
+// expansion will produce: past kMaxShards it stops with an error instead of growing.
+std::vector<std::string> expand_braces(const std::string& pattern) {
+    RC_CHECK(pattern.size() <= kMaxPatternBytes, "shard pattern of ", pattern.size(), " bytes: at most ",
+             kMaxPatternBytes, " are allowed");
+    int depth = 0, max_depth = 0;
+    for (char c : pattern) {
+        if (c == '{') max_depth = std::max(max_depth, ++depth);
+        else if (c == '}') RC_CHECK(--depth >= 0, "shard pattern '", pattern, "': unbalanced '}'");
+    }
+    RC_CHECK(depth == 0, "shard pattern '", pattern, "': unbalanced '{'");
+    RC_CHECK(max_depth <= kMaxBraceDepth, "shard pattern '", pattern, "': braces nested ", max_depth,
+             " deep, at most ", kMaxBraceDepth, " are allowed");
+    std::vector<std::string> out, stack = {pattern};
+    size_t held = pattern.size();  // bytes of the strings in out and on the stack
+    while (!stack.empty()) {
+        std::string s = std::move(stack.back());
+        stack.pop_back();
+        held -= s.size();
+        size_t open = s.find('{');
+        if (open == std::string::npos) {
+            held += s.size();
+            out.push_back(std::move(s));
+            continue;
+        }
+        size_t close = matching_brace(s, open);
+        const std::string head = s.substr(0, open), tail = s.substr(close + 1);
+        std::vector<std::string> options = brace_options(pattern, s.substr(open + 1, close - open - 1));
+        RC_CHECK(out.size() + stack.size() + options.size() <= kMaxShards, "shard pattern '", pattern,
+                 "': expands to more than ", kMaxShards, " shards");
+        for (size_t k = options.size(); k-- > 0;) {
+            stack.push_back(head + options[k] + tail);
+            held += stack.back().size();
+            RC_CHECK(held <= kMaxExpansionBytes, "shard pattern '", pattern, "': its expansion exceeds ",
+                     kMaxExpansionBytes >> 20, " MiB of shard names");
         }
     }
-    std::vector<std::string> out;
-    for (auto& o : options)
-        for (auto& e : expand_braces(head + o + tail)) out.push_back(e);
     return out;
 }
 
@@ -111,6 +145,24 @@ void TarDataset::index_shard(uint32_t s) {
         throw Error(msg);
     };
     if (archive_read_open_filename(a, path.c_str(), 1 << 16) != ARCHIVE_OK) fail("cannot open");
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) fail("cannot stat");
+    const uint64_t shard_bytes = uint64_t(st.st_size);
+    // The data of the member just read, whose header claims `size` bytes, read in 1 MiB chunks:
+    // a header that claims more than the archive holds costs only what is there.
+    auto read_member = [&](const std::string& name, int64_t size, size_t limit) {
+        if (size < 0 || uint64_t(size) > limit)
+            fail(str_cat("member ", name, " claims ", size, " bytes, more than the limit of ", limit >> 20, " MiB"));
+        std::string data;
+        while (data.size() < size_t(size)) {
+            const size_t old = data.size(), chunk = std::min<size_t>(size_t(size) - old, size_t(1) << 20);
+            data.resize(old + chunk);
+            const la_ssize_t got = archive_read_data(a, &data[old], chunk);
+            if (got <= 0) fail(str_cat("short read of ", name, " (", old, " of the ", size, " bytes its header claims)"));
+            data.resize(old + size_t(got));
+        }
+        return data;
+    };
 
     // Group members by key, in order of first appearance.
     std::map<std::string, size_t> by_key;
@@ -149,14 +201,17 @@ void TarDataset::index_shard(uint32_t s) {
             has_image[it->second] = true;
             if (compressed || archive_entry_sparse_count(e) > 0) {
                 en.in_memory = true;
-                en.bytes.resize(size_t(size));
-                if (size > 0 && archive_read_data(a, en.bytes.data(), size_t(size)) != size) fail("short read of " + name);
+                const std::string bytes = read_member(name, size, kMaxImageMemberBytes);
+                en.bytes.assign(bytes.begin(), bytes.end());
             } else {
                 en.offset = uint64_t(archive_filter_bytes(a, 0));   // data follows the header(s)
+                if (size < 0 || uint64_t(size) > kMaxImageMemberBytes || en.offset > shard_bytes ||
+                    uint64_t(size) > shard_bytes - en.offset)
+                    fail(str_cat("member ", name, " claims ", size, " bytes at offset ", en.offset, ", past the end of the ",
+                                 shard_bytes, "-byte shard or over the limit of ", kMaxImageMemberBytes >> 20, " MiB"));
             }
         } else {
-            std::string text(size_t(size), '\0');
-            if (size > 0 && archive_read_data(a, &text[0], size_t(size)) != size) fail("short read of " + name);
+            std::string text = read_member(name, size, kMaxTextMemberBytes);
             while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
             if (cap) {
                 en.caption = std::move(text);

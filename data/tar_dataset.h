@@ -23,9 +23,15 @@
 namespace rankclip {
 
 // "a-{000..002}.tar" -> a-000.tar a-001.tar a-002.tar (numeric ranges keep the zero padding of
-// the first bound); "{a,b}" lists alternatives; several groups multiply; nested lists are
-// expanded recursively. Throws Error on an unbalanced brace or a bad range.
+// the first bound); "{a,b}" lists alternatives; several groups multiply; lists may nest.
+// Throws Error on an unbalanced brace, a bad range, or a pattern beyond the limits below.
 std::vector<std::string> expand_braces(const std::string& pattern);
+constexpr size_t kMaxImageMemberBytes = size_t(256) << 20;  // an image member of a shard
+constexpr size_t kMaxTextMemberBytes = size_t(16) << 20;    // a caption or class member
+constexpr size_t kMaxShards = 1000000;                   // names one pattern may expand to
+constexpr size_t kMaxPatternBytes = 4096;                // a pattern's length
+constexpr int kMaxBraceDepth = 16;                       // braces within braces
+constexpr size_t kMaxExpansionBytes = size_t(256) << 20;  // bytes of all the names
 
 struct TarOptions {
     BadSamplePolicy on_bad = BadSamplePolicy::Skip;

@@ -4,6 +4,7 @@
 #include "data/tokenizer.h"
 
 #include <algorithm>
+#include <functional>
 #include <cstdlib>
 #include <cstring>
 
@@ -351,7 +352,7 @@ Tokenizer Tokenizer::from_merges(const std::vector<std::pair<std::string, std::s
 
 Tokenizer Tokenizer::from_file(const std::string& merges_path) {
     RC_CHECK(!merges_path.empty(), "Tokenizer: no merges file given (pass --vocab FILE or set RANKCLIP_VOCAB)");
-    std::string data = read_gzip_file(merges_path);
+    std::string data = read_gzip_file(merges_path, kMaxVocabularyBytes, "a vocabulary");
     std::vector<std::pair<std::string, std::string>> merges;
     size_t pos = 0;
     int64_t line_no = 0;
@@ -383,13 +384,84 @@ Tokenizer Tokenizer::from_file(const std::string& merges_path) {
 
 // One piece (UTF-8 bytes) -> ids: byte symbols, "</w>" on the last, then the lowest-ranked
 // adjacent pair merged everywhere (left to right) until no pair has a rank.
-std::vector<int64_t> Tokenizer::bpe(const std::string& piece) const {
+// The first ids of a piece: its bytes, the last one with "</w>".
+std::vector<int64_t> Tokenizer::piece_ids(const std::string& piece) const {
     std::vector<int64_t> word;
     word.reserve(piece.size());
     for (size_t i = 0; i < piece.size(); i++) {
         unsigned char b = (unsigned char)piece[i];
         word.push_back(i + 1 == piece.size() ? byte_end_id_[b] : byte_id_[b]);
     }
+    return word;
+}
+
+// The same merges as bpe_reference in O(n log n): the symbols form a linked list, every adjacent
+// pair that has a rank sits in a min-heap keyed by (rank, position), packed in one 64-bit word.
+// All occurrences of the lowest rank are taken from the heap together and merged left to right
+// (an occurrence whose left symbol an earlier merge of the same round consumed is skipped),
+// exactly as the reference's scan does; each merge pushes the two new pairs it forms.
+// rank_at[pos] is the rank of the pair starting at pos now (-1: none), so an entry a merge made
+// stale is recognised when popped and dropped. (A rank belongs to one pair, so a pair with an
+// equal rank is the same pair.)
+std::vector<int64_t> Tokenizer::bpe(const std::string& piece) const {
+    std::vector<int64_t> sym = piece_ids(piece);
+    const int64_t n = (int64_t)sym.size();
+    if (n < 2) return sym;
+    RC_CHECK(n < (int64_t(1) << 40), "Tokenizer: a word of ", n, " bytes is too long");
+    std::vector<int64_t> next(n), prev(n);  // -1: none
+    std::vector<int32_t> rank_at(n, -1);
+    for (int64_t i = 0; i < n; i++) { prev[i] = i - 1; next[i] = i + 1 < n ? i + 1 : -1; }
+    auto key = [](int64_t rank, int64_t pos) { return (uint64_t(rank) << 40) | uint64_t(pos); };
+    std::vector<uint64_t> heap;  // a min-heap (std::greater) of key(rank, pos)
+    auto rank_pair = [&](int64_t pos) {  // sets rank_at[pos]; true if the pair at pos has a rank
+        rank_at[pos] = -1;
+        if (next[pos] < 0) return false;
+        auto it = ranks_.find(((uint64_t)sym[pos] << 32) | (uint64_t)sym[next[pos]]);
+        if (it == ranks_.end()) return false;
+        rank_at[pos] = it->second.first;
+        return true;
+    };
+    for (int64_t i = 0; i + 1 < n; i++)
+        if (rank_pair(i)) heap.push_back(key(rank_at[i], i));
+    std::make_heap(heap.begin(), heap.end(), std::greater<uint64_t>());
+    auto push_pair = [&](int64_t pos) {
+        if (pos >= 0 && rank_pair(pos)) {
+            heap.push_back(key(rank_at[pos], pos));
+            std::push_heap(heap.begin(), heap.end(), std::greater<uint64_t>());
+        }
+    };
+    std::vector<int64_t> round;
+    while (!heap.empty()) {
+        const int32_t rank = int32_t(heap.front() >> 40);
+        round.clear();  // positions of this rank's pair, left to right (the heap orders them)
+        while (!heap.empty() && int32_t(heap.front() >> 40) == rank) {
+            const int64_t pos = int64_t(heap.front() & ((uint64_t(1) << 40) - 1));
+            std::pop_heap(heap.begin(), heap.end(), std::greater<uint64_t>());
+            heap.pop_back();
+            if (rank_at[pos] == rank) round.push_back(pos);
+        }
+        if (round.empty()) continue;  // all stale
+        const int64_t merged = ranks_.at(((uint64_t)sym[round[0]] << 32) | (uint64_t)sym[next[round[0]]]).second;
+        for (int64_t pos : round) {
+            if (rank_at[pos] != rank) continue;  // consumed by the previous merge of this round
+            const int64_t right = next[pos];
+            sym[pos] = merged;  // pos absorbs right
+            rank_at[right] = -1;
+            next[pos] = next[right];
+            if (next[pos] >= 0) prev[next[pos]] = pos;
+            push_pair(prev[pos]);
+            push_pair(pos);
+        }
+    }
+    std::vector<int64_t> word;
+    for (int64_t i = 0; i >= 0; i = next[i]) word.push_back(sym[i]);
+    return word;
+}
+
+std::vector<int64_t> Tokenizer::bpe_reference(const std::string& piece) const {
+    // The definition (CLIP's Python loop): find the lowest-ranked adjacent pair, merge every
+    // occurrence of it left to right, repeat. O(n^2) in the piece's length.
+    std::vector<int64_t> word = piece_ids(piece);
     while (word.size() > 1) {
         int32_t best_rank = INT32_MAX, merged = -1;
         int64_t first = -1, second = -1;
@@ -418,10 +490,14 @@ std::vector<int64_t> Tokenizer::bpe(const std::string& piece) const {
     return word;
 }
 
-std::vector<int64_t> Tokenizer::encode(const std::string& text) const {
+std::vector<int64_t> Tokenizer::encode(const std::string& text) const { return encode_prefix(text, SIZE_MAX); }
+
+// Pieces are merged independently, so the first `limit` ids need only the pieces that produce them.
+std::vector<int64_t> Tokenizer::encode_prefix(const std::string& text, size_t limit) const {
     RC_CHECK(!vocab_.empty(), "Tokenizer: no vocabulary loaded (use Tokenizer::from_file)");
     std::vector<int64_t> ids;
     for (const std::string& piece : clip_pre_tokenize(text)) {
+        if (ids.size() >= limit) break;
         if (piece == "<|startoftext|>" || piece == "<|endoftext|>") {
             ids.push_back(encoder_.at(piece));
             continue;
@@ -429,13 +505,14 @@ std::vector<int64_t> Tokenizer::encode(const std::string& text) const {
         std::vector<int64_t> w = bpe(piece);
         ids.insert(ids.end(), w.begin(), w.end());
     }
+    if (ids.size() > limit) ids.resize(limit);
     return ids;
 }
 
 std::vector<int64_t> Tokenizer::tokenize(const std::string& text, int context_length) const {
     RC_CHECK(context_length >= 2, "Tokenizer::tokenize: context_length ", context_length,
              " leaves no room for the start and end tokens (need >= 2)");
-    std::vector<int64_t> ids = encode(text);
+    std::vector<int64_t> ids = encode_prefix(text, (size_t)context_length - 2);
     std::vector<int64_t> out;
     out.reserve(context_length);
     out.push_back(sot_);

@@ -75,14 +75,24 @@ public:
     // The vocabulary entry of an id, in the byte-unicode alphabet (e.g. "cat</w>").
     const std::string& token(int64_t id) const;
 
-private:
+    // The merges of one pre-tokenized piece: O(n log n) in its length (a heap of ranked pairs).
     std::vector<int64_t> bpe(const std::string& piece) const;
+    // The definition, CLIP's Python loop (O(n^2)): what tests check bpe against.
+    std::vector<int64_t> bpe_reference(const std::string& piece) const;
+
+private:
+    std::vector<int64_t> piece_ids(const std::string& piece) const;
+    // encode(text) cut to its first `limit` ids; stops merging pieces once it has them.
+    std::vector<int64_t> encode_prefix(const std::string& text, size_t limit) const;
     std::vector<std::string> vocab_;                       // id -> string
     std::unordered_map<std::string, int64_t> encoder_;     // string -> id (last one wins)
     std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> ranks_;  // (left id, right id) -> (rank, merged id)
     int64_t byte_id_[256] = {}, byte_end_id_[256] = {};    // a byte's symbol, and with "</w>"
     int64_t sot_ = 0, eot_ = 0;
 };
+
+// A merges file decompresses to at most this (CLIP's: 1.4 MB; 49,152 merges of long tokens fit).
+constexpr size_t kMaxVocabularyBytes = size_t(64) << 20;
 
 // The merges file named by the RANKCLIP_VOCAB environment variable, or "" when unset.
 std::string vocab_path_from_env();

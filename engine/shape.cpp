@@ -6,10 +6,18 @@
 
 namespace rankclip {
 
+// A shape whose nonzero dimensions multiply past 2^63 is refused even when another dimension is
+// 0 (then it has no elements, but its strides would still overflow).
 int64_t numel(const Shape& shape) {
-    int64_t n = 1;
-    for (int64_t d : shape) n *= d;
-    return n;
+    int64_t nonzero = 1;
+    bool has_zero = false;
+    for (int64_t d : shape) {
+        RC_CHECK(d >= 0, "shape ", shape_str(shape), ": negative dimension ", d);
+        if (d == 0) has_zero = true;
+        else RC_CHECK(!__builtin_mul_overflow(nonzero, d, &nonzero), "shape ", shape_str(shape),
+                      ": more than 2^63 elements");
+    }
+    return has_zero ? 0 : nonzero;
 }
 
 Shape contiguous_strides(const Shape& shape) {

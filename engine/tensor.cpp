@@ -34,7 +34,10 @@ Storage::~Storage() {
 static Tensor new_tensor(const Shape& shape, DType dtype, Device device, bool try_pin) {
     for (int64_t d : shape) RC_CHECK(d >= 0, "empty: negative dimension in shape ", shape_str(shape));
     auto impl = std::make_shared<TensorImpl>();
-    impl->storage = std::make_shared<Storage>(size_t(numel(shape)) * dtype_size(dtype), device, try_pin);
+    size_t nbytes = 0;
+    RC_CHECK(!__builtin_mul_overflow(size_t(numel(shape)), dtype_size(dtype), &nbytes), "empty: shape ",
+             shape_str(shape), " of ", dtype_name(dtype), " needs more than 2^64 bytes");
+    impl->storage = std::make_shared<Storage>(nbytes, device, try_pin);
     impl->shape = shape;
     impl->strides = contiguous_strides(shape);
     impl->dtype = dtype;

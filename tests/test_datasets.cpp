@@ -6,6 +6,8 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <gtest/gtest.h>
+
+#include <cstring>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +16,7 @@
 #include <set>
 
 #include "data/csv_dataset.h"
+#include "data/gzip.h"
 #include "data/fashion_mnist.h"
 #include "data/image_folder.h"
 #include "data/image_write.h"
@@ -59,7 +62,7 @@ Image solid(int w, int h, uint8_t r, uint8_t g, uint8_t b, uint8_t tag = 0) {
 
 // Expect `f` to throw rankclip::Error whose message contains every one of `parts`.
 template <typename F>
-void expect_error(F&& f, std::initializer_list<std::string> parts) {
+void expect_error(F&& f, const std::vector<std::string>& parts) {
     try {
         f();
         ADD_FAILURE() << "expected an Error";
@@ -266,6 +269,68 @@ TEST(ImageFolder, CorruptImageAndEmptyFolder) {
 }
 
 // ---------------------------------------------------------------- tar shards
+
+// Hostile patterns stop with an error naming the limit, quickly and without deep recursion.
+TEST(Tar, ExpandBracesLimits) {
+    expect_error([] { expand_braces("{0..9999999}{0..9999999}"); }, {"bad range", "1000000"});
+    expect_error([] { expand_braces("{0..999}{0..999}{0..9}"); }, {"more than 1000000 shards"});
+    EXPECT_EQ(expand_braces("{0..999}{0..999}").size(), 1000000u);  // exactly at the limit
+    std::string deep;
+    for (int i = 0; i < 60000; i++) deep += "{a";
+    for (int i = 0; i < 60000; i++) deep += "}";
+    expect_error([&] { expand_braces(deep); }, {"bytes", "4096"});
+    std::string nested;
+    for (int i = 0; i < 17; i++) nested += "{a,";
+    nested += "b";
+    for (int i = 0; i < 17; i++) nested += "}";
+    expect_error([&] { expand_braces(nested); }, {"nested 17 deep", "16"});
+    std::string groups;  // 1,000 groups in a row: no recursion, one name
+    for (int i = 0; i < 1000; i++) groups += "{a}";
+    EXPECT_EQ(expand_braces(groups), (std::vector<std::string>{std::string(1000, 'a')}));
+    const std::string long_name(4000, 'x');  // 1,000 names of 4 KB: 4 MB, fine
+    EXPECT_EQ(expand_braces(long_name + "{0..999}").size(), 1000u);
+    expect_error([] { expand_braces("{a}}"); }, {"unbalanced '}'"});
+    expect_error([] { expand_braces("{0..123456789012345678901}"); }, {"bad range"});
+}
+
+// A ustar header claiming `size` bytes for `name`, followed by `data` (padded to 512).
+std::string crafted_tar_member(const std::string& name, uint64_t size, const std::string& data) {
+    std::string h(512, '\0');
+    std::memcpy(&h[0], name.data(), std::min<size_t>(name.size(), 99));
+    std::snprintf(&h[100], 8, "%07o", 0644);
+    std::snprintf(&h[108], 8, "%07o", 0);
+    std::snprintf(&h[116], 8, "%07o", 0);
+    std::snprintf(&h[124], 12, "%011llo", (unsigned long long)size);
+    std::snprintf(&h[136], 12, "%011o", 0);
+    h[156] = '0';
+    std::memcpy(&h[257], "ustar", 6);
+    std::memcpy(&h[263], "00", 2);
+    std::memset(&h[148], ' ', 8);
+    unsigned sum = 0;
+    for (unsigned char c : h) sum += c;
+    std::snprintf(&h[148], 8, "%06o", sum);
+    std::string body = data;
+    body.resize((data.size() + 511) / 512 * 512, '\0');
+    return h + body;
+}
+
+// Members whose headers claim more than the shard holds, or more than the stated limits: errors
+// naming the shard, the member and the limit, before the claimed bytes are allocated.
+TEST(Tar, MemberSizesAreCheckedBeforeAllocating) {
+    TempDir dir;
+    const std::string end(1024, '\0');
+    // uncompressed: a 3 GB image claim in a 2 KB file
+    write_text(dir / "claims.tar", crafted_tar_member("k.png", uint64_t(3) << 30, "tiny") + end);
+    expect_error([&] { TarDataset t(dir / "claims.tar"); }, {"claims.tar", "k.png", "3221225472 bytes", "past the end"});
+    // gzip-compressed (held in memory): over the image limit, and under it but holding less
+    write_gzip_file(dir / "bomb.tar.gz", crafted_tar_member("k.png", uint64_t(64) << 30, "tiny") + end);
+    expect_error([&] { TarDataset t(dir / "bomb.tar.gz"); }, {"bomb.tar.gz", "k.png", "limit of 256 MiB"});
+    write_gzip_file(dir / "short.tar.gz", crafted_tar_member("k.png", uint64_t(100) << 20, "tiny") + end);
+    expect_error([&] { TarDataset t(dir / "short.tar.gz"); }, {"short.tar.gz", "short read of k.png", "104857600"});
+    // a caption over its limit
+    write_gzip_file(dir / "caption.tar.gz", crafted_tar_member("k.txt", uint64_t(17) << 20, "a caption") + end);
+    expect_error([&] { TarDataset t(dir / "caption.tar.gz"); }, {"caption.tar.gz", "k.txt", "limit of 16 MiB"});
+}
 
 TEST(Tar, ExpandBraces) {
     EXPECT_EQ(expand_braces("s-{0008..0011}.tar"),
@@ -492,6 +557,52 @@ TEST(Packed, WriterIsAtomicAndReaderValidates) {
     foreign[0] = 'X';
     write_text(dir / "foreign.rcpack", foreign);
     expect_error([&] { PackedDataset p(dir / "foreign.rcpack"); }, {"foreign.rcpack", "magic"});
+}
+
+// Crafted headers: every size and offset is checked, without overflow, before anything is read.
+TEST(Packed, CraftedHeadersAreErrorsNotCrashes) {
+    TempDir dir;
+    const std::string good = dir / "good.rcpack";
+    {
+        PackedWriter w(good, 3, 2, 4, DType::I32);
+        uint8_t px[12] = {};
+        int64_t t[4] = {1, 2, 3, 0};
+        for (uint64_t i = 0; i < 3; i++) w.write(i, px, t, 3, "caption");
+        w.finish();
+    }
+    const auto bytes = read_file_bytes(good);
+    // the header's fields (data/packed.cpp PackedHeader): byte offset and width
+    auto crafted = [&](const std::string& name, size_t offset, uint64_t value, size_t width) {
+        std::string b(bytes.begin(), bytes.end());
+        std::memcpy(&b[offset], &value, width);
+        write_text(dir / name, b);
+        return std::string(dir / name);
+    };
+    const size_t count = 16, image_size = 24, context = 32, off_pixels = 40, off_tokens = 48, off_cap_index = 64,
+                 off_caps = 72, classes_bytes = 88;
+    const uint64_t big = uint64_t(1) << 61;
+    struct Case { const char* name; size_t offset; uint64_t value; size_t width; std::vector<std::string> words; };
+    const std::vector<Case> cases = {
+        {"count_2_61.rcpack", count, big, 8, {"claims", "samples"}},
+        {"count_max.rcpack", count, UINT64_MAX, 8, {"samples"}},
+        {"count_wraps.rcpack", count, (uint64_t(1) << 40) - 1, 8, {"pixels section", "does not end"}},
+        {"size.rcpack", image_size, 0xFFFFFFFFu, 4, {"image size", "limit"}},
+        {"size_big.rcpack", image_size, 65536, 4, {"pixels section"}},
+        {"context.rcpack", context, 0xFFFFFFFFu, 4, {"tokens section"}},
+        {"pixels_in_header.rcpack", off_pixels, 8, 8, {"inside the", "header"}},
+        {"tokens_wrap.rcpack", off_tokens, UINT64_MAX - 8, 8, {"section"}},
+        {"index_misaligned.rcpack", off_cap_index, bytes.size() / 2 + 1, 8, {"aligned"}},
+        {"caps_past_end.rcpack", off_caps, UINT64_MAX, 8, {"section"}},
+        {"classes_huge.rcpack", classes_bytes, big, 8, {"class names section", "end of the file"}},
+    };
+    for (const Case& c : cases) {
+        const std::string path = crafted(c.name, c.offset, c.value, c.width);
+        std::vector<std::string> words = c.words;
+        words.push_back(c.name);
+        expect_error([&] { PackedDataset p(path); }, words);
+    }
+    PackedDataset ok(good);  // the untouched file still reads
+    EXPECT_EQ(ok.size(), 3u);
 }
 
 TEST(OpenDataset, RejectsUnknownSpecs) {

@@ -357,6 +357,24 @@ TEST(ImageDecode, RefusesHugeDimensionsFromTheHeader) {
     }
 }
 
+// Within the side and pixel limits, the bytes decoding needs are capped too (16384 x 16384 RGBA
+// is 256 MP, but stb would hold about 2.9 GB); the message names the file, the size and the limit.
+TEST(ImageDecode, RefusesImagesTooLargeToDecode) {
+    struct Case { int w, h, bit_depth, color_type; };
+    for (Case c : {Case{16384, 16384, 8, 6}, Case{16384, 8192, 16, 2}, Case{10000, 10000, 8, 2}}) {
+        std::vector<std::vector<uint8_t>> rows(1, std::vector<uint8_t>(8));
+        std::string err = error_of([&] { decode(make_png(c.w, c.h, c.bit_depth, c.color_type, rows), "big.png"); });
+        EXPECT_NE(err.find("big.png"), std::string::npos) << err;
+        EXPECT_NE(err.find("MiB to decode"), std::string::npos) << err;
+        EXPECT_NE(err.find("768 MiB"), std::string::npos) << err;
+    }
+    // beyond stb's own header limit (2^24 per side) the message says what the PNG declares
+    std::vector<std::vector<uint8_t>> rows(1, std::vector<uint8_t>(3));
+    std::string err = error_of([&] { decode(make_png(1 << 25, 1, 8, 2, rows), "wide.png"); });
+    EXPECT_NE(err.find("wide.png"), std::string::npos) << err;
+    EXPECT_NE(err.find("declares 33554432x1"), std::string::npos) << err;
+}
+
 // ---- decoding: real files from Debian packages, when installed ----
 
 TEST(ImageDecode, RealFilesFromDebianPackages) {

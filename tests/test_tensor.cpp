@@ -21,6 +21,22 @@ TEST(Tensor, Creation) {
     EXPECT_THROW(empty({2, -1}), Error);
 }
 
+TEST(Tensor, ShapesThatOverflowAreErrors) {
+    EXPECT_EQ(numel({2, 3, 4}), 24);
+    EXPECT_EQ(numel({0, 5}), 0);
+    EXPECT_EQ(numel({}), 1);
+    for (const Shape& bad : {Shape{int64_t(1) << 32, int64_t(1) << 32}, Shape{0, int64_t(1) << 40, int64_t(1) << 40},
+                             Shape{3, -1}}) {
+        try {
+            numel(bad);
+            ADD_FAILURE() << "numel" << shape_str(bad) << " did not throw";
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find(shape_str(bad)), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_THROW(zeros({int64_t(1) << 62, 4}), Error);
+}
+
 TEST(Tensor, Bf16RoundsToNearestEven) {
     // 1 + 2^-8 lies exactly between two bf16 values (1 and 1 + 2^-7): ties go to the even one (1)
     EXPECT_EQ(bf16_to_float(float_to_bf16(1.0f + 1.0f / 256)), 1.0f);

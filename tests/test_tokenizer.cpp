@@ -5,7 +5,9 @@
 // padding and truncation; the cleaning steps (html.unescape, whitespace, lower-case incl. final
 // sigma) and the split pattern on hand-written cases; decode; gzip I/O; bad merges files.
 #include <gtest/gtest.h>
+#include <zlib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <string>
@@ -15,6 +17,7 @@
 #include "data/tokenizer.h"
 #include "engine/error.h"
 #include "engine/json.h"
+#include "engine/random.h"
 #include "test_util.h"
 
 using namespace rankclip;
@@ -205,6 +208,27 @@ TEST(Gzip, RoundTripAndErrors) {
     EXPECT_THROW(read_gzip_file(temp_path("does_not_exist.gz")), Error);
 }
 
+// A small file that inflates beyond the limit stops at the limit, with the file and the limit named.
+TEST(Gzip, DecompressionBombStopsAtTheLimit) {
+    const std::string bomb = temp_path("bomb.txt.gz");
+    {  // 80 MiB of 'a', about 80 KB on disk (zlib's fastest level: the test's time is the reading)
+        gzFile f = gzopen(bomb.c_str(), "wb1");
+        ASSERT_NE(f, nullptr);
+        const std::string chunk(size_t(1) << 20, 'a');
+        for (int i = 0; i < 80; i++) ASSERT_EQ(gzwrite(f, chunk.data(), unsigned(chunk.size())), int(chunk.size()));
+        ASSERT_EQ(gzclose(f), Z_OK);
+    }
+    try {
+        Tokenizer::from_file(bomb);
+        ADD_FAILURE() << "an 80 MiB vocabulary was accepted";
+    } catch (const Error& e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find(bomb), std::string::npos) << msg;
+        EXPECT_NE(msg.find("more than 64 MiB, the limit for a vocabulary"), std::string::npos) << msg;
+    }
+    EXPECT_EQ(read_gzip_file(bomb, size_t(80) << 20).size(), size_t(80) << 20);  // exactly at a limit: read
+}
+
 TEST(Tokenizer, BadMergesFiles) {
     std::string p = temp_path("bad_merges.txt");
     write_gzip_file(p, "not a header\na b\n");
@@ -238,4 +262,47 @@ TEST(Tokenizer, HandMadeVocabularyTokenizeAndDecode) {
     EXPECT_EQ(tok.decode(tok.encode("ab  cd")), "ab cd ");
     // The special tokens decode as their text.
     EXPECT_EQ(tok.decode({513, 512, 514}), "<|startoftext|>ab <|endoftext|>");
+}
+
+// The heap BPE (Tokenizer::bpe) against the definition (bpe_reference) on random words over a
+// small alphabet, with merges in training order and with merges whose ranks are out of training
+// order (a hand-made file: a merge of a merged symbol ranked before the merge that makes it).
+TEST(Tokenizer, HeapBpeMatchesReferenceLoop) {
+    const std::vector<std::vector<std::pair<std::string, std::string>>> vocabularies = {
+        {{"a", "b"}, {"ab", "a"}, {"b", "a"}, {"a", "a"}, {"aa", "a"}, {"ab", "b</w>"}, {"c", "a"},
+         {"ba", "ba"}, {"a", "b</w>"}, {"aa", "aa"}, {"b", "b"}, {"bb", "a</w>"}, {"a", "a</w>"}},
+        {{"ab", "a"}, {"aa", "aa"}, {"a", "b"}, {"a", "a"}, {"b", "b</w>"}, {"ba", "b"}, {"b", "a"}},
+    };
+    Generator gen(7);
+    for (const auto& merges : vocabularies) {
+        Tokenizer tok = Tokenizer::from_merges(merges);
+        for (int trial = 0; trial < 400; trial++) {
+            const int64_t length = 1 + (int64_t)(gen.random() % (trial < 300 ? 12 : 300));
+            std::string word;
+            for (int64_t i = 0; i < length; i++) word.push_back("abc"[gen.random() % (trial % 2 ? 3 : 2)]);
+            ASSERT_EQ(tok.bpe(word), tok.bpe_reference(word)) << "word '" << word << "'";
+        }
+        for (const std::string word : {"a", "aaaaaaaaaaaaaaaaa", "abababababababababa", "bbbbbbbbbbbbbbbbbbbbbb"})
+            EXPECT_EQ(tok.bpe(word), tok.bpe_reference(word)) << "word '" << word << "'";
+    }
+}
+
+// A one-megabyte word (no spaces) is one piece of the pre-tokenizer: its merges are exact and
+// tokenize returns the context's first ids. Merges (a, b) then (ab, ab): the 500,000 "ab" of the
+// word become 499,999 "ab" + "a" + "b</w>" (the last b ends the word), then 249,999 "abab" + "ab".
+TEST(Tokenizer, MegabyteWordMergesExactly) {
+    Tokenizer tok = Tokenizer::from_merges({{"a", "b"}, {"ab", "ab"}});
+    std::string word;
+    for (int i = 0; i < 500000; i++) word += "ab";
+    const std::vector<int64_t> ids = tok.encode(word);
+    const int64_t ab = 512, abab = 513, a = 'a' - '!', b_end = 256 + ('b' - '!');
+    ASSERT_EQ(ids.size(), 249999u + 3u);
+    EXPECT_TRUE(std::all_of(ids.begin(), ids.begin() + 249999, [&](int64_t id) { return id == abab; }));
+    EXPECT_EQ(std::vector<int64_t>(ids.end() - 3, ids.end()), (std::vector<int64_t>{ab, a, b_end}));
+    const std::vector<int64_t> context = tok.tokenize(word + " ab ab", 8);
+    EXPECT_EQ(context, (std::vector<int64_t>{tok.sot(), abab, abab, abab, abab, abab, abab, tok.eot()}));
+    // tokenize stops at the pieces it needs: the same first ids as the whole encoding
+    // ("ab" alone ends in "b</w>", which no merge takes)
+    const std::vector<int64_t> long_text = tok.tokenize("ab ab ab " + word, 5);
+    EXPECT_EQ(long_text, (std::vector<int64_t>{tok.sot(), a, b_end, a, tok.eot()}));
 }

@@ -33,6 +33,9 @@ public:
     long long integer(long long lo, long long hi = std::numeric_limits<long long>::max()) {
         return parse_int_option(where(), value(), lo, hi);
     }
+    // The same for an option stored in an int: at most INT_MAX unless `hi` is smaller (never narrowed
+    // silently: --accum 4294967297 is an error, not 1).
+    int int_value(int lo, int hi = std::numeric_limits<int>::max()) { return int(integer(lo, hi)); }
     double number() { return parse_real_option(where(), value()); }
     [[noreturn]] void unknown() const {
         throw Error(str_cat(command_, ": unknown option '", option_, "' (see rankclip ", command_, " --help)"));

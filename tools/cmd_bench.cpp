@@ -154,7 +154,7 @@ int cmd_bench(int argc, char** argv) {
         else if (a == "--warmup") warmup = args.integer(0);
         else if (a == "--device") device_name = args.value();
         else if (a == "--precision") precision = args.value();
-        else if (a == "--threads") threads = int(args.integer(1));
+        else if (a == "--threads") threads = args.int_value(1);
         else if (a == "--seed") seed = uint64_t(args.integer(0));
         else if (a == "--compare-torch") compare_torch = true;
         else args.unknown();

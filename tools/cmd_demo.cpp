@@ -85,7 +85,7 @@ int cmd_demo(int argc, char** argv) {
         else if (a == "--eval-n") eval_n = args.integer(10), eval_given = true;
         else if (a == "--model") model = args.value();
         else if (a == "--seed") seed = uint64_t(args.integer(0));
-        else if (a == "--threads") threads = int(args.integer(1));
+        else if (a == "--threads") threads = args.int_value(1);
         else if (a == "--precision") precision = args.value();
         else if (a == "--out") out = args.value();
         else if (a == "--quick") quick = true;

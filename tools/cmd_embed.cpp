@@ -136,7 +136,7 @@ int cmd_embed(int argc, char** argv) {
         else if (a == "--batch-size") batch_size = args.integer(1);
         else if (a == "--config") config_arg = args.value();
         else if (a == "--vocab") vocab = args.value();
-        else if (a == "--threads") set_num_threads(int(args.integer(1)));
+        else if (a == "--threads") set_num_threads(args.int_value(1));
         else args.unknown();
     }
     RC_CHECK(!checkpoint.empty(), "--checkpoint is required");

@@ -69,7 +69,7 @@ int cmd_eval(int argc, char** argv) {
         else if (a == "--config") config_arg = args.value();
         else if (a == "--out") out_path = args.value();
         else if (a == "--quiet") cfg.verbose = false;
-        else if (a == "--threads") set_num_threads(int(args.integer(1)));
+        else if (a == "--threads") set_num_threads(args.int_value(1));
         else if (a.rfind("--", 0) == 0 && set_eval_option(cfg, a.substr(2), args.value())) {
         } else {
             args.unknown();

@@ -82,7 +82,7 @@ int cmd_experiment(int argc, char** argv) {
         else if (a == "--model") model = args.value();
         else if (a == "--lr") lr = args.number();
         else if (a == "--eval-n") eval_n = args.integer(10);
-        else if (a == "--threads") threads = int(args.integer(1));
+        else if (a == "--threads") threads = args.int_value(1);
         else if (a == "--precision") precision = args.value();
         else if (a == "--out") out = args.value();
         else args.unknown();

@@ -29,9 +29,9 @@ int cmd_mlp(int argc, char** argv) {
         if (a == "--help" || a == "-h") {
             mlp_usage(stdout);
             return 0;
-        } else if (a == "--steps") steps = int(args.integer(1, std::numeric_limits<int>::max()));
+        } else if (a == "--steps") steps = args.int_value(1);
         else if (a == "--seed") seed = uint64_t(args.integer(0));
-        else if (a == "--threads") set_num_threads(int(args.integer(1)));
+        else if (a == "--threads") set_num_threads(args.int_value(1));
         else args.unknown();
     }
     Generator gen(seed);

@@ -50,10 +50,10 @@ int cmd_pack(int argc, char** argv) {
             return 0;
         } else if (a == "--data") data = args.value();
         else if (a == "--out") out = args.value();
-        else if (a == "--size") pack.image_size = int(args.integer(1, 4096));
+        else if (a == "--size") pack.image_size = args.int_value(1, 4096);
         else if (a == "--vocab") vocab = args.value();
         else if (a == "--context-length") {
-            pack.context_length = int(args.integer(2, 1 << 16));
+            pack.context_length = args.int_value(2, 1 << 16);
             context_length_given = true;
         } else if (a == "--token-dtype") {
             std::string v = args.value();
@@ -64,7 +64,7 @@ int cmd_pack(int argc, char** argv) {
         else if (a == "--caption-column") open.caption_column = args.value();
         else if (a == "--separator") open.separator = args.value();
         else if (a == "--on-bad") open.on_bad = parse_bad_sample_policy(args.value());
-        else if (a == "--threads") pack.num_threads = int(args.integer(1, 1024));
+        else if (a == "--threads") pack.num_threads = args.int_value(1, 1024);
         else if (a == "--seed") open.seed = uint64_t(args.integer(0, (1LL << 62)));
         else args.unknown();
     }

@@ -48,7 +48,7 @@ int cmd_plot(int argc, char** argv) {
         } else if (a == "--title") title = args.value();
         else if (a == "--no-panels") per_panel = false;
         else if (a == "--scale") {
-            const int scale = int(args.integer(1, 4));
+            const int scale = args.int_value(1, 4);
             style.width = style.width * scale / 2;
             style.height = style.height * scale / 2;
             style.text_scale = scale;

@@ -40,11 +40,11 @@ int cmd_synth(int argc, char** argv) {
         } else if (a == "--out") out_dir = args.value();
         else if (a == "--n") { config.n = size_t(args.integer(1)); have_n = true; }
         else if (a == "--seed") seed = uint64_t(args.integer(0));
-        else if (a == "--size") config.image_size = int(args.integer(4));
+        else if (a == "--size") config.image_size = args.int_value(4);
         else if (a == "--split") split = parse_synthetic_split(args.value());
-        else if (a == "--captions") captions_per_image = int(args.integer(1));
-        else if (a == "--max-objects") config.max_objects = int(args.integer(1));
-        else if (a == "--threads") set_num_threads(int(args.integer(1)));
+        else if (a == "--captions") captions_per_image = args.int_value(1);
+        else if (a == "--max-objects") config.max_objects = args.int_value(1);
+        else if (a == "--threads") set_num_threads(args.int_value(1));
         else args.unknown();
     }
     RC_CHECK(!out_dir.empty() && have_n, "synth: --out DIR and --n N are required "

@@ -37,7 +37,7 @@ int cmd_tokenize(int argc, char** argv) {
         } else if (a == "--vocab") {
             vocab = args.value();
         } else if (a == "--context-length") {
-            context_length = int(args.integer(2, 1 << 16));   // as rankclip pack
+            context_length = args.int_value(2, 1 << 16);   // as rankclip pack
         } else {
             args.unknown();
         }
