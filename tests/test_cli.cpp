@@ -190,7 +190,18 @@ TEST(Cli, EmbedErrorsAreOneClearLine) {
     write_npy(dir.file("float_ids.npy"), zeros({2, 8}));
     write_npy(dir.file("long_ids.npy"), zeros({2, 64}, DType::I64));
     write_npy(dir.file("images.npy"), zeros({2, 3, 32, 32}));
+    write_npy(dir.file("no_images.npy"), zeros({0, 3, 32, 32}));
+    write_npy(dir.file("no_ids.npy"), zeros({0, 8}, DType::I64));
+    write_npy(dir.file("nan_images.npy"), full({2, 3, 32, 32}, std::nan("")));
     const std::string base = "embed --checkpoint " + ck + " --out " + dir.file("x");
+
+    // empty and non-finite inputs: errors naming the file, and nothing written
+    expect_failure(run(bin, base + " --images " + dir.file("no_images.npy"), dir),
+                   {"no_images.npy", "no images", "(0, 3, 32, 32)"});
+    expect_failure(run(bin, base + " --texts " + dir.file("no_ids.npy"), dir), {"no_ids.npy", "no token rows"});
+    expect_failure(run(bin, base + " --images " + dir.file("nan_images.npy"), dir),
+                   {"nan_images.npy", "6144 of 6144 values are not finite", "nothing written"});
+    EXPECT_FALSE(test::path_exists(dir.file("x.image.npy")));
 
     expect_failure(run(bin, base + " --images " + dir.file("small_images.npy"), dir),
                    {"small_images.npy", "16x16", "32x32"});

@@ -6,6 +6,7 @@
 // towers in batches.
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -65,6 +66,20 @@ static bool is_image_file_name(const std::string& name) {
     for (const char* e : {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tga"})
         if (ext == e) return true;
     return false;
+}
+
+// A non-finite value (NaN, inf) in `t` is an Error naming `what`, the count and the first index:
+// features of a NaN image are NaN, and writing them would pass the problem on silently.
+static void require_finite(const Tensor& t, const std::string& what) {
+    const std::vector<double> v = t.to(DType::F64).to_vector<double>();
+    int64_t bad = 0, first = -1;
+    for (size_t i = 0; i < v.size(); i++)
+        if (!std::isfinite(v[i])) {
+            if (first < 0) first = int64_t(i);
+            bad++;
+        }
+    RC_CHECK(bad == 0, what, ": ", bad, " of ", v.size(), " values are not finite (the first at flat index ", first,
+             "); nothing written");
 }
 
 // --images that is not a .npy: a directory (its image files by extension, sorted by name, not
@@ -159,6 +174,8 @@ int cmd_embed(int argc, char** argv) {
                      npy_descr(images.dtype()), " ", shape_str(images.shape()));
             RC_CHECK(images.dim() == 4 && images.size(1) == 3 && images.size(2) == images.size(3), images_path,
                      ": images must be (N, 3, S, S), got ", shape_str(images.shape()));
+            RC_CHECK(images.size(0) > 0, images_path, ": no images (shape ", shape_str(images.shape()), ")");
+            require_finite(images, images_path + ": images");
         } else {
             image_files = image_file_list(images_path);
         }
@@ -170,6 +187,7 @@ int cmd_embed(int argc, char** argv) {
                      ": token ids must be int64 or int32 (N, T), got ", npy_descr(texts.dtype()), " ",
                      shape_str(texts.shape()));
             RC_CHECK(texts.dim() == 2, texts_path, ": token ids must be (N, T), got ", shape_str(texts.shape()));
+            RC_CHECK(texts.size(0) > 0, texts_path, ": no token rows (shape ", shape_str(texts.shape()), ")");
         } else {
             RC_CHECK(!vocab.empty(), "--texts ", texts_path, ": captions need a vocabulary: --vocab MERGES.txt.gz ",
                      "(or RANKCLIP_VOCAB), or --vocab synthetic for the synthetic data's default one");
@@ -201,6 +219,7 @@ int cmd_embed(int argc, char** argv) {
             ImageFileList files(images_path, std::move(image_files));
             features = embed_images(*ck.model, files, all, batch_size).features;
         }
+        require_finite(features, "embed: the image features");
         write_npy(out + ".image.npy", features);
         std::printf("embed: %lld images -> %s.image.npy %s\n", (long long)features.size(0), out.c_str(),
                     shape_str(features.shape()).c_str());
@@ -216,6 +235,7 @@ int cmd_embed(int argc, char** argv) {
                      shape_str(texts.shape()), ", the model's context length is ", c.context_length);
             features = encode_rows_in_batches(texts, batch_size, device, encode_text);
         }
+        require_finite(features, "embed: the text features");
         write_npy(out + ".text.npy", features);
         std::printf("embed: %lld texts -> %s.text.npy %s\n", (long long)features.size(0), out.c_str(),
                     shape_str(features.shape()).c_str());

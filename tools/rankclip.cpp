@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <new>
 #include <string>
 
 #include "engine/ops.h"   // use_short_openmp_spin
@@ -116,6 +117,10 @@ int main(int argc, char** argv) {
     }
     try {
         return command->run(argc - 2, argv + 2);
+    } catch (const std::bad_alloc&) {  // the library's own allocators say what they wanted; this is the rest
+        std::fprintf(stderr, "rankclip %s: error: out of memory (a size read from an input may be too large; "
+                     "the limits are in docs/RELIABILITY.md)\n", name.c_str());
+        return 1;
     } catch (const std::exception& e) {
         std::string message = e.what();
         std::replace(message.begin(), message.end(), '\n', ' ');  // one line, always
