@@ -88,7 +88,7 @@ $(BENCH_LOADER): $(BUILD)/bench/bench_loader.o $(LIB)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 test:
-	$(MAKE) -j$(JOBS) $(TESTS)
+	$(MAKE) -j$(JOBS) $(TESTS) $(TOOL)
 	tools/run-tests.sh $(TESTS)
 
 bench: $(BENCH) $(BENCH_MODELS) $(BENCH_LOADER)
