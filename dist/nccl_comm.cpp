@@ -12,6 +12,7 @@
 // the backward pass is for later).
 #include <nccl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
