@@ -29,6 +29,28 @@ CUDA_SRC   := $(wildcard cuda/*.cu)
 CUDA_CPP   := $(wildcard cuda/*.cpp)
 TEST_SRC   := $(wildcard tests/*.cpp)
 
+# ---- dist/ (docs/DISTRIBUTED.md): MPI when mpicxx (OpenMPI) is found, unless MPI=0; NCCL with
+# the CUDA backend when nccl.h is found, unless NCCL=0. Without them, the one-process stand-ins.
+MPICXX   ?= mpicxx
+MPI      ?= $(if $(shell command -v $(MPICXX) 2>/dev/null),1,0)
+NCCL     ?= $(if $(filter 1,$(CUDA)),$(if $(wildcard $(CUDA_HOME)/include/nccl.h),1,0),0)
+LIB_SRC  += dist/comm.cpp dist/all_gather.cpp
+ifeq ($(MPI),1)
+LIB_SRC  += dist/mpi_comm.cpp
+CXXFLAGS += $(shell $(MPICXX) --showme:compile)
+LDLIBS   += $(shell $(MPICXX) --showme:link)
+MPI_TESTS := $(BUILD)/dist_mpi_test
+else
+LIB_SRC  += dist/no_mpi.cpp
+endif
+ifeq ($(NCCL),1)
+LIB_SRC  += dist/nccl_comm.cpp
+LDFLAGS  += -Wl,-rpath,$(CUDA_HOME)/lib
+LDLIBS   += -lnccl
+else
+LIB_SRC  += dist/no_nccl.cpp
+endif
+
 ifeq ($(CUDA),1)
 CXXFLAGS += -DRANKCLIP_CUDA -I$(CUDA_HOME)/include
 NVCCFLAGS ?= -O2 -std=c++17 $(CUDA_ARCH) -I. -Xcompiler -fopenmp -DRANKCLIP_CUDA --expt-relaxed-constexpr -MMD -MP
@@ -78,6 +100,9 @@ $(TOOL): $(TOOL_OBJ) $(LIB)
 $(TESTS): $(TEST_OBJ) $(LIB)
 	$(CXX) $(LDFLAGS) $^ -o $@ -lgtest -lgtest_main $(LDLIBS)
 
+$(MPI_TESTS): $(BUILD)/tests/mpi/dist_mpi_test.o $(LIB)
+	$(CXX) $(LDFLAGS) $^ -o $@ -lgtest $(LDLIBS)
+
 $(BENCH): $(BUILD)/bench/bench_engine.o $(LIB)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
@@ -88,8 +113,8 @@ $(BENCH_LOADER): $(BUILD)/bench/bench_loader.o $(LIB)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 test:
-	$(MAKE) -j$(JOBS) $(TESTS) $(TOOL)
-	tools/run-tests.sh $(TESTS)
+	$(MAKE) -j$(JOBS) $(TESTS) $(TOOL) $(MPI_TESTS)
+	RANKCLIP_MPI_TESTS=$(MPI_TESTS) tools/run-tests.sh $(TESTS)
 
 bench: $(BENCH) $(BENCH_MODELS) $(BENCH_LOADER)
 	tools/run-bench.sh $(BENCH) $(PYTHON)

@@ -431,6 +431,11 @@ compile() {  # one source -> its object under $B, as the Makefile names it
 export -f compile
 shopt -s nullglob
 lib_src=(engine/*.cpp engine/cpu/*.cpp engine/ops/*.cpp nn/*.cpp models/*.cpp train/*.cpp eval/*.cpp report/*.cpp data/*.cpp cuda/*.cpp cuda/*.cu)
+# dist/: one process (no MPI here), NCCL when the toolkit has it (the Makefile's MPI=0, NCCL=auto)
+lib_src+=(dist/comm.cpp dist/all_gather.cpp dist/no_mpi.cpp)
+if [[ -f $CH/include/nccl.h ]]; then
+    lib_src+=(dist/nccl_comm.cpp); LDFLAGS+=" -Wl,-rpath,$CH/lib"; LDLIBS+=" -lnccl"
+else lib_src+=(dist/no_nccl.cpp); fi
 tool_src=(tools/rankclip.cpp tools/cmd_*.cpp)  # the command table and one file per command
 test_src=(tests/*.cpp)
 bench_src=(bench/*.cpp)  # each one a program: bench/X.cpp -> $B/X
