@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <cstdio>
 #include <unistd.h>
 
 #include "engine/atomic_file.h"

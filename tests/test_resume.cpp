@@ -3,7 +3,7 @@
 // reported; every checkpoint metadata field the resume reads is checked (errors name the file
 // and the field); --steps given with --resume extends the run, a different --loss is an error
 // naming both values; stale temporary files of a killed run are removed at start-up; a metrics
-// write that fails stops the run with an Error.
+// or config.json write that fails stops the run with an Error.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -227,6 +227,12 @@ TEST(Resume, AFailingMetricsWriteStopsTheRun) {
         fs::create_symlink(dir.file("missing/metrics.jsonl"), c.out + "/metrics.jsonl");
         const std::string err = error_of([&] { train(c); });
         EXPECT_NE(err.find(c.out + "/metrics.jsonl"), std::string::npos) << err;
+    }
+    {   // config.json cannot be replaced (a non-empty directory is in its place)
+        TrainConfig c = micro_run(dir, "config", 2);
+        fs::create_directories(c.out + "/config.json/inside");
+        const std::string err = error_of([&] { train(c); });
+        EXPECT_NE(err.find("cannot write " + c.out + "/config.json"), std::string::npos) << err;
     }
     if (fs::exists("/dev/full")) {  // the disk fills up: the first line's write fails
         TrainConfig c = micro_run(dir, "full", 2);

@@ -5,7 +5,6 @@
 // the metrics as JSON. Datasets are opened and checked before the model loads, so a typo in a
 // path fails at once.
 #include <cstdio>
-#include <fstream>
 #include <string>
 
 #include "data/synthetic.h"
