@@ -5,9 +5,11 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <cstdio>
+#include <cerrno>
+#include <cstring>
 #include <unistd.h>
 
+#include "engine/atomic_file.h"
 #include "engine/error.h"
 
 namespace rankclip {
@@ -38,28 +40,28 @@ std::string read_gzip_file(const std::string& path, size_t max_bytes, const char
 }
 
 void write_gzip_file(const std::string& path, const std::string& data) {
-    std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    gzFile f = gzopen(tmp.c_str(), "wb9");
-    RC_CHECK(f != nullptr, "write_gzip_file: cannot create '", tmp, "'");
+    AtomicFile file(path);   // written whole (engine/atomic_file.h); zlib writes through a copy of its fd
+    const int fd = ::dup(file.fd());
+    RC_CHECK(fd >= 0, "write_gzip_file: ", path, ": dup failed: ", std::strerror(errno));
+    gzFile f = gzdopen(fd, "wb9");
+    if (!f) {
+        ::close(fd);
+        throw Error(str_cat("write_gzip_file: ", path, ": cannot start the gzip stream"));
+    }
     size_t done = 0;
     while (done < data.size()) {
         unsigned chunk = (unsigned)std::min<size_t>(data.size() - done, 1u << 30);
         int n = gzwrite(f, data.data() + done, chunk);
         if (n <= 0) {
             gzclose(f);
-            std::remove(tmp.c_str());
-            throw Error(str_cat("write_gzip_file: writing '", tmp, "' failed"));
+            throw Error(str_cat("write_gzip_file: writing ", file.temp_path(), " failed: ", std::strerror(errno)));
         }
         done += (size_t)n;
     }
-    if (gzclose(f) != Z_OK) {
-        std::remove(tmp.c_str());
-        throw Error(str_cat("write_gzip_file: closing '", tmp, "' failed (disk full?)"));
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-        std::remove(tmp.c_str());
-        throw Error(str_cat("write_gzip_file: cannot rename '", tmp, "' to '", path, "'"));
-    }
+    errno = 0;
+    if (gzclose(f) != Z_OK)
+        throw Error(str_cat("write_gzip_file: closing ", file.temp_path(), " failed (disk full?): ", std::strerror(errno)));
+    file.commit();
 }
 
 }  // namespace rankclip

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "engine/atomic_file.h"
 #include "engine/error.h"
 
 #ifndef RANKCLIP_LIBSTB
@@ -85,12 +86,7 @@ std::vector<uint8_t> encode_tga(const Image& img) {
 }
 
 void write_file_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
-    std::FILE* f = std::fopen(path.c_str(), "wb");
-    RC_CHECK(f != nullptr, "write_file: cannot open ", path, " for writing: ", std::strerror(errno));
-    const size_t n = bytes.empty() ? 0 : std::fwrite(bytes.data(), 1, bytes.size(), f);
-    const int close_rc = std::fclose(f);
-    RC_CHECK(n == bytes.size() && close_rc == 0, "write_file: error writing ", path, ": ",
-             std::strerror(errno));
+    write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 void write_png(const std::string& path, const Image& img) { write_file_bytes(path, encode_png(img)); }

@@ -12,6 +12,7 @@
 #include <limits>
 #include <vector>
 
+#include "engine/atomic_file.h"
 #include "engine/error.h"
 
 namespace rankclip {
@@ -243,24 +244,11 @@ void write_npy(const std::string& path, const Tensor& t) {
     for (size_t i = 0; i < prefix - 8; i++) bytes += char((header_len >> (8 * i)) & 0xff);
     bytes += header;
 
-    const std::string tmp = str_cat(path, ".tmp.", ::getpid());
-    std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) fail(path, str_cat("cannot create ", tmp, ": ", std::strerror(errno)));
     const size_t nbytes = size_t(c.numel()) * dtype_size(c.dtype());
-    bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size() &&
-              (nbytes == 0 || std::fwrite(c.raw_data(), 1, nbytes, f) == nbytes) && std::fflush(f) == 0 &&
-              ::fsync(fileno(f)) == 0;
-    int saved_errno = errno;
-    ok = std::fclose(f) == 0 && ok;
-    if (!ok) {
-        std::remove(tmp.c_str());
-        fail(path, str_cat("write to ", tmp, " failed: ", std::strerror(saved_errno)));
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-        saved_errno = errno;
-        std::remove(tmp.c_str());
-        fail(path, str_cat("rename from ", tmp, " failed: ", std::strerror(saved_errno)));
-    }
+    AtomicFile file(path);   // written whole (engine/atomic_file.h)
+    file.write(bytes);
+    if (nbytes > 0) file.write(c.raw_data(), nbytes);
+    file.commit();
 }
 
 }  // namespace rankclip

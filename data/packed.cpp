@@ -1,5 +1,5 @@
 // data/packed.cpp
-// defines: PackedWriter (pwrite at fixed offsets, temp file + rename), PackedDataset (mmap reader
+// defines: PackedWriter (pwrite at fixed offsets into an AtomicFile), PackedDataset (mmap reader
 // with the header checked against the file size) and pack_dataset (parallel decode + resize;
 // token ids tokenized, or copied from a packed source).
 #include "data/packed.h"
@@ -60,9 +60,7 @@ PackedWriter::PackedWriter(const std::string& path, uint64_t count, int image_si
              "packed: token dtype must be I32 or I64, got ", dtype_name(token_dtype));
     token_bytes_ = int(dtype_size(token_dtype));
     for (auto& c : classes_) RC_CHECK(c.find('\n') == std::string::npos, "packed: class name with a newline");
-    tmp_ = path + ".tmp." + std::to_string(::getpid());
-    fd_ = ::open(tmp_.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
-    RC_CHECK(fd_ >= 0, "packed: cannot create '", tmp_, "': ", std::strerror(errno));
+    file_ = std::make_unique<AtomicFile>(path);
     uint64_t pix = uint64_t(size_) * size_ * 3;
     off_pixels_ = kHeaderBytes;
     off_tokens_ = align64(off_pixels_ + count * pix);
@@ -71,20 +69,17 @@ PackedWriter::PackedWriter(const std::string& path, uint64_t count, int image_si
     written_.assign(count, 0);
 }
 
-PackedWriter::~PackedWriter() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!finished_) ::unlink(tmp_.c_str());
-}
+PackedWriter::~PackedWriter() = default;  // AtomicFile removes the temp file unless committed
 
 void PackedWriter::write(uint64_t index, const uint8_t* pixels, const int64_t* tokens,
                          int64_t label, const std::string& caption) {
     RC_CHECK(index < count_, "packed: sample index ", index, " out of range (", count_, ")");
     uint64_t pix = uint64_t(size_) * size_ * 3;
-    pwrite_all(fd_, pixels, pix, off_pixels_ + index * pix, tmp_);
+    pwrite_all(file_->fd(), pixels, pix, off_pixels_ + index * pix, file_->temp_path());
     if (ctx_ > 0) {
         RC_CHECK(tokens, "packed: sample ", index, " has no tokens but the context length is ", ctx_);
         if (token_bytes_ == 8) {
-            pwrite_all(fd_, tokens, size_t(ctx_) * 8, off_tokens_ + index * ctx_ * 8, tmp_);
+            pwrite_all(file_->fd(), tokens, size_t(ctx_) * 8, off_tokens_ + index * ctx_ * 8, file_->temp_path());
         } else {
             std::vector<int32_t> t32(ctx_);
             for (int k = 0; k < ctx_; k++) {
@@ -92,10 +87,10 @@ void PackedWriter::write(uint64_t index, const uint8_t* pixels, const int64_t* t
                          tokens[k], " does not fit int32");
                 t32[k] = int32_t(tokens[k]);
             }
-            pwrite_all(fd_, t32.data(), size_t(ctx_) * 4, off_tokens_ + index * ctx_ * 4, tmp_);
+            pwrite_all(file_->fd(), t32.data(), size_t(ctx_) * 4, off_tokens_ + index * ctx_ * 4, file_->temp_path());
         }
     }
-    pwrite_all(fd_, &label, 8, off_labels_ + index * 8, tmp_);
+    pwrite_all(file_->fd(), &label, 8, off_labels_ + index * 8, file_->temp_path());
     captions_[index] = caption;   // distinct indices: distinct strings, no lock needed
     written_[index] = 1;
 }
@@ -118,27 +113,24 @@ void PackedWriter::finish() {
     h.off_cap_index = align64(off_labels_ + count_ * 8);
     std::vector<uint64_t> index(count_ + 1, 0);
     for (uint64_t i = 0; i < count_; i++) index[i + 1] = index[i] + captions_[i].size();
-    pwrite_all(fd_, index.data(), index.size() * 8, h.off_cap_index, tmp_);
+    pwrite_all(file_->fd(), index.data(), index.size() * 8, h.off_cap_index, file_->temp_path());
     h.off_caps = h.off_cap_index + index.size() * 8;
     std::string blob;
     blob.reserve(index[count_]);
     for (auto& c : captions_) blob += c;
-    if (!blob.empty()) pwrite_all(fd_, blob.data(), blob.size(), h.off_caps, tmp_);
+    if (!blob.empty()) pwrite_all(file_->fd(), blob.data(), blob.size(), h.off_caps, file_->temp_path());
     h.off_classes = h.off_caps + blob.size();
     std::string classes;
     for (size_t c = 0; c < classes_.size(); c++) classes += (c ? "\n" : "") + classes_[c];
-    if (!classes.empty()) pwrite_all(fd_, classes.data(), classes.size(), h.off_classes, tmp_);
+    if (!classes.empty()) pwrite_all(file_->fd(), classes.data(), classes.size(), h.off_classes, file_->temp_path());
     h.classes_bytes = classes.size();
     h.file_bytes = h.off_classes + classes.size();
     std::vector<uint8_t> head(kHeaderBytes, 0);
     std::memcpy(head.data(), &h, sizeof(h));
-    pwrite_all(fd_, head.data(), head.size(), 0, tmp_);
-    RC_CHECK(::ftruncate(fd_, off_t(h.file_bytes)) == 0, "packed: truncate '", tmp_, "' failed");
-    RC_CHECK(::fsync(fd_) == 0, "packed: fsync '", tmp_, "' failed: ", std::strerror(errno));
-    ::close(fd_);
-    fd_ = -1;
-    RC_CHECK(::rename(tmp_.c_str(), path_.c_str()) == 0, "packed: rename '", tmp_, "' -> '", path_,
+    pwrite_all(file_->fd(), head.data(), head.size(), 0, file_->temp_path());
+    RC_CHECK(::ftruncate(file_->fd(), off_t(h.file_bytes)) == 0, "packed: truncate '", file_->temp_path(),
              "' failed: ", std::strerror(errno));
+    file_->commit();
     finished_ = true;
 }
 

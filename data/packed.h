@@ -17,10 +17,12 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "data/dataset.h"
+#include "engine/atomic_file.h"
 #include "engine/dtype.h"
 
 namespace rankclip {
@@ -44,8 +46,8 @@ public:
     void finish();
 
 private:
-    std::string path_, tmp_;
-    int fd_ = -1;
+    std::string path_;
+    std::unique_ptr<AtomicFile> file_;   // the temporary file, renamed into place by finish()
     uint64_t count_;
     int size_, ctx_, token_bytes_;
     std::vector<std::string> captions_, classes_;

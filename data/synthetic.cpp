@@ -12,9 +12,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <sstream>
 
 #include "data/image_write.h"
 #include "data/raster.h"
+#include "engine/atomic_file.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 
@@ -550,16 +552,14 @@ size_t export_synthetic(const SyntheticDataset& dataset, const std::string& out_
     RC_CHECK(first_error.empty(), "export_synthetic: ", first_error);
 
     std::string csv_path = (fs::path(out_dir) / "captions.csv").string();
-    std::ofstream csv(csv_path);
-    RC_CHECK(csv, "export_synthetic: cannot write ", csv_path);
+    std::ostringstream csv;
     csv << "filepath,title\n";
     for (size_t i = 0; i < n; i++)
         for (const std::string& c : captions[i]) csv << rel_paths[i] << "," << csv_quote(c) << "\n";
-    RC_CHECK(csv.good(), "export_synthetic: error writing ", csv_path);
+    write_file_atomic(csv_path, csv.str());
 
     std::string labels_path = (fs::path(out_dir) / "labels.csv").string();
-    std::ofstream labels(labels_path);
-    RC_CHECK(labels, "export_synthetic: cannot write ", labels_path);
+    std::ostringstream labels;
     labels << "filepath,shape,colour,count,relation\n";
     for (size_t i = 0; i < n; i++) {
         const SyntheticSampleInfo& d = infos[i];
@@ -567,7 +567,7 @@ size_t export_synthetic(const SyntheticDataset& dataset, const std::string& out_
                << kColourNames[d.objects[0].colour] << "," << d.objects.size() << ","
                << (d.relation >= 0 ? csv_quote(kRelationNames[d.relation]) : "none") << "\n";
     }
-    RC_CHECK(labels.good(), "export_synthetic: error writing ", labels_path);
+    write_file_atomic(labels_path, labels.str());
     return n;
 }
 

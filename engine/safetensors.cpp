@@ -14,6 +14,7 @@
 #include <cstring>
 #include <set>
 
+#include "engine/atomic_file.h"
 #include "engine/error.h"
 #include "engine/json.h"
 
@@ -246,32 +247,6 @@ std::map<std::string, Tensor> load_safetensors(const std::string& path, std::map
 // ---------------------------------------------------------------------------------------------
 // writing
 
-namespace {
-
-// The temporary file of one save: removed unless the save completes.
-struct TempFile {
-    std::string path;
-    int fd = -1;
-    bool keep = false;
-    ~TempFile() {
-        if (fd >= 0) ::close(fd);
-        if (!keep) ::unlink(path.c_str());
-    }
-};
-
-void write_all(TempFile& f, const std::string& final_path, const void* data, size_t nbytes) {
-    const char* p = static_cast<const char*>(data);
-    while (nbytes > 0) {
-        ssize_t n = ::write(f.fd, p, nbytes);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) fail_file(final_path, str_cat("write to ", f.path, " failed: ", std::strerror(errno)));
-        p += n;
-        nbytes -= size_t(n);
-    }
-}
-
-}  // namespace
-
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata) {
     // --- header: names, dtypes, shapes and offsets are known before any data is copied ---
@@ -303,37 +278,16 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
     uint8_t size_bytes[8];
     for (int i = 0; i < 8; i++) size_bytes[i] = uint8_t(uint64_t(header_text.size()) >> (8 * i));
 
-    // --- write to a temporary file, fsync, rename over the target ---
-    TempFile tmp;
-    tmp.path = str_cat(path, ".tmp.", ::getpid());
-    tmp.fd = ::open(tmp.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (tmp.fd < 0) {
-        tmp.keep = true;  // nothing was created
-        fail_file(path, str_cat("cannot create ", tmp.path, ": ", std::strerror(errno)));
-    }
-    write_all(tmp, path, size_bytes, 8);
-    write_all(tmp, path, header_text.data(), header_text.size());
+    // --- written whole: a temporary file, fsync'ed and renamed over the target (engine/atomic_file.h) ---
+    AtomicFile file(path);
+    file.write(size_bytes, 8);
+    file.write(header_text);
     for (const auto& [name, t] : tensors) {
         Tensor c = t.detach().to(Device::cpu()).contiguous();  // one tensor on the host at a time
         size_t nbytes = size_t(c.numel()) * dtype_size(c.dtype());
-        if (nbytes > 0) write_all(tmp, path, c.raw_data(), nbytes);
+        if (nbytes > 0) file.write(c.raw_data(), nbytes);
     }
-    if (::fsync(tmp.fd) != 0) fail_file(path, str_cat("fsync of ", tmp.path, " failed: ", std::strerror(errno)));
-    int fd = tmp.fd;
-    tmp.fd = -1;
-    if (::close(fd) != 0) fail_file(path, str_cat("close of ", tmp.path, " failed: ", std::strerror(errno)));
-    if (::rename(tmp.path.c_str(), path.c_str()) != 0)
-        fail_file(path, str_cat("rename from ", tmp.path, " failed: ", std::strerror(errno)));
-    tmp.keep = true;
-
-    // Make the rename itself durable (best effort: not every filesystem allows fsync on a directory).
-    size_t slash = path.find_last_of('/');
-    std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-    int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd >= 0) {
-        ::fsync(dir_fd);
-        ::close(dir_fd);
-    }
+    file.commit();
 }
 
 }  // namespace rankclip

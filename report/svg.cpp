@@ -6,8 +6,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 
+#include "engine/atomic_file.h"
 #include "engine/error.h"
 
 namespace rankclip {
@@ -169,11 +169,7 @@ std::string Svg::finish() {
 }
 
 void write_text_file(const std::string& path, const std::string& text) {
-    std::ofstream out(path, std::ios::binary);
-    RC_CHECK(out.good(), "cannot write ", path);
-    out << text;
-    out.close();
-    RC_CHECK(out.good(), "error writing ", path);
+    write_file_atomic(path, text);
 }
 
 }  // namespace rankclip

@@ -9,7 +9,6 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "data/synthetic.h"
+#include "engine/atomic_file.h"
 #include "engine/ops.h"
 #include "tools/cli_args.h"
 #include "eval/eval.h"
@@ -158,7 +158,7 @@ int cmd_demo(int argc, char** argv) {
     plot_compare(dirs, labels, {"loss"}, total_svg, "training loss (RankCLIP: InfoNCE + weighted ranking terms)");
 
     std::string table = comparison_table(runs, chance);
-    std::ofstream report(out + "/report.md");
+    std::ostringstream report;
     report << "# rankclip demo: CLIP vs RankCLIP on the synthetic data\n\n"
            << "Both runs: model `" << model << "`, " << steps << " steps of batch " << batch
            << ", AdamW lr 5e-4 (warm-up " << steps / 10 << " steps, cosine), weight decay 0.1, seed " << seed
@@ -176,8 +176,7 @@ int cmd_demo(int argc, char** argv) {
            << "![InfoNCE part of the loss](loss.svg)\n\n![total loss](loss_total.svg)\n\n"
            << "Per-run charts: `rankclip plot " << runs[0].dir << "`, `rankclip plot " << runs[1].dir << "`.\n\n"
            << "Reproduce: `" << command << "`\n";
-    report.close();
-    RC_CHECK(report.good() || fs::exists(out + "/report.md"), out, "/report.md: could not be written");
+    write_file_atomic(out + "/report.md", report.str());
     std::printf("\n%s\nreport: %s/report.md (loss curves: %s)\n", table.c_str(), out.c_str(), loss_svg.c_str());
     return 0;
 }

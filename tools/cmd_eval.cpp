@@ -5,11 +5,11 @@
 // the metrics as JSON. Datasets are opened and checked before the model loads, so a typo in a
 // path fails at once.
 #include <cstdio>
-#include <fstream>
 #include <string>
 
 #include "data/synthetic.h"
 #include "data/tokenizer.h"
+#include "engine/atomic_file.h"
 #include "engine/backend.h"
 #include "engine/json.h"
 #include "engine/ops.h"
@@ -121,11 +121,7 @@ int cmd_eval(int argc, char** argv) {
             result.set("step", digits ? Json(std::stoll(s)) : Json(s));
         }
         result.set("metrics", eval_metrics_json(metrics));
-        std::ofstream out(out_path);
-        RC_CHECK(out.good(), "eval: --out ", out_path, ": cannot open the file for writing");
-        out << result.dump(2) << "\n";
-        out.close();
-        RC_CHECK(out.good(), "eval: --out ", out_path, ": writing failed");
+        write_file_atomic(out_path, result.dump(2) + "\n");
         if (cfg.verbose) std::fprintf(stderr, "eval: wrote %s\n", out_path.c_str());
     }
     return 0;

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/atomic_file.h"
 #include "engine/ops.h"
 #include "engine/strings.h"
 #include "tools/cli_args.h"
@@ -159,20 +160,21 @@ int cmd_experiment(int argc, char** argv) {
     const std::string table = report_table("metric (mean ± std over " + std::to_string(seeds) + " seeds)",
                                            report_rows(data), columns);
     fs::create_directories(out);
-    std::ofstream md(out + "/results.md");
+    std::ostringstream md;
     md << "# " << command << "\n\n"
        << "Model `" << model << "`, " << steps << " steps of batch " << batch << ", lr " << lr
        << " (warm-up " << steps / 10 << ", cosine), weight decay 0.1; " << precision
        << (precision == "bf16" ? " (autocast, fp32 master weights)" : "") << "; data " << data << "; seeds 0.." << seeds - 1
        << "; " << get_num_threads() << " CPU threads; " << int(minutes + 0.5) << " min for the runs done now.\n\n"
        << table;
+    write_file_atomic(out + "/results.md", md.str());
     Json all = Json::object();
     for (size_t ai = 0; ai < arms.size(); ai++) {
         Json runs = Json::array();
         for (const Metrics& m : results[ai]) runs.push_back(eval_metrics_json(m));
         all.set(arms[ai].name, runs);
     }
-    std::ofstream(out + "/results.json") << all.dump(1) << '\n';
+    write_file_atomic(out + "/results.json", all.dump(1) + "\n");
     std::printf("\n%s\nresults: %s/results.md, %s/results.json\n", table.c_str(), out.c_str(), out.c_str());
     return 0;
 }

@@ -3,9 +3,10 @@
 // (train/trainer.h). Exit status 0 when the run finished or stopped at --stop-at, 130 after
 // Ctrl-C (a checkpoint was saved), 1 on an error.
 #include <cstdio>
-#include <string>
-
+#include <map>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "tools/cli_args.h"
 #include "eval/eval.h"
@@ -29,7 +30,10 @@ static void train_usage(std::FILE* out) {
         "  --seed S (0)  --threads T  --device cpu|cuda[:N]  --precision fp32|bf16  --workers N (2)\n"
         "  --no-augment      center crop instead of random resized crop (scale 0.9-1.0)\n"
         "  --out DIR         run directory (default runs/train): metrics.jsonl, checkpoints/, config.json\n"
-        "  --resume DIR|CKPT continue a run exactly where its checkpoint left it\n"
+        "  --resume DIR|CKPT continue a run exactly where its checkpoint left it. With it, --steps N or\n"
+        "                    --epochs N extend the run (the schedule spans the new total); flags that set\n"
+        "                    the run's numbers (--loss, --batch-size, --lr, --seed, ...) must equal the\n"
+        "                    checkpoint's; --out, --threads, --workers, --*-every, --keep-last, --stop-at apply\n"
         "  --log-every N (10)  --save-every N (0: at the end)  --keep-last K (3)  --stop-at STEP\n"
         "  --eval-every N    evaluate every N steps and at the end (default with --eval-every and no\n"
         "                    --eval-* dataset: every evaluation on the synthetic data), into metrics.jsonl\n"
@@ -45,14 +49,35 @@ static void train_usage(std::FILE* out) {
         " CyCLIP:  --cyclip-lambda-in X (0.25)  --cyclip-lambda-cross X (0.25)\n");
 }
 
+// The TrainConfig field (a key path of TrainConfig::to_json) each flag sets, for --resume
+// (train/trainer.h: --steps/--epochs extend the run, the others must equal the checkpoint's).
+// Flags not listed set output or execution settings, which a resumed run takes as given.
+static const std::map<std::string, std::string>& run_number_flags() {
+    static const std::map<std::string, std::string> fields{
+        {"--model", "model"}, {"--loss", "loss.kind"}, {"--data", "data"}, {"--vocab", "vocab"},
+        {"--batch-size", "batch_size"}, {"--epochs", "epochs"}, {"--steps", "steps"}, {"--lr", "lr"},
+        {"--wd", "weight_decay"}, {"--beta1", "beta1"}, {"--beta2", "beta2"}, {"--eps", "eps"},
+        {"--warmup", "warmup"}, {"--schedule", "schedule"}, {"--grad-clip", "grad_clip"}, {"--accum", "accum"},
+        {"--seed", "seed"}, {"--device", "device"}, {"--precision", "precision"}, {"--no-augment", "augment"},
+        {"--no-rank-cross", "loss.rank_cross"}, {"--no-rank-in", "loss.rank_in"},
+        {"--rank-schedule", "loss.rank_schedule"}, {"--rank-weight", "loss.rank_weight"},
+        {"--lambda-cross", "loss.lambda_cross"}, {"--lambda-in", "loss.lambda_in"},
+        {"--position-weights", "loss.position_weighting"}, {"--cyclip-lambda-in", "loss.cyclip_lambda_in"},
+        {"--cyclip-lambda-cross", "loss.cyclip_lambda_cross"}};
+    return fields;
+}
+
 int cmd_train(int argc, char** argv) {
     TrainConfig c;
     std::string resume;
+    std::vector<GivenSetting> given;   // the run's numbers given as flags, for --resume
     EvalConfig eval;
     bool evaluations_named = false;
     ArgReader args("train", argc, argv);
     std::string a;
     while (args.next(a)) {
+        if (auto field = run_number_flags().find(a); field != run_number_flags().end())
+            given.push_back({a, field->second});
         if (a == "--help" || a == "-h") {
             train_usage(stdout);
             return 0;
@@ -120,6 +145,6 @@ int cmd_train(int argc, char** argv) {
             return (*evaluator)->run(model);
         };
     }
-    TrainResult r = train(c, resume, hooks);
+    TrainResult r = train(c, resume, hooks, given);
     return r.interrupted ? 130 : 0;
 }

@@ -3,13 +3,18 @@
 // eval_at_step (see metrics_log.h). One line walker applies the reading rules for all of them.
 #include "train/metrics_log.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
+#include "engine/atomic_file.h"
 #include "engine/error.h"
 #include "engine/json.h"
 
@@ -107,17 +112,38 @@ const MetricSeries* find_in(const std::vector<MetricSeries>& all, const std::str
 
 // ---- writing ----
 
-MetricsLog::MetricsLog(const std::string& path, bool fresh, int64_t keep_through) {
-    std::vector<std::string> kept;
-    if (!fresh && std::filesystem::exists(path))
-        for_each_line(path, slurp(path, ""), [&](int64_t, const std::string& line, const Json& value) {
-            const Json* step = step_of(value);
-            if (step && step->as_double() <= double(keep_through)) kept.push_back(line);
-        });
-    out_.open(path, std::ios::trunc);
-    RC_CHECK(out_.good(), path, ": cannot open for writing");
-    for (const auto& line : kept) out_ << line << '\n';
-    out_.flush();
+MetricsLog::MetricsLog(const std::string& path, bool fresh, int64_t keep_through) : path_(path) {
+    int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC;
+    std::error_code ec;
+    if (fresh) {
+        flags |= O_TRUNC;
+    } else if (std::filesystem::exists(path, ec)) {
+        std::string kept;
+        dropped_torn_line_ =
+            for_each_line(path, slurp(path, ""), [&](int64_t, const std::string& line, const Json& value) {
+                const Json* step = step_of(value);
+                if (step && step->as_double() <= double(keep_through)) kept += line + '\n';
+            });
+        write_file_atomic(path, kept);
+    }
+    fd_ = ::open(path.c_str(), flags, 0644);
+    RC_CHECK(fd_ >= 0, "metrics log ", path, ": cannot open for appending: ", std::strerror(errno));
+}
+
+MetricsLog::~MetricsLog() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+void MetricsLog::append(const std::string& text) {
+    const char* p = text.data();
+    size_t left = text.size();
+    while (left > 0) {
+        const ssize_t n = ::write(fd_, p, left);
+        if (n < 0 && errno == EINTR) continue;
+        RC_CHECK(n > 0, "metrics log ", path_, ": write failed: ", n < 0 ? std::strerror(errno) : "no progress");
+        p += n;
+        left -= size_t(n);
+    }
 }
 
 void MetricsLog::write(const char* type, int64_t step, double epoch, const Metrics& values) {
@@ -126,8 +152,7 @@ void MetricsLog::write(const char* type, int64_t step, double epoch, const Metri
     j.set("step", step);
     j.set("epoch", epoch);
     for (const auto& [k, v] : values) j.set(k, std::isfinite(v) ? Json(v) : Json());
-    out_ << j.dump() << '\n';
-    out_.flush();
+    append(j.dump() + '\n');
 }
 
 // ---- reading ----

@@ -1,7 +1,7 @@
 // train/metrics_log.h
 // defines: metrics.jsonl, written and read in one place. Metrics (name -> value pairs, what the
 // trainer logs and an evaluation returns); MetricsLog, the trainer's writer (one JSON object per
-// line, flushed, cut back to the checkpoint's step on resume); read_metrics_rows, the one reader
+// line, each write checked; on resume cut back to the checkpoint's step by an atomic rewrite); read_metrics_rows, the one reader
 // (the lines as rows); and the two views built on it: RunMetrics / read_metrics_jsonl, the
 // per-series view the plots draw, and eval_at_step, the evaluation `rankclip experiment` reuses.
 //
@@ -21,7 +21,6 @@
 //   loss parts need no change here.
 #pragma once
 #include <cstdint>
-#include <fstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,17 +32,29 @@ using Metrics = std::vector<std::pair<std::string, double>>;
 
 // ---- writing ----
 
-// metrics.jsonl, appended one line per record and flushed (a crash loses nothing written).
+// metrics.jsonl, appended one line per record with one unbuffered write (a crash loses nothing
+// written). A write that fails (disk full, the path a directory or a dangling link) is an Error
+// naming the file and errno's text: the run stops rather than go on without its log.
 class MetricsLog {
 public:
     // fresh: start empty; otherwise keep the lines with a step <= keep_through, byte for byte (a
     // resume drops what was logged after the checkpoint it continues from, and a torn last line).
+    // The kept lines replace the file atomically (engine/atomic_file.h) before appending starts.
     MetricsLog(const std::string& path, bool fresh, int64_t keep_through);
+    ~MetricsLog();
+    MetricsLog(const MetricsLog&) = delete;
+    MetricsLog& operator=(const MetricsLog&) = delete;
     // One line: {"type": type, "step": step, "epoch": epoch, values...}.
     void write(const char* type, int64_t step, double epoch, const Metrics& values);
+    // A resume left out a half-written last line (a killed writer's).
+    bool dropped_torn_line() const { return dropped_torn_line_; }
 
 private:
-    std::ofstream out_;
+    void append(const std::string& text);
+
+    std::string path_;
+    int fd_ = -1;
+    bool dropped_torn_line_ = false;
 };
 
 // ---- reading: rows ----

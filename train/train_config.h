@@ -3,8 +3,10 @@
 // its JSON form, stored in every checkpoint so `--resume` continues the same run.
 //
 // Fields that change the numbers (model, data, loss, optimizer, schedule, batch, seed, ...) are
-// fixed at the start of a run; on resume they come from the checkpoint. Fields that do not
-// (out, threads, log/save/eval frequency, stop_at) may be given anew.
+// fixed at the start of a run; on resume they come from the checkpoint (given again, they must be
+// equal). The run's length (steps / epochs) may be extended on resume, and fields that do not
+// change the numbers (out, threads, log/save/eval frequency, stop_at) may be given anew
+// (train/trainer.h).
 #pragma once
 #include <cstdint>
 #include <string>

@@ -1,6 +1,7 @@
 // train/trainer.cpp
-// defines: train(), the loop of train/trainer.h, and its helpers: the run's config on resume
-// (resolve_run_config), the loader, the progress lines (log_progress), evaluate_and_log,
+// defines: train(), the loop of train/trainer.h, and its helpers: the checkpoint's run state
+// (read_resume_point), the run's config on resume (plan_run, check_resume_length), the sweep of
+// stale temporary files, the loader, the progress lines (log_progress), evaluate_and_log,
 // save_checkpoint, signal handling. metrics.jsonl is written by train/metrics_log.h.
 #include "train/trainer.h"
 
@@ -11,7 +12,6 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 
@@ -19,6 +19,7 @@
 #include "data/open_dataset.h"
 #include "data/synthetic.h"
 #include "data/tokenizer.h"
+#include "engine/atomic_file.h"
 #include "engine/backend.h"
 #include "engine/error.h"
 #include "engine/ops.h"
@@ -132,22 +133,125 @@ std::string format_duration(double seconds) {
     return buf;
 }
 
+// ---- resume: the checkpoint's run state, every field checked ----
+
+// What a checkpoint says about the run it continues.
+struct ResumePoint {
+    std::string file;        // the checkpoint; "" for a fresh run
+    TrainConfig config;      // its TrainConfig
+    int64_t step = 0;        // steps done
+    Generator loss_gen;      // the ListMLE tie-break generator's state
+};
+
+[[noreturn]] void bad_metadata(const std::string& file, const char* field, const std::string& problem,
+                               const char* expected) {
+    throw Error(str_cat("--resume: checkpoint ", file, ": metadata \"", field, "\" ", problem, "; expected ", expected));
+}
+
+const std::string& metadata_field(const std::map<std::string, std::string>& meta, const std::string& file,
+                                  const char* field, const char* expected) {
+    auto it = meta.find(field);
+    if (it == meta.end()) bad_metadata(file, field, "is missing", expected);
+    return it->second;
+}
+
+// Reads and checks the run state of checkpoint `file`: its format, TrainConfig, step and loss
+// generator. Errors name the file, the field and what was expected.
+ResumePoint read_resume_point(const std::string& file) {
+    ClipCheckpointInfo info = read_clip_checkpoint_info(file);
+    const auto& meta = info.metadata;
+    RC_CHECK(meta.count("run_format") && meta.at("run_format") == kRunFormat, "--resume ", file,
+             ": not a training checkpoint (no run state; it holds weights only)");
+    ResumePoint p;
+    p.file = file;
+
+    const char* config_expected = "the run's TrainConfig as JSON, as rankclip train writes it";
+    const std::string& config_text = metadata_field(meta, file, "train_config", config_expected);
+    try {
+        p.config = TrainConfig::from_json(Json::parse(config_text));
+    } catch (const Error& e) {
+        bad_metadata(file, "train_config", str_cat("is not valid (", e.what(), ")"), config_expected);
+    }
+
+    const char* step_expected = "the number of steps done, a decimal integer";
+    const std::string& step = metadata_field(meta, file, "step", step_expected);
+    const bool digits = !step.empty() && step.size() <= 18 && step.find_first_not_of("0123456789") == std::string::npos;
+    if (!digits) bad_metadata(file, "step", str_cat("is \"", step.substr(0, 40), "\""), step_expected);
+    p.step = std::stoll(step);
+
+    const char* rng_expected = "the loss generator's state in hex, as rankclip train writes it";
+    const std::string& rng = metadata_field(meta, file, "loss_rng", rng_expected);
+    try {
+        p.loss_gen.set_state(hex_decode(rng, "hex"));
+    } catch (const Error& e) {
+        bad_metadata(file, "loss_rng", str_cat("is not valid (", e.what(), ")"), rng_expected);
+    }
+    return p;
+}
+
+// The JSON value at a key path ("loss.kind") of a TrainConfig's JSON, or nullptr.
+const Json* config_field(const Json& config, const std::string& path) {
+    const Json* v = &config;
+    for (size_t start = 0; v && v->is_object();) {
+        const size_t dot = path.find('.', start);
+        v = v->find(path.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+        if (dot == std::string::npos) return v;
+        start = dot + 1;
+    }
+    return nullptr;
+}
+
+std::string shown(const Json& v) { return v.is_string() ? v.as_string() : v.dump(); }
+
 // ---- the run's config ----
 
-// The config a run trains with: `given` for a fresh run; on resume the checkpoint's numbers with
-// the given output and execution settings (trainer.h). Sets `resume_file` to the checkpoint
-// resumed from ("" for a fresh run).
-TrainConfig resolve_run_config(const TrainConfig& given, const std::string& resume, std::string& resume_file) {
-    resume_file.clear();
-    if (resume.empty()) return given;
+// The config a run trains with, and what it continues from.
+struct RunPlan {
+    TrainConfig config;
+    ResumePoint resume;           // resume.file is "" for a fresh run
+    std::string length_flags;     // on resume, "--steps N" / "--epochs N" when given: the run's new length
+};
+
+// `given` for a fresh run. On resume the checkpoint's numbers with the given output and execution
+// settings (trainer.h); a given run length replaces the checkpoint's, and every other given
+// setting must equal the checkpoint's (an Error naming the flag and both values).
+RunPlan plan_run(const TrainConfig& given, const std::string& resume, const std::vector<GivenSetting>& settings) {
+    RunPlan plan;
+    if (resume.empty()) {
+        plan.config = given;
+        return plan;
+    }
     RC_CHECK(fs::exists(resume), "--resume ", resume, ": no such run directory or checkpoint file");
-    resume_file = fs::is_directory(resume) ? latest_checkpoint(resume) : resume;
-    RC_CHECK(!resume_file.empty(), "--resume ", resume, ": no checkpoints in ", resume, "/checkpoints");
-    ClipCheckpointInfo info = read_clip_checkpoint_info(resume_file);
-    RC_CHECK(info.metadata.count("run_format") && info.metadata.at("run_format") == kRunFormat, "--resume ",
-             resume_file, ": not a training checkpoint (no run state; it holds weights only)");
-    TrainConfig c = TrainConfig::from_json(Json::parse(info.metadata.at("train_config")));
-    c.out = given.out == TrainConfig().out ? fs::path(resume_file).parent_path().parent_path().string() : given.out;
+    const std::string file = fs::is_directory(resume) ? latest_checkpoint(resume) : resume;
+    RC_CHECK(!file.empty(), "--resume ", resume, ": no checkpoints in ", resume, "/checkpoints");
+    plan.resume = read_resume_point(file);
+    TrainConfig& c = plan.config;
+    c = plan.resume.config;
+
+    const Json given_json = given.to_json(), stored_json = c.to_json();
+    bool steps_given = false, epochs_given = false;
+    for (const GivenSetting& s : settings) {
+        if (s.field.empty()) continue;  // output and execution settings: taken below
+        if (s.field == "steps" || s.field == "epochs") {
+            (s.field == "steps" ? steps_given : epochs_given) = true;
+            plan.length_flags += str_cat(plan.length_flags.empty() ? "" : " ", s.flag, " ",
+                                         s.field == "steps" ? given.steps : given.epochs);
+            continue;
+        }
+        const Json* want = config_field(given_json, s.field);
+        const Json* have = config_field(stored_json, s.field);
+        RC_CHECK(want && have, "--resume: ", s.flag, " sets \"", s.field, "\", which is not a TrainConfig field");
+        RC_CHECK(want->dump() == have->dump(), "--resume: ", s.flag, " ", shown(*want), " differs from the run's ",
+                 shown(*have), " (checkpoint ", file, "): a resumed run keeps the settings its steps so far were "
+                 "trained with; leave ", s.flag, " out, or start a new run with another --out");
+    }
+    if (steps_given) c.steps = given.steps;
+    if (epochs_given) {
+        c.epochs = given.epochs;
+        if (!steps_given) c.steps = 0;  // steps wins over epochs: --epochs alone sets the length
+    }
+
+    c.out = given.out == TrainConfig().out ? fs::path(file).parent_path().parent_path().string() : given.out;
     c.threads = given.threads;
     c.log_every = given.log_every;
     c.save_every = given.save_every;
@@ -155,7 +259,51 @@ TrainConfig resolve_run_config(const TrainConfig& given, const std::string& resu
     c.keep_last = given.keep_last;
     c.stop_at = given.stop_at;
     c.workers = given.workers;
-    return c;
+    return plan;
+}
+
+// A run's length in steps for `per_epoch` batches per epoch.
+int64_t total_steps_of(const TrainConfig& c, int64_t per_epoch) { return c.steps > 0 ? c.steps : c.epochs * per_epoch; }
+
+// On resume: the checkpoint's step is within the run (its new length when given); a new length is
+// said on stderr.
+void check_resume_length(const RunPlan& plan, int64_t total, int64_t per_epoch) {
+    const ResumePoint& r = plan.resume;
+    if (r.file.empty()) return;
+    const int64_t before = total_steps_of(r.config, per_epoch);
+    if (!plan.length_flags.empty()) {
+        RC_CHECK(r.step <= total, "--resume: ", plan.length_flags, " gives a run of ", total, " steps, fewer than the ",
+                 r.step, " steps checkpoint ", r.file, " has done");
+        if (total != before)
+            std::fprintf(stderr,
+                         "resume: the run now has %lld steps instead of %lld (%s): the learning-rate schedule and "
+                         "the RankCLIP weight's ramp span the new total from step %lld on; recorded in %s/config.json\n",
+                         (long long)total, (long long)before, plan.length_flags.c_str(), (long long)r.step,
+                         plan.config.out.c_str());
+        return;
+    }
+    if (r.step > total)
+        bad_metadata(r.file, "step", str_cat("is ", r.step, ", beyond the run's ", total, " steps"),
+                     "at most the run's total (give --steps N to extend the run)");
+}
+
+// Removes the temporary files a killed writer of this run left behind (engine/atomic_file.h's
+// names): metrics.jsonl.tmp.PID, config.json.tmp.PID, checkpoints/step_*.safetensors.tmp.PID.
+// Returns how many.
+int remove_stale_temp_files(const std::string& out) {
+    int removed = 0;
+    auto sweep = [&](const fs::path& dir, auto is_ours) {
+        std::error_code ec;
+        if (!fs::is_directory(dir, ec)) return;
+        for (const auto& entry : fs::directory_iterator(dir, ec)) {
+            const std::string target = atomic_temp_target(entry.path().filename().string());
+            if (!target.empty() && is_ours(target) && fs::remove(entry.path(), ec)) removed++;
+        }
+    };
+    sweep(out, [](const std::string& t) { return t == "metrics.jsonl" || t == "config.json"; });
+    sweep(fs::path(out) / "checkpoints",
+          [](const std::string& t) { return t.rfind("step_", 0) == 0 && ends_with(t, ".safetensors"); });
+    return removed;
 }
 
 // What a run trains and carries from checkpoint to checkpoint, besides the config.
@@ -166,26 +314,32 @@ struct TrainState {
     int64_t start = 0;    // steps done before this call
 };
 
-// A fresh model (initialised from the seed) and optimizer, or those of `resume_file` with its
+// A fresh model (initialised from the seed) and optimizer, or those of the checkpoint `r` with its
 // step and loss generator; the model on `device`, in train mode.
-TrainState init_or_resume(const TrainConfig& c, const CLIPConfig& mc, Device device, const std::string& resume_file) {
+TrainState init_or_resume(const TrainConfig& c, const CLIPConfig& mc, Device device, const ResumePoint& r) {
     TrainState st;
     st.loss_gen = Generator(mix_seed(c.seed, 0x72616e6b));
     ClipCheckpoint resumed;
-    if (resume_file.empty()) {
+    if (r.file.empty()) {
         Generator init_gen(c.seed);
         st.model = std::make_shared<CLIP>(mc, init_gen);
         st.model->to(device);
     } else {
-        resumed = load_clip(resume_file, device);
+        resumed = load_clip(r.file, device);
         st.model = resumed.model;
-        st.start = std::stoll(resumed.metadata.at("step"));
-        st.loss_gen.set_state(hex_decode(resumed.metadata.at("loss_rng"), resume_file));
+        st.start = r.step;
+        st.loss_gen = r.loss_gen;
     }
     st.model->train();
     st.optimizer = std::make_unique<AdamW>(st.model->named_parameters(),
                                            AdamWOptions{c.beta1, c.beta2, c.eps, c.weight_decay});
-    if (!resume_file.empty()) st.optimizer->load_state(resumed.extra_tensors, st.start);
+    if (!r.file.empty()) {
+        try {
+            st.optimizer->load_state(resumed.extra_tensors, st.start);
+        } catch (const Error& e) {
+            throw Error(str_cat("--resume: checkpoint ", r.file, ": ", e.what()));
+        }
+    }
     return st;  // the checkpoint's file tensors are dropped here
 }
 
@@ -320,10 +474,12 @@ std::string latest_checkpoint(const std::string& run_dir) {
     return files.empty() ? "" : files.back();
 }
 
-TrainResult train(const TrainConfig& given, const std::string& resume, const TrainHooks& hooks) {
+TrainResult train(const TrainConfig& given, const std::string& resume, const TrainHooks& hooks,
+                  const std::vector<GivenSetting>& settings) {
     // ---- the run's config and directory ----
-    std::string resume_file;
-    const TrainConfig c = resolve_run_config(given, resume, resume_file);
+    const RunPlan plan = plan_run(given, resume, settings);
+    const TrainConfig& c = plan.config;
+    const std::string& resume_file = plan.resume.file;
     c.validate();
     if (c.threads > 0) set_num_threads(c.threads);
     Device device = parse_device(c.device);
@@ -333,6 +489,9 @@ TrainResult train(const TrainConfig& given, const std::string& resume, const Tra
         RC_CHECK(latest_checkpoint(c.out).empty(), "--out ", c.out,
                  " already holds checkpoints: continue it with --resume ", c.out, ", or choose another --out");
     fs::create_directories(fs::path(c.out) / "checkpoints");
+    if (int removed = remove_stale_temp_files(c.out))
+        std::fprintf(stderr, "train: removed %d stale temporary file%s left in %s by a killed run\n", removed,
+                     removed == 1 ? "" : "s", c.out.c_str());
 
     // ---- data ----
     std::string vocab_described;
@@ -344,11 +503,12 @@ TrainResult train(const TrainConfig& given, const std::string& resume, const Tra
     DataLoader loader(*data, run_loader_options(c, mc, *tok, device));
     int64_t per_epoch = loader.batches_per_epoch();
     RC_CHECK(per_epoch > 0, c.data, ": ", data->size(), " samples, fewer than one batch of ", c.batch_size);
-    int64_t total = c.steps > 0 ? c.steps : c.epochs * per_epoch;
+    int64_t total = total_steps_of(c, per_epoch);
     int64_t epochs = (total + per_epoch - 1) / per_epoch;
+    check_resume_length(plan, total, per_epoch);
 
     // ---- model, optimizer, generators: fresh, or the checkpoint's ----
-    TrainState state = init_or_resume(c, mc, device, resume_file);
+    TrainState state = init_or_resume(c, mc, device, plan.resume);
     CLIP& model = *state.model;
     AdamW& optimizer = *state.optimizer;
     Generator& loss_gen = state.loss_gen;
@@ -358,8 +518,10 @@ TrainResult train(const TrainConfig& given, const std::string& resume, const Tra
     LrScheduleOptions lr_options{c.schedule, c.lr, c.warmup, total};
 
     // ---- outputs: config.json, metrics.jsonl (cut back to the checkpoint's step on resume) ----
-    std::ofstream(c.out + "/config.json") << c.to_json().dump(2) << '\n';
+    write_file_atomic(c.out + "/config.json", c.to_json().dump(2) + "\n");
     MetricsLog metrics(c.out + "/metrics.jsonl", resume_file.empty(), start);
+    if (metrics.dropped_torn_line())
+        std::fprintf(stderr, "resume: dropped a half-written last line of %s/metrics.jsonl\n", c.out.c_str());
     std::printf("train: %s (%.2fM parameters) on %s, loss %s, batch %lld (accum %d), %lld steps = %lld epochs "
                 "of %lld batches, lr %g (%s, warmup %lld), wd %g, seed %llu, device %s %s, vocabulary: %s\n",
                 c.model.c_str(), double(model.num_parameters()) / 1e6, data->describe().c_str(),

@@ -10,8 +10,9 @@
 //                                 (written and read by train/metrics_log.h)
 //   checkpoints/step_XXXXXXXX.safetensors   CLIP weights (OpenAI names) + AdamW moments +
 //                                 metadata: the TrainConfig, steps done, the loss generator's
-//                                 state. Written to a temporary file and renamed.
-//   config.json                   the TrainConfig of the run, for people
+//                                 state. Written atomically (engine/atomic_file.h).
+//   config.json                   the TrainConfig of the run, for people (written atomically;
+//                                 a resume that extends the run records the new length)
 //
 // Exact resume: the data order and augmentation of step t depend only on (seed, t) (the loader's
 // epoch order and per-sample seeds), the learning rate and RankCLIP weight only on t, and the
@@ -48,11 +49,30 @@ struct TrainResult {
     Metrics last_eval;             // the last evaluation's results (empty if none ran)
 };
 
+// A setting given anew with --resume: its command-line flag (for messages) and the key path of
+// TrainConfig::to_json() it sets ("batch_size", "loss.kind"), or "" for an output or execution
+// setting (out, threads, workers, log/save/eval_every, keep_last, stop_at, evaluations).
+struct GivenSetting {
+    std::string flag;
+    std::string field;
+};
+
 // `resume`: "" for a fresh run; a run directory (its latest checkpoint) or a checkpoint file.
-// On resume the run's numbers come from the checkpoint's TrainConfig; from `config` only the
-// output and execution settings are taken (out, threads, log/save/eval_every, keep_last,
-// stop_at, workers) and config.out defaults to the checkpoint's run directory.
-TrainResult train(const TrainConfig& config, const std::string& resume = "", const TrainHooks& hooks = {});
+// On resume the run's numbers come from the checkpoint's TrainConfig; from `config` the output
+// and execution settings are taken (out, threads, log/save/eval_every, keep_last, stop_at,
+// workers; config.out defaults to the checkpoint's run directory), and of the `settings` given:
+// - "steps" / "epochs" extend (or shorten, not below the steps done) the run: the schedule's
+//   total changes from the checkpoint's step on, said on stderr and recorded in config.json and
+//   the next checkpoints;
+// - any other field must equal the checkpoint's: otherwise an Error naming the flag and both
+//   values (the steps so far were trained with the checkpoint's).
+// Every metadata field the resume reads (run_format, train_config, step, loss_rng) is checked:
+// an Error names the checkpoint, the field and what was expected; a step beyond the run's total
+// is one. A torn last line of metrics.jsonl is dropped and said on stderr. At start-up the
+// temporary files a killed run left (engine/atomic_file.h's names) are removed, and counted on
+// stderr.
+TrainResult train(const TrainConfig& config, const std::string& resume = "", const TrainHooks& hooks = {},
+                  const std::vector<GivenSetting>& settings = {});
 
 // The latest checkpoint (highest step) in `run_dir`/checkpoints, or "" when there is none.
 std::string latest_checkpoint(const std::string& run_dir);
