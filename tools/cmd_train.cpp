@@ -33,7 +33,8 @@ static void train_usage(std::FILE* out) {
         "  --resume DIR|CKPT continue a run exactly where its checkpoint left it. With it, --steps N or\n"
         "                    --epochs N extend the run (the schedule spans the new total); flags that set\n"
         "                    the run's numbers (--loss, --batch-size, --lr, --seed, ...) must equal the\n"
-        "                    checkpoint's; --out, --threads, --workers, --*-every, --keep-last, --stop-at apply\n"
+        "                    checkpoint's; --device moves the run; --out, --threads, --workers, --*-every,\n"
+        "                    --keep-last, --stop-at apply\n"
         "  --log-every N (10)  --save-every N (0: at the end)  --keep-last K (3)  --stop-at STEP\n"
         "  --eval-every N    evaluate every N steps and at the end (default with --eval-every and no\n"
         "                    --eval-* dataset: every evaluation on the synthetic data), into metrics.jsonl\n"
@@ -50,7 +51,8 @@ static void train_usage(std::FILE* out) {
 }
 
 // The TrainConfig field (a key path of TrainConfig::to_json) each flag sets, for --resume
-// (train/trainer.h: --steps/--epochs extend the run, the others must equal the checkpoint's).
+// (train/trainer.h: --steps/--epochs extend the run, --device moves it, the others must equal the
+// checkpoint's).
 // Flags not listed set output or execution settings, which a resumed run takes as given.
 static const std::map<std::string, std::string>& run_number_flags() {
     static const std::map<std::string, std::string> fields{

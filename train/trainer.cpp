@@ -232,6 +232,13 @@ RunPlan plan_run(const TrainConfig& given, const std::string& resume, const std:
     bool steps_given = false, epochs_given = false;
     for (const GivenSetting& s : settings) {
         if (s.field.empty()) continue;  // output and execution settings: taken below
+        if (s.field == "device") {  // where the steps run, not what they compute: a run may move
+            if (given.device != c.device)
+                std::fprintf(stderr, "resume: continuing on %s (the run so far: %s)\n", given.device.c_str(),
+                             c.device.c_str());
+            c.device = given.device;
+            continue;
+        }
         if (s.field == "steps" || s.field == "epochs") {
             (s.field == "steps" ? steps_given : epochs_given) = true;
             plan.length_flags += str_cat(plan.length_flags.empty() ? "" : " ", s.flag, " ",

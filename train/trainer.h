@@ -64,6 +64,7 @@ struct GivenSetting {
 // - "steps" / "epochs" extend (or shorten, not below the steps done) the run: the schedule's
 //   total changes from the checkpoint's step on, said on stderr and recorded in config.json and
 //   the next checkpoints;
+// - "device" moves the run to another device (said on stderr when it differs);
 // - any other field must equal the checkpoint's: otherwise an Error naming the flag and both
 //   values (the steps so far were trained with the checkpoint's).
 // Every metadata field the resume reads (run_format, train_config, step, loss_rng) is checked:
