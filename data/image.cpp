@@ -54,10 +54,21 @@ uint32_t be32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) <
 //   - every Huffman table is checked before stb sees it: this stb_image version (Debian's
 //     2022-09 snapshot) writes past its 257-entry code-size array when a DHT table declares more
 //     than 256 codes, a heap overflow on a crafted file (fixed upstream in 2023).
-std::string jpeg_problem(const uint8_t* d, size_t n) {
+// The offset just past a JPEG's start-of-image marker, or 0 when the data is not a JPEG. Like
+// stb_image, which skips 0xFF fill bytes before every marker, FF FF .. FF D8 counts as the marker
+// (a file starting so was once decoded by stb without the checks below).
+size_t jpeg_start(const uint8_t* d, size_t n) {
+    if (n < 2 || d[0] != 0xFF) return 0;
+    size_t i = 1;
+    while (i < n && d[i] == 0xFF) i++;
+    return i < n && d[i] == 0xD8 ? i + 1 : 0;
+}
+
+// `start`: the offset after the start-of-image marker (jpeg_start).
+std::string jpeg_problem(const uint8_t* d, size_t n, size_t start) {
     const char* cut = "truncated JPEG (no end-of-image marker after the last scan)";
     bool seen_scan = false;
-    size_t i = 2;
+    size_t i = start;
     for (;;) {
         while (i < n && d[i] != 0xFF) i++;   // junk, or entropy-coded data
         while (i < n && d[i] == 0xFF) i++;   // fill bytes
@@ -167,9 +178,10 @@ Image decode_image_memory(const uint8_t* data, size_t size, const std::string& n
     const int len = static_cast<int>(size);
     // JPEG's structure is checked before stb reads any of it (its header scan already builds
     // Huffman tables); the other formats' checks need the size from the header
-    const bool jpeg = size >= 4 && data[0] == 0xFF && data[1] == 0xD8;
+    const size_t jpeg_data = jpeg_start(data, size);
+    const bool jpeg = jpeg_data != 0;
     if (jpeg) {
-        const std::string bad = jpeg_problem(data, size);
+        const std::string bad = jpeg_problem(data, size, jpeg_data);
         RC_CHECK(bad.empty(), "decode_image: ", name, ": ", bad);
     }
     int w = 0, h = 0, comp = 0;
