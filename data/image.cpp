@@ -53,7 +53,10 @@ uint32_t be32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) <
 //   - a file whose last scan has no end-of-image marker (FF D9) after it counts as truncated;
 //   - every Huffman table is checked before stb sees it: this stb_image version (Debian's
 //     2022-09 snapshot) writes past its 257-entry code-size array when a DHT table declares more
-//     than 256 codes, a heap overflow on a crafted file (fixed upstream in 2023).
+//     than 256 codes, a heap overflow on a crafted file (fixed upstream in 2023);
+//   - every scan uses only Huffman tables the file defined before it: stb does not clear its
+//     tables, so a scan naming an undefined one decodes with whatever the memory held (an
+//     assertion inside stb, or reads out of its tables; found by fuzz_image).
 // The offset just past a JPEG's start-of-image marker, or 0 when the data is not a JPEG. Like
 // stb_image, which skips 0xFF fill bytes before every marker, FF FF .. FF D8 counts as the marker
 // (a file starting so was once decoded by stb without the checks below).
@@ -67,7 +70,8 @@ size_t jpeg_start(const uint8_t* d, size_t n) {
 // `start`: the offset after the start-of-image marker (jpeg_start).
 std::string jpeg_problem(const uint8_t* d, size_t n, size_t start) {
     const char* cut = "truncated JPEG (no end-of-image marker after the last scan)";
-    bool seen_scan = false;
+    bool seen_scan = false, progressive = false;
+    bool defined[2][4] = {};   // Huffman tables: [DC, AC][id]
     size_t i = start;
     for (;;) {
         while (i < n && d[i] != 0xFF) i++;   // junk, or entropy-coded data
@@ -87,7 +91,22 @@ std::string jpeg_problem(const uint8_t* d, size_t n, size_t start) {
                 size_t codes = 0;
                 for (int k = 1; k <= 16; k++) codes += d[p + k];
                 if (codes > 256) return "corrupt JPEG (Huffman table with more than 256 codes)";
+                if ((d[p] >> 4) <= 1 && (d[p] & 15) <= 3) defined[d[p] >> 4][d[p] & 15] = true;  // else stb refuses it
                 p += 17 + codes;
+            }
+        }
+        if (m == 0xC2) progressive = true;
+        if (m == 0xDA && len >= 3) {   // SOS: components (id, DC table << 4 | AC table), Ss, Se, Ah << 4 | Al
+            const size_t ns = d[i + 2];
+            if (len >= 6 + 2 * ns) {   // else stb refuses the segment
+                const uint8_t ss = d[i + 3 + 2 * ns], ah = d[i + 5 + 2 * ns] >> 4;
+                // progressive: the first DC scan codes with DC tables, AC scans with AC tables
+                const bool dc = !progressive || (ss == 0 && ah == 0), ac = !progressive || ss > 0;
+                for (size_t c = 0; c < ns; c++) {
+                    const int td = d[i + 4 + 2 * c] >> 4, ta = d[i + 4 + 2 * c] & 15;
+                    if ((dc && td <= 3 && !defined[0][td]) || (ac && ta <= 3 && !defined[1][ta]))
+                        return "corrupt JPEG (a scan uses a Huffman table the file does not define)";
+                }
             }
         }
         if (m == 0xDA) seen_scan = true;

@@ -45,5 +45,21 @@ TEST(FuzzRegressions, JpegAfterFillBytesHasItsHuffmanTablesChecked) {
     EXPECT_NE(msg.find("more than 256 codes"), std::string::npos) << msg;
 }
 
+// stb_image does not clear its Huffman tables, so a scan naming a table the file never defined
+// decoded with whatever memory held (fuzz_image hit an assertion inside stb after earlier inputs
+// had left tables there). A baseline JPEG with a DC table only, whose scan also uses AC table 0:
+TEST(FuzzRegressions, JpegScanWithUndefinedHuffmanTableIsRefused) {
+    std::string f = bytes({0xFF, 0xD8});
+    f += bytes({0xFF, 0xC0, 0x00, 0x0B, 8, 0x00, 0x08, 0x00, 0x08, 1, 1, 0x11, 0});   // SOF0: 8x8, 1 component
+    f += bytes({0xFF, 0xC4, 0x00, 0x14, 0x00, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00});  // DC table 0
+    f += bytes({0xFF, 0xDA, 0x00, 0x08, 1, 1, 0x00, 0, 63, 0});   // SOS: component 1, DC 0, AC 0
+    f += bytes({0x00, 0xFF, 0xD9});
+    const std::string msg = error_of([&] {
+        decode_image_memory(reinterpret_cast<const uint8_t*>(f.data()), f.size(), "tables.jpg");
+    });
+    EXPECT_NE(msg.find("tables.jpg"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("Huffman table the file does not define"), std::string::npos) << msg;
+}
+
 }  // namespace
 }  // namespace rankclip
