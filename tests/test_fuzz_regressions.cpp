@@ -4,9 +4,14 @@
 // rankclip::Error the fixed parser gives. docs/RELIABILITY.md lists the findings.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "data/image.h"
+#include "data/packed.h"
+#include "data/tar_dataset.h"
 #include "engine/error.h"
 
 namespace rankclip {
@@ -59,6 +64,38 @@ TEST(FuzzRegressions, JpegScanWithUndefinedHuffmanTableIsRefused) {
     });
     EXPECT_NE(msg.find("tables.jpg"), std::string::npos) << msg;
     EXPECT_NE(msg.find("Huffman table the file does not define"), std::string::npos) << msg;
+}
+
+// A shard pattern of many one-option brace groups after a range ("{0..999}{a}{a}...") expands to
+// few names, but each group was one more copy of the whole name for every name: seconds to
+// minutes of work from a 4 KB pattern (fuzz_tar's timeout). The work is now bounded.
+TEST(FuzzRegressions, ShardPatternWithManyOneOptionGroupsIsBounded) {
+    std::string pattern = "{0..999}";
+    while (pattern.size() + 3 <= kMaxPatternBytes) pattern += "{a}";
+    const std::string msg = error_of([&] { expand_braces(pattern); });
+    EXPECT_NE(msg.find("partial names"), std::string::npos) << msg.substr(0, 200);
+    // a few such groups are fine
+    EXPECT_EQ(expand_braces("s-{0..2}{a}{b}.tar"), (std::vector<std::string>{"s-0ab.tar", "s-1ab.tar", "s-2ab.tar"}));
+}
+
+// A packed header with no samples and a context length of 96 M passed every section check (the
+// token section is empty), and readers size their token buffers by the context length
+// (fuzz_packed: an 800 MB allocation from a 438-byte file).
+TEST(FuzzRegressions, PackedHeaderWithHugeContextLengthIsRefused) {
+    const std::string path = ::testing::TempDir() + "fuzz_regression_ctx.rcpack";
+    {
+        PackedWriter w(path, 0, 4, 4);
+        w.finish();
+    }
+    std::FILE* f = std::fopen(path.c_str(), "r+b");
+    ASSERT_NE(f, nullptr);
+    const uint32_t ctx = 100663296;
+    std::fseek(f, 32, SEEK_SET);   // magic 8, version 4, header bytes 4, count 8, image size 4, channels 4
+    std::fwrite(&ctx, 4, 1, f);
+    std::fclose(f);
+    const std::string msg = error_of([&] { PackedDataset ds(path); });
+    EXPECT_NE(msg.find("context length 100663296"), std::string::npos) << msg;
+    std::remove(path.c_str());
 }
 
 }  // namespace
