@@ -5,6 +5,8 @@
 #   make demo     install dependencies, build, run the main job
 #   make cuda     build with the CUDA backend (autodetected when nvcc is found; CUDA=0 disables)
 #   make gpu-check  on a GPU machine: build with CUDA, run CUDA tests and GPU benchmarks
+#   make sanitize   the tests built with ASan + UBSan (build-sanitize/, CUDA=0); docs/RELIABILITY.md
+#   make fuzz       a libFuzzer harness per parser (clang), each run FUZZ_SECONDS (default 60)
 #   make clean
 CXX      ?= g++
 PYTHON   ?= /usr/bin/python3
@@ -15,6 +17,10 @@ CXXFLAGS ?= -O2 -march=native
 CXXFLAGS += -std=c++17 -fopenmp -Wall -Wextra -Wno-unused-parameter -MMD -MP -I. -isystem $(DEPS)/include/eigen3 -I$(DEPS)/include
 LDFLAGS  += -fopenmp -L$(DEPS)/lib -L$(DEPS)/lib/x86_64-linux-gnu
 LDLIBS   += -lpthread -lz -larchive -ldnnl -lsleef
+# instrumentation flags for compiling and linking (set by `make sanitize` and `make fuzz`)
+SANITIZE_FLAGS ?=
+CXXFLAGS += $(SANITIZE_FLAGS)
+LDFLAGS  += $(SANITIZE_FLAGS)
 
 # ---- CUDA backend: on when nvcc exists, unless CUDA=0 ----
 CUDA_HOME ?= /usr/local/cuda
@@ -78,7 +84,7 @@ BENCH := $(BUILD)/bench_engine
 BENCH_MODELS := $(BUILD)/bench_models
 BENCH_LOADER := $(BUILD)/bench_loader
 
-.PHONY: all test bench demo cuda gpu-check clean deps
+.PHONY: all test bench demo cuda gpu-check clean deps sanitize fuzz fuzz-build fuzz-bins
 all: $(LIB) $(TOOL) $(TESTS) $(BENCH) $(BENCH_MODELS) $(BENCH_LOADER)
 
 $(BUILD)/%.o: %.cpp
@@ -132,7 +138,69 @@ cuda:
 gpu-check:
 	tools/gpu-check.sh
 
+# ---- guards against hostile input (docs/RELIABILITY.md) ----
+# sanitize: the whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer. Reports
+# from Debian's libraries are suppressed by name in tests/sanitize/*.supp; any other report fails.
+# SANITIZE_TESTS=parsers: only the suites of the file formats and parsers (PARSER_TESTS), linked
+# with the engine and data/ alone: a third of the build, for a quick check.
+# SANITIZE_FILTER: a gtest filter (default: every test).
+SAN_BUILD  ?= build-sanitize
+# shift-base is recoverable so that tests/sanitize/ubsan.supp can name the one library report of
+# that kind; halt_on_error=1 (tools/run-sanitize.sh) still stops at any report not suppressed
+SAN_FLAGS  := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
+              -fsanitize-recover=shift-base
+SANITIZE_TESTS  ?= all
+SANITIZE_FILTER ?= *
+PARSER_TESTS   := $(wildcard tests/test_json.cpp tests/test_safetensors.cpp tests/test_npy.cpp \
+    tests/test_tokenizer.cpp tests/test_bpe_trainer.cpp tests/test_image.cpp tests/test_datasets.cpp \
+    tests/test_fuzz_regressions.cpp tests/test_parse_option.cpp)
+PARSER_LIB_SRC := $(ENGINE_SRC) $(wildcard data/*.cpp models/clip_config.cpp)
+PARSER_LIB     := $(BUILD)/libparsers.a
+$(PARSER_LIB): $(PARSER_LIB_SRC:%.cpp=$(BUILD)/%.o)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+$(BUILD)/run_parser_tests: $(PARSER_TESTS:%.cpp=$(BUILD)/%.o) $(PARSER_LIB)
+	$(CXX) $(LDFLAGS) $^ -o $@ -lgtest -lgtest_main $(LDLIBS)
+SAN_TARGETS := $(if $(filter parsers,$(SANITIZE_TESTS)),$(SAN_BUILD)/run_parser_tests,$(SAN_BUILD)/run_tests $(SAN_BUILD)/rankclip)
+sanitize:
+	$(MAKE) -j$(JOBS) CUDA=0 BUILD=$(SAN_BUILD) SANITIZE_FLAGS="$(SAN_FLAGS)" $(SAN_TARGETS)
+	tools/run-sanitize.sh $(firstword $(SAN_TARGETS)) --gtest_filter='$(SANITIZE_FILTER)'
+
+# fuzz: one libFuzzer harness per parser (tests/fuzz/fuzz_*.cpp), built with clang++ and
+# coverage + ASan + UBSan in build-fuzz/, each run FUZZ_SECONDS from the seeds in
+# tests/fuzz/corpus/<target>/. FUZZ_TARGETS picks some; a crash fails the target.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_CXX     ?= clang++
+FUZZ_FLAGS   := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_SECONDS ?= 60
+FUZZ_ALL     := $(patsubst tests/fuzz/fuzz_%.cpp,%,$(wildcard tests/fuzz/fuzz_*.cpp))
+FUZZ_TARGETS ?= $(FUZZ_ALL)
+FUZZ_BIN     := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_ALL))
+# The library sources the harnesses link (the parsers and what they pull in: tensors, the CPU
+# kernels, the synthetic vocabulary), not the whole library, so the instrumented build stays short.
+# A harness that fails to link after a dependency changed: add the missing file here.
+FUZZ_LIB_SRC := $(wildcard engine/autograd.cpp engine/backend.cpp engine/json.cpp engine/parallel.cpp \
+    engine/random.cpp engine/safetensors.cpp engine/shape.cpp engine/tensor.cpp engine/strings.cpp \
+    engine/cpu/*.cpp engine/ops/creation.cpp engine/ops/elementwise.cpp engine/ops/indexing.cpp \
+    engine/ops/reduce.cpp engine/ops/views.cpp data/bpe_trainer.cpp data/csv_dataset.cpp data/dataset.cpp \
+    data/gzip.cpp data/image.cpp data/image_write.cpp data/npy.cpp data/packed.cpp data/raster.cpp \
+    data/strings.cpp data/synthetic.cpp data/tar_dataset.cpp data/tokenizer.cpp)
+FUZZ_LIB     := $(BUILD)/libfuzzdeps.a
+$(FUZZ_LIB): $(FUZZ_LIB_SRC:%.cpp=$(BUILD)/%.o)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) -fsanitize=fuzzer $^ -o $@ $(LDLIBS)
+.PRECIOUS: $(BUILD)/tests/fuzz/%.o
+fuzz-bins: $(FUZZ_BIN)
+fuzz-build:
+	@tools/run-fuzz.sh --check $(FUZZ_CXX)
+	$(MAKE) -j$(JOBS) CUDA=0 CXX=$(FUZZ_CXX) BUILD=$(FUZZ_BUILD) SANITIZE_FLAGS="$(FUZZ_FLAGS)" fuzz-bins
+fuzz: fuzz-build
+	tools/run-fuzz.sh --run $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

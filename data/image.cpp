@@ -53,11 +53,26 @@ uint32_t be32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) <
 //   - a file whose last scan has no end-of-image marker (FF D9) after it counts as truncated;
 //   - every Huffman table is checked before stb sees it: this stb_image version (Debian's
 //     2022-09 snapshot) writes past its 257-entry code-size array when a DHT table declares more
-//     than 256 codes, a heap overflow on a crafted file (fixed upstream in 2023).
-std::string jpeg_problem(const uint8_t* d, size_t n) {
+//     than 256 codes, a heap overflow on a crafted file (fixed upstream in 2023);
+//   - every scan uses only Huffman tables the file defined before it: stb does not clear its
+//     tables, so a scan naming an undefined one decodes with whatever the memory held (an
+//     assertion inside stb, or reads out of its tables; found by fuzz_image).
+// The offset just past a JPEG's start-of-image marker, or 0 when the data is not a JPEG. Like
+// stb_image, which skips 0xFF fill bytes before every marker, FF FF .. FF D8 counts as the marker
+// (a file starting so was once decoded by stb without the checks below).
+size_t jpeg_start(const uint8_t* d, size_t n) {
+    if (n < 2 || d[0] != 0xFF) return 0;
+    size_t i = 1;
+    while (i < n && d[i] == 0xFF) i++;
+    return i < n && d[i] == 0xD8 ? i + 1 : 0;
+}
+
+// `start`: the offset after the start-of-image marker (jpeg_start).
+std::string jpeg_problem(const uint8_t* d, size_t n, size_t start) {
     const char* cut = "truncated JPEG (no end-of-image marker after the last scan)";
-    bool seen_scan = false;
-    size_t i = 2;
+    bool seen_scan = false, progressive = false;
+    bool defined[2][4] = {};   // Huffman tables: [DC, AC][id]
+    size_t i = start;
     for (;;) {
         while (i < n && d[i] != 0xFF) i++;   // junk, or entropy-coded data
         while (i < n && d[i] == 0xFF) i++;   // fill bytes
@@ -76,7 +91,22 @@ std::string jpeg_problem(const uint8_t* d, size_t n) {
                 size_t codes = 0;
                 for (int k = 1; k <= 16; k++) codes += d[p + k];
                 if (codes > 256) return "corrupt JPEG (Huffman table with more than 256 codes)";
+                if ((d[p] >> 4) <= 1 && (d[p] & 15) <= 3) defined[d[p] >> 4][d[p] & 15] = true;  // else stb refuses it
                 p += 17 + codes;
+            }
+        }
+        if (m == 0xC2) progressive = true;
+        if (m == 0xDA && len >= 3) {   // SOS: components (id, DC table << 4 | AC table), Ss, Se, Ah << 4 | Al
+            const size_t ns = d[i + 2];
+            if (len >= 6 + 2 * ns) {   // else stb refuses the segment
+                const uint8_t ss = d[i + 3 + 2 * ns], ah = d[i + 5 + 2 * ns] >> 4;
+                // progressive: the first DC scan codes with DC tables, AC scans with AC tables
+                const bool dc = !progressive || (ss == 0 && ah == 0), ac = !progressive || ss > 0;
+                for (size_t c = 0; c < ns; c++) {
+                    const int td = d[i + 4 + 2 * c] >> 4, ta = d[i + 4 + 2 * c] & 15;
+                    if ((dc && td <= 3 && !defined[0][td]) || (ac && ta <= 3 && !defined[1][ta]))
+                        return "corrupt JPEG (a scan uses a Huffman table the file does not define)";
+                }
             }
         }
         if (m == 0xDA) seen_scan = true;
@@ -167,9 +197,10 @@ Image decode_image_memory(const uint8_t* data, size_t size, const std::string& n
     const int len = static_cast<int>(size);
     // JPEG's structure is checked before stb reads any of it (its header scan already builds
     // Huffman tables); the other formats' checks need the size from the header
-    const bool jpeg = size >= 4 && data[0] == 0xFF && data[1] == 0xD8;
+    const size_t jpeg_data = jpeg_start(data, size);
+    const bool jpeg = jpeg_data != 0;
     if (jpeg) {
-        const std::string bad = jpeg_problem(data, size);
+        const std::string bad = jpeg_problem(data, size, jpeg_data);
         RC_CHECK(bad.empty(), "decode_image: ", name, ": ", bad);
     }
     int w = 0, h = 0, comp = 0;

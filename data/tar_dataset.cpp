@@ -70,7 +70,9 @@ static std::vector<std::string> brace_options(const std::string& pattern, const 
 // Without recursion: a stack of partly expanded patterns, each step expanding the first brace of
 // the top one, its options pushed in reverse so that the results come out in order. Each pattern
 // on the stack yields at least one result, so results + stack never exceed what the whole
-// expansion will produce: past kMaxShards it stops with an error instead of growing.
+// expansion will produce: past kMaxShards it stops with an error instead of growing. Every
+// partial expansion built counts towards kMaxExpansionWork: a group with one option ("{a}") adds
+// a step without adding a name, so many of them would otherwise cost time quadratic in the pattern.
 std::vector<std::string> expand_braces(const std::string& pattern) {
     RC_CHECK(pattern.size() <= kMaxPatternBytes, "shard pattern of ", pattern.size(), " bytes: at most ",
              kMaxPatternBytes, " are allowed");
@@ -84,6 +86,7 @@ std::vector<std::string> expand_braces(const std::string& pattern) {
              " deep, at most ", kMaxBraceDepth, " are allowed");
     std::vector<std::string> out, stack = {pattern};
     size_t held = pattern.size();  // bytes of the strings in out and on the stack
+    size_t work = 0;               // bytes of every partial expansion built so far
     while (!stack.empty()) {
         std::string s = std::move(stack.back());
         stack.pop_back();
@@ -102,8 +105,11 @@ std::vector<std::string> expand_braces(const std::string& pattern) {
         for (size_t k = options.size(); k-- > 0;) {
             stack.push_back(head + options[k] + tail);
             held += stack.back().size();
+            work += stack.back().size();
             RC_CHECK(held <= kMaxExpansionBytes, "shard pattern '", pattern, "': its expansion exceeds ",
                      kMaxExpansionBytes >> 20, " MiB of shard names");
+            RC_CHECK(work <= kMaxExpansionWork, "shard pattern '", pattern, "': expanding it builds more than ",
+                     kMaxExpansionWork >> 20, " MiB of partial names (too many brace groups)");
         }
     }
     return out;

@@ -32,6 +32,7 @@ constexpr size_t kMaxShards = 1000000;                   // names one pattern ma
 constexpr size_t kMaxPatternBytes = 4096;                // a pattern's length
 constexpr int kMaxBraceDepth = 16;                       // braces within braces
 constexpr size_t kMaxExpansionBytes = size_t(256) << 20;  // bytes of all the names
+constexpr size_t kMaxExpansionWork = size_t(1) << 30;     // bytes of all the partial expansions built
 
 struct TarOptions {
     BadSamplePolicy on_bad = BadSamplePolicy::Skip;

@@ -588,7 +588,7 @@ TEST(Packed, CraftedHeadersAreErrorsNotCrashes) {
         {"count_wraps.rcpack", count, (uint64_t(1) << 40) - 1, 8, {"pixels section", "does not end"}},
         {"size.rcpack", image_size, 0xFFFFFFFFu, 4, {"image size", "limit"}},
         {"size_big.rcpack", image_size, 65536, 4, {"pixels section"}},
-        {"context.rcpack", context, 0xFFFFFFFFu, 4, {"tokens section"}},
+        {"context.rcpack", context, 0xFFFFFFFFu, 4, {"context length"}},
         {"pixels_in_header.rcpack", off_pixels, 8, 8, {"inside the", "header"}},
         {"tokens_wrap.rcpack", off_tokens, UINT64_MAX - 8, 8, {"section"}},
         {"index_misaligned.rcpack", off_cap_index, bytes.size() / 2 + 1, 8, {"aligned"}},

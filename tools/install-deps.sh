@@ -9,10 +9,12 @@
 #   data:       dataset-fashion-mnist (Fashion-MNIST idx files, for evaluation and experiments)
 #   several processes: libopenmpi-dev openmpi-bin (OpenMPI: dist/, docs/DISTRIBUTED.md; optional,
 #               the one-process build and tests work without it)
+#   guards:     clang libclang-rt-14-dev (libFuzzer: libclang_rt.fuzzer-x86_64.a) libomp-dev (OpenMP for
+#               clang), for `make fuzz`; `make sanitize` needs only g++ (docs/RELIABILITY.md)
 set -euo pipefail
 packages=(g++ make libeigen3-dev libgtest-dev libstb-dev zlib1g-dev libarchive-dev libdnnl-dev libsleef-dev
           libopenblas0-pthread python3-torch python3-numpy python3-pil
-          dataset-fashion-mnist libopenmpi-dev openmpi-bin)
+          dataset-fashion-mnist libopenmpi-dev openmpi-bin clang libclang-rt-14-dev libomp-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -27,10 +29,11 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # python3-torch is large; if it cannot be had, the build and tests still work (only the
-# PyTorch side of `make bench` and the reference generators need it)
+# PyTorch side of `make bench` and the reference generators need it); without clang and its
+# libFuzzer runtime only `make fuzz` is missing (it says so)
 if ! $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
     optional=(libopenblas0-pthread python3-torch python3-numpy python3-pil dataset-fashion-mnist
-              libopenmpi-dev openmpi-bin)
+              libopenmpi-dev openmpi-bin clang libclang-rt-14-dev libomp-dev)
     required=()
     for p in "${missing[@]}"; do [[ " ${optional[*]} " == *" $p "* ]] || required+=("$p"); done
     echo "install-deps: retrying without optional packages"
