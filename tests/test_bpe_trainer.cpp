@@ -4,6 +4,7 @@
 // irrelevant), the trained vocabulary loaded by Tokenizer (sizes, sot/eot, round trip through
 // encode/decode) and the errors (empty captions file, vocabulary size out of range).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <string>
@@ -18,7 +19,9 @@ using namespace rankclip;
 
 namespace {
 
-std::string temp_path(const std::string& name) { return testing::TempDir() + "/rankclip_test_bpe_" + name; }
+std::string temp_path(const std::string& name) {  // per process: concurrent runs share no files
+    return testing::TempDir() + "/rankclip_test_bpe_" + std::to_string(::getpid()) + "_" + name;
+}
 
 std::string file_bytes(const std::string& path) {
     std::ifstream f(path, std::ios::binary);

@@ -7,6 +7,7 @@
 // cosines; text pooling is at the end-of-text token; the same seed builds the same model; and,
 // with a GPU, the model on CUDA matches the CPU.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -164,7 +165,7 @@ TEST(CLIPConfigs, JsonRoundTrip) {
     }
     CLIPConfig custom = clip_config("tiny");
     custom.vocab_size = 1000, custom.text_layers = 1, custom.quick_gelu = true;
-    std::string path = ::testing::TempDir() + "/rankclip_config_test.json";
+    std::string path = ::testing::TempDir() + "/rankclip_config_test_" + std::to_string(::getpid()) + ".json";
     {
         std::ofstream f(path);
         f << custom.to_json().dump(2);

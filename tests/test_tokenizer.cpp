@@ -5,6 +5,7 @@
 // padding and truncation; the cleaning steps (html.unescape, whitespace, lower-case incl. final
 // sigma) and the split pattern on hand-written cases; decode; gzip I/O; bad merges files.
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -36,8 +37,9 @@ const Tokenizer& clip_tokenizer() {
     return t;
 }
 
+// per process: concurrent test runs (other checkouts, CI jobs) must not share files
 std::string temp_path(const std::string& name) {
-    return testing::TempDir() + "/rankclip_test_tokenizer_" + name;
+    return testing::TempDir() + "/rankclip_test_tokenizer_" + std::to_string(::getpid()) + "_" + name;
 }
 
 }  // namespace
