@@ -184,7 +184,7 @@ FUZZ_LIB_SRC := $(wildcard engine/atomic_file.cpp engine/autograd.cpp engine/bac
     engine/cpu/*.cpp engine/ops/creation.cpp engine/ops/elementwise.cpp engine/ops/indexing.cpp \
     engine/ops/reduce.cpp engine/ops/views.cpp data/bpe_trainer.cpp data/csv_dataset.cpp data/dataset.cpp \
     data/gzip.cpp data/image.cpp data/image_write.cpp data/npy.cpp data/packed.cpp data/raster.cpp \
-    data/strings.cpp data/synthetic.cpp data/tar_dataset.cpp data/tokenizer.cpp)
+    data/strings.cpp data/shard_pattern.cpp data/synthetic.cpp data/tar_dataset.cpp data/tokenizer.cpp)
 FUZZ_LIB     := $(BUILD)/libfuzzdeps.a
 $(FUZZ_LIB): $(FUZZ_LIB_SRC:%.cpp=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)

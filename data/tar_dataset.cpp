@@ -1,6 +1,6 @@
 // data/tar_dataset.cpp
-// defines: expand_braces and TarDataset (WebDataset shards indexed with libarchive, images read
-// with pread at recorded offsets).
+// defines: TarDataset (WebDataset shards indexed with libarchive, images read with pread at
+// recorded offsets).
 #include "data/tar_dataset.h"
 
 #include <archive.h>
@@ -19,101 +19,6 @@
 #include "engine/error.h"
 
 namespace rankclip {
-
-// Finds the '}' matching the '{' at `open`.
-static size_t matching_brace(const std::string& s, size_t open) {
-    int depth = 0;
-    for (size_t i = open; i < s.size(); i++) {
-        if (s[i] == '{') depth++;
-        else if (s[i] == '}' && --depth == 0) return i;
-    }
-    throw Error(str_cat("shard pattern '", s, "': unbalanced '{' at ", open));
-}
-
-// The options of one brace body: a numeric range "lo..hi" (zero-padded to lo's width) or the
-// top-level comma-separated parts (which may hold braces of their own).
-static std::vector<std::string> brace_options(const std::string& pattern, const std::string& body) {
-    std::vector<std::string> options;
-    size_t dots = body.find("..");
-    bool range = dots != std::string::npos && body.find_first_of("{},") == std::string::npos;
-    if (range) {
-        std::string a = body.substr(0, dots), b = body.substr(dots + 2);
-        auto digits = [](const std::string& x) {
-            if (x.empty() || x.size() > 18) return false;
-            for (char c : x) if (!std::isdigit(static_cast<unsigned char>(c))) return false;
-            return true;
-        };
-        RC_CHECK(digits(a) && digits(b), "shard pattern '", pattern, "': bad range {", body, "}");
-        long long lo = std::stoll(a), hi = std::stoll(b);
-        RC_CHECK(lo <= hi && hi - lo < (long long)kMaxShards, "shard pattern '", pattern, "': bad range {", body,
-                 "} (from low to high, at most ", kMaxShards, " values)");
-        size_t width = a.size();
-        for (long long v = lo; v <= hi; v++) {
-            std::string s = std::to_string(v);
-            if (s.size() < width) s = std::string(width - s.size(), '0') + s;
-            options.push_back(s);
-        }
-        return options;
-    }
-    int depth = 0;  // split at top-level commas
-    size_t start = 0;
-    for (size_t i = 0; i <= body.size(); i++) {
-        if (i == body.size() || (body[i] == ',' && depth == 0)) {
-            options.push_back(body.substr(start, i - start));
-            start = i + 1;
-        } else if (body[i] == '{') depth++;
-        else if (body[i] == '}') depth--;
-    }
-    return options;
-}
-
-// Without recursion: a stack of partly expanded patterns, each step expanding the first brace of
-// the top one, its options pushed in reverse so that the results come out in order. Each pattern
-// on the stack yields at least one result, so results + stack never exceed what the whole
-// expansion will produce: past kMaxShards it stops with an error instead of growing. Every
-// partial expansion built counts towards kMaxExpansionWork: a group with one option ("{a}") adds
-// a step without adding a name, so many of them would otherwise cost time quadratic in the pattern.
-std::vector<std::string> expand_braces(const std::string& pattern) {
-    RC_CHECK(pattern.size() <= kMaxPatternBytes, "shard pattern of ", pattern.size(), " bytes: at most ",
-             kMaxPatternBytes, " are allowed");
-    int depth = 0, max_depth = 0;
-    for (char c : pattern) {
-        if (c == '{') max_depth = std::max(max_depth, ++depth);
-        else if (c == '}') RC_CHECK(--depth >= 0, "shard pattern '", pattern, "': unbalanced '}'");
-    }
-    RC_CHECK(depth == 0, "shard pattern '", pattern, "': unbalanced '{'");
-    RC_CHECK(max_depth <= kMaxBraceDepth, "shard pattern '", pattern, "': braces nested ", max_depth,
-             " deep, at most ", kMaxBraceDepth, " are allowed");
-    std::vector<std::string> out, stack = {pattern};
-    size_t held = pattern.size();  // bytes of the strings in out and on the stack
-    size_t work = 0;               // bytes of every partial expansion built so far
-    while (!stack.empty()) {
-        std::string s = std::move(stack.back());
-        stack.pop_back();
-        held -= s.size();
-        size_t open = s.find('{');
-        if (open == std::string::npos) {
-            held += s.size();
-            out.push_back(std::move(s));
-            continue;
-        }
-        size_t close = matching_brace(s, open);
-        const std::string head = s.substr(0, open), tail = s.substr(close + 1);
-        std::vector<std::string> options = brace_options(pattern, s.substr(open + 1, close - open - 1));
-        RC_CHECK(out.size() + stack.size() + options.size() <= kMaxShards, "shard pattern '", pattern,
-                 "': expands to more than ", kMaxShards, " shards");
-        for (size_t k = options.size(); k-- > 0;) {
-            stack.push_back(head + options[k] + tail);
-            held += stack.back().size();
-            work += stack.back().size();
-            RC_CHECK(held <= kMaxExpansionBytes, "shard pattern '", pattern, "': its expansion exceeds ",
-                     kMaxExpansionBytes >> 20, " MiB of shard names");
-            RC_CHECK(work <= kMaxExpansionWork, "shard pattern '", pattern, "': expanding it builds more than ",
-                     kMaxExpansionWork >> 20, " MiB of partial names (too many brace groups)");
-        }
-    }
-    return out;
-}
 
 static const char* kImageExts[] = {"jpg", "jpeg", "png", "bmp", "gif", "tga", "ppm"};
 

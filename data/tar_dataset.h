@@ -2,8 +2,8 @@
 // defines: TarDataset, WebDataset tar shards as img2dataset writes them: members "{key}.jpg"
 // (or .jpeg .png .bmp .gif .tga .ppm) and "{key}.txt", optionally "{key}.cls" (an integer
 // label); a key is the member path up to the first '.' of its file name; read with libarchive;
-// other members (.json ...) are ignored. Also
-// expand_braces for shard lists like "shards-{00000..00099}.tar".
+// other members (.json ...) are ignored. A dataset's shards are named by brace patterns joined by
+// "::" (data/shard_pattern.h).
 //
 // Random access: at open time every shard is read once, sequentially, with libarchive: captions
 // (small) are kept in memory, and for an uncompressed tar (img2dataset's output) each image's
@@ -19,20 +19,12 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "data/shard_pattern.h"
 
 namespace rankclip {
 
-// "a-{000..002}.tar" -> a-000.tar a-001.tar a-002.tar (numeric ranges keep the zero padding of
-// the first bound); "{a,b}" lists alternatives; several groups multiply; lists may nest.
-// Throws Error on an unbalanced brace, a bad range, or a pattern beyond the limits below.
-std::vector<std::string> expand_braces(const std::string& pattern);
 constexpr size_t kMaxImageMemberBytes = size_t(256) << 20;  // an image member of a shard
 constexpr size_t kMaxTextMemberBytes = size_t(16) << 20;    // a caption or class member
-constexpr size_t kMaxShards = 1000000;                   // names one pattern may expand to
-constexpr size_t kMaxPatternBytes = 4096;                // a pattern's length
-constexpr int kMaxBraceDepth = 16;                       // braces within braces
-constexpr size_t kMaxExpansionBytes = size_t(256) << 20;  // bytes of all the names
-constexpr size_t kMaxExpansionWork = size_t(1) << 30;     // bytes of all the partial expansions built
 
 struct TarOptions {
     BadSamplePolicy on_bad = BadSamplePolicy::Skip;

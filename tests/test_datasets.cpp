@@ -273,7 +273,12 @@ TEST(ImageFolder, CorruptImageAndEmptyFolder) {
 // Hostile patterns stop with an error naming the limit, quickly and without deep recursion.
 TEST(Tar, ExpandBracesLimits) {
     expect_error([] { expand_braces("{0..9999999}{0..9999999}"); }, {"bad range", "1000000"});
-    expect_error([] { expand_braces("{0..999}{0..999}{0..9}"); }, {"more than 1000000 shards"});
+    expect_error([] { expand_braces("{0..999}{0..999}{0..9}"); }, {"10000000 names", "1000000 shards"});
+    std::string many;  // 10^40 names: counted without overflow, refused before any is built
+    for (int i = 0; i < 40; i++) many += "{0..9}";
+    expect_error([&] { expand_braces(many); }, {"over 2^64 names"});
+    // a million names of 106 bytes: 106 MB of names, over the 64 MiB limit
+    expect_error([] { expand_braces(std::string(100, 'x') + "{0..999}{0..999}"); }, {"bytes", "32 MiB"});
     EXPECT_EQ(expand_braces("{0..999}{0..999}").size(), 1000000u);  // exactly at the limit
     std::string deep;
     for (int i = 0; i < 60000; i++) deep += "{a";
