@@ -176,6 +176,38 @@ TEST(Resume, StepsGivenWithResumeExtendTheRun) {
     EXPECT_NE(short_err.find("7 steps"), std::string::npos) << short_err;
 }
 
+// With a schedule that does not depend on the run's length (constant lr, the CLIP loss), a run
+// extended from 4 to 7 steps is bit for bit the run of 7 steps: the extension only changes the
+// total, never the batches, the optimizer state or the random streams.
+TEST(Resume, AnExtendedRunIsBitIdenticalToTheLongerRun) {
+    TempDir dir("rankclip_extend_exact");
+    auto constant_run = [&](const std::string& out, int64_t steps) {
+        TrainConfig c = micro_run(dir, out, steps);
+        c.loss.kind = LossKind::Clip;
+        c.schedule = LrSchedule::Constant;
+        return c;
+    };
+    const TrainResult whole = train(constant_run("whole", 7));
+    const TrainConfig part = constant_run("extended", 4);
+    ASSERT_EQ(train(part).steps_done, 4);
+    TrainConfig longer = continuing(part.out);
+    longer.steps = 7;
+    TrainResult extended;
+    (void)stderr_of([&] { extended = train(longer, part.out, {}, {{"--steps", "steps"}}); });
+    ASSERT_EQ(extended.steps_done, 7);
+    auto bytes = [](const std::string& path) {
+        std::ifstream in(path, std::ios::binary);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    const std::string a = bytes(whole.checkpoint), b = bytes(extended.checkpoint);
+    ASSERT_GT(a.size(), 1000u);
+    EXPECT_TRUE(a == b) << "the extended run's checkpoint differs from the 7-step run's";
+    const std::vector<Json> lw = metrics_lines(whole.checkpoint.substr(0, whole.checkpoint.find("/checkpoints/")));
+    const std::vector<Json> le = metrics_lines(part.out);
+    ASSERT_EQ(lw.size(), le.size());
+    for (size_t i = 0; i < lw.size(); i++) EXPECT_EQ(lw[i].at("loss").as_double(), le[i].at("loss").as_double()) << i;
+}
+
 TEST(Resume, ASettingOfTheRunsNumbersMustEqualTheCheckpoints) {
     TempDir dir("rankclip_differs");
     TrainConfig c = micro_run(dir, "run", 2);
