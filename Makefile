@@ -40,7 +40,7 @@ TEST_SRC   := $(wildcard tests/*.cpp)
 MPICXX   ?= mpicxx
 MPI      ?= $(if $(shell command -v $(MPICXX) 2>/dev/null),1,0)
 NCCL     ?= $(if $(filter 1,$(CUDA)),$(if $(wildcard $(CUDA_HOME)/include/nccl.h),1,0),0)
-LIB_SRC  += dist/comm.cpp dist/all_gather.cpp
+LIB_SRC  += dist/comm.cpp dist/all_gather.cpp dist/gradients.cpp
 ifeq ($(MPI),1)
 LIB_SRC  += dist/mpi_comm.cpp
 CXXFLAGS += $(shell $(MPICXX) --showme:compile)
@@ -106,7 +106,7 @@ $(TOOL): $(TOOL_OBJ) $(LIB)
 $(TESTS): $(TEST_OBJ) $(LIB)
 	$(CXX) $(LDFLAGS) $^ -o $@ -lgtest -lgtest_main $(LDLIBS)
 
-$(MPI_TESTS): $(BUILD)/tests/mpi/dist_mpi_test.o $(LIB)
+$(MPI_TESTS): $(patsubst %.cpp,$(BUILD)/%.o,$(wildcard tests/mpi/*.cpp)) $(LIB)
 	$(CXX) $(LDFLAGS) $^ -o $@ -lgtest $(LDLIBS)
 
 $(BENCH): $(BUILD)/bench/bench_engine.o $(LIB)

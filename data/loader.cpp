@@ -42,6 +42,8 @@ DataLoader::DataLoader(const Dataset& data, LoaderOptions opt) : data_(data), op
     RC_CHECK(opt_.num_workers >= 0, "DataLoader: num_workers must be >= 0, got ", opt_.num_workers);
     RC_CHECK(opt_.image_size > 0, "DataLoader: image_size must be positive, got ", opt_.image_size);
     RC_CHECK(data_.size() > 0, "DataLoader: empty dataset (", data_.describe(), ")");
+    RC_CHECK(opt_.shards >= 1 && opt_.shard >= 0 && opt_.shard < opt_.shards, "DataLoader: shard ", opt_.shard,
+             " of ", opt_.shards, " does not exist");
     if (opt_.prefetch < 1) opt_.prefetch = 1;
     packed_ = dynamic_cast<const PackedDataset*>(&data_);
     // The synthetic data has a default vocabulary: its captions are tokenized even without one.
@@ -149,8 +151,11 @@ bool DataLoader::next(Batch& out) {
 
 Batch DataLoader::build(int64_t b) const {
     int64_t n = int64_t(order_.size());
-    int64_t start = b * opt_.batch_size;
-    int64_t B = std::min(opt_.batch_size, n - start);
+    const int64_t global_start = b * opt_.batch_size;
+    const int64_t global_B = std::min(opt_.batch_size, n - global_start);
+    // this loader's part of the global batch (all of it when not sharded)
+    int64_t start = global_start + global_B * opt_.shard / opt_.shards;
+    int64_t B = global_start + global_B * (opt_.shard + 1) / opt_.shards - start;
     int S = opt_.image_size;
     Batch batch;
     batch.epoch = epoch_;

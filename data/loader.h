@@ -52,6 +52,10 @@ struct LoaderOptions {
     const Tokenizer* tokenizer = nullptr;
     int context_length = 77;
     bool pin_memory = false;        // page-locked batch tensors when a GPU is there (see above)
+    // Data-parallel training: batch_size is the global batch, and this loader builds only part
+    // `shard` of `shards` of each (rows [shard B / shards, (shard + 1) B / shards) of the global
+    // batch's B), the same samples and augmentation draws one loader of the whole batch gives them.
+    int shard = 0, shards = 1;
     // Called by next() with (batches delivered, batches per epoch); e.g. print_progress.
     std::function<void(int64_t, int64_t)> progress;
 };

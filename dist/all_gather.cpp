@@ -14,7 +14,7 @@
 
 namespace rankclip::dist {
 
-Tensor all_gather_with_grad(const Tensor& x) {
+Tensor all_gather_with_grad(const Tensor& x, std::vector<int64_t>* rows_out) {
     RC_CHECK(x.defined() && x.dim() >= 1, "all_gather_with_grad: needs a tensor of at least 1 dim, got ",
              x.defined() ? x.str() : std::string("an undefined tensor"));
     Tensor local = x.contiguous();
@@ -28,6 +28,7 @@ Tensor all_gather_with_grad(const Tensor& x) {
         all_reduce_(summed, Reduce::Sum);
         return {summed.narrow(0, start, rows).contiguous()};
     });
+    if (rows_out) *rows_out = ranks_rows;
     return out;
 }
 

@@ -2,6 +2,9 @@
 // defines: all_gather_with_grad, the differentiable all-gather the global-batch losses use
 // (OpenCLIP's gather_with_grad).
 #pragma once
+#include <cstdint>
+#include <vector>
+
 #include "engine/tensor.h"
 
 namespace rankclip::dist {
@@ -10,7 +13,7 @@ namespace rankclip::dist {
 // start at B_0 + ... + B_{r-1}). Backward: the incoming gradient is summed over the ranks
 // (all_reduce) and this rank's rows are kept, i.e. the gradient of the sum of every rank's loss
 // with respect to this rank's x. Every rank must run the backward (it is a collective). In a world
-// of one it is the identity.
-Tensor all_gather_with_grad(const Tensor& x);
+// of one it is the identity. `rows`, when given, receives every rank's B_r.
+Tensor all_gather_with_grad(const Tensor& x, std::vector<int64_t>* rows = nullptr);
 
 }  // namespace rankclip::dist

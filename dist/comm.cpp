@@ -22,6 +22,7 @@ transport::Group g_group;
 bool g_initialised = false;
 bool g_use_mpi = false;  // MPI initialised: launched, and built with MPI
 double g_timeout = -1;   // < 0: not read yet
+int g_local_depth = 0;   // LocalScopes alive: a world of one
 
 const char* env(const char* name) {
     const char* v = std::getenv(name);
@@ -36,7 +37,7 @@ void require_contiguous(const Tensor& t, const char* op) {
 // Whether t goes through NCCL: CUDA tensors do when NCCL is built, also in a world of one (so a
 // single GPU exercises the path); without NCCL a CUDA tensor is an error beyond one process.
 bool through_nccl(const Tensor& t, const char* op) {
-    if (t.device().is_cpu()) return false;
+    if (t.device().is_cpu() || g_local_depth > 0) return false;
     if (transport::nccl_built()) return true;
     RC_CHECK(world_size() == 1, "dist::", op, ": ", t.str(), " is on ", t.device().str(),
              " but this build has no NCCL (build with CUDA=1 NCCL=1 where nccl.h and libnccl are installed)");
@@ -73,8 +74,11 @@ void init() {
     });
 }
 
-int rank() { return init(), g_group.rank; }
-int world_size() { return init(), g_group.world; }
+int rank() { return init(), g_local_depth > 0 ? 0 : g_group.rank; }
+int world_size() { return init(), g_local_depth > 0 ? 1 : g_group.world; }
+
+LocalScope::LocalScope() { init(), g_local_depth++; }
+LocalScope::~LocalScope() { g_local_depth--; }
 int local_rank() { return init(), g_group.local_rank; }
 int local_size() { return init(), g_group.local_size; }
 bool is_main() { return rank() == 0; }

@@ -33,6 +33,17 @@ int local_rank();  // rank among the processes of this machine (which GPU to use
 int local_size();  // processes on this machine
 bool is_main();    // rank() == 0: the one that prints, logs and writes files
 
+// While one lives, this process is a world of one: rank() 0, world_size() 1, every collective
+// the identity (CUDA tensors included). For work a rank does on its own, such as the tests'
+// one-process reference runs. Not thread-safe: create it on the thread that runs the collectives.
+class LocalScope {
+public:
+    LocalScope();
+    ~LocalScope();
+    LocalScope(const LocalScope&) = delete;
+    LocalScope& operator=(const LocalScope&) = delete;
+};
+
 // What this build has: the MPI transport (CPU tensors, and anything beyond one process) and the
 // NCCL transport (CUDA tensors).
 bool built_with_mpi();

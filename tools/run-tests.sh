@@ -20,8 +20,9 @@ failed=$((total - passed - skipped))
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi  # a crash counts as a failure
 
 # The communication layer across processes (tests/mpi/dist_mpi_test.cpp), when built with MPI
-# (the Makefile sets RANKCLIP_MPI_TESTS): its tests on 2 ranks, then three runs in which rank 1
-# hangs, leaves main, or is killed while rank 0 waits in all_reduce: each must end the job with a
+# (the Makefile sets RANKCLIP_MPI_TESTS): its tests on 2 ranks, then four runs in which rank 1
+# hangs, leaves main, or is killed while rank 0 waits in all_reduce, or is killed during
+# training (train-die): each must end the job with a
 # non-zero status within the timeout (3 s) plus start-up (a bound of 30 s).
 if [ -n "${RANKCLIP_MPI_TESTS:-}" ] && ! command -v mpirun > /dev/null; then
     echo "mpirun not found (Debian openmpi-bin): the tests across processes are skipped"
@@ -38,7 +39,7 @@ elif [ -n "${RANKCLIP_MPI_TESTS:-}" ]; then
     mpi_passed=${mpi_passed:-0}; mpi_total=${mpi_total:-1}
     mpi_failed=$((mpi_total - mpi_passed))
     if [ "$mpi_status" -ne 0 ] && [ "$mpi_failed" -eq 0 ]; then mpi_failed=1; fi
-    for scenario in hang exit die; do
+    for scenario in hang exit die train-die; do
         start=$(date +%s)
         RANKCLIP_DIST_TIMEOUT=3 timeout 60 "${mpirun[@]}" "$RANKCLIP_MPI_TESTS" --scenario=$scenario >/dev/null 2>&1
         rc=$?

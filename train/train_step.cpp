@@ -5,9 +5,12 @@
 
 #include <cmath>
 
+#include "dist/comm.h"
+#include "dist/gradients.h"
 #include "engine/autocast.h"
 #include "engine/error.h"
 #include "engine/ops.h"
+#include "train/global_losses.h"
 
 namespace rankclip {
 
@@ -23,10 +26,19 @@ Features encode(const CLIP& model, const Tensor& images, const Tensor& text, boo
             l2_normalize(model.encode_text(text), -1).to(DType::F32)};
 }
 
+// The loss and its parts of the whole (global) batch: each rank holds its share, one all_reduce
+// adds them up (in a world of one, the values themselves).
 StepStats stats_of(const LossOutput& out) {
+    std::vector<double> values{out.loss.item()};
+    for (const auto& part : out.parts) values.push_back(part.second.item());
+    if (dist::world_size() > 1) {
+        Tensor summed = from_vector(values, {int64_t(values.size())}, DType::F64, Device::cpu());
+        dist::all_reduce_(summed, dist::Reduce::Sum);
+        for (size_t i = 0; i < values.size(); i++) values[i] = summed.data<double>()[i];
+    }
     StepStats s;
-    s.loss = out.loss.item();
-    for (const auto& [name, value] : out.parts) s.parts.emplace_back(name, value.item());
+    s.loss = values[0];
+    for (size_t i = 0; i < out.parts.size(); i++) s.parts.emplace_back(out.parts[i].first, values[i + 1]);
     return s;
 }
 
@@ -42,8 +54,10 @@ StepStats compute_gradients(CLIP& model, const Tensor& images, const Tensor& tex
 
     if (o.accum == 1) {
         Features f = encode(model, images, text, o.bf16);
-        LossOutput out = compute_loss(o.loss, f.image, f.text, model.logit_scale, model.logit_bias, rank_weight, loss_gen);
+        LossOutput out = global_loss_share(o.loss, f.image, f.text, model.logit_scale, model.logit_bias, rank_weight,
+                                           loss_gen);
         out.loss.backward();
+        dist::all_reduce_gradients(model.parameters());
         return stats_of(out);
     }
 
@@ -61,7 +75,7 @@ StepStats compute_gradients(CLIP& model, const Tensor& images, const Tensor& tex
     // 2. the loss once over the whole batch; its gradient w.r.t. the cached features
     Tensor V = cat(image_parts, 0).set_requires_grad(true);  // (B, E) leaf
     Tensor T = cat(text_parts, 0).set_requires_grad(true);   // (B, E) leaf
-    LossOutput out = compute_loss(o.loss, V, T, model.logit_scale, model.logit_bias, rank_weight, loss_gen);
+    LossOutput out = global_loss_share(o.loss, V, T, model.logit_scale, model.logit_bias, rank_weight, loss_gen);
     out.loss.backward();  // also fills logit_scale's (and logit_bias's) gradient
     Tensor gV = V.grad(), gT = T.grad();
     // 3. each micro-batch again, with a graph, pulling its slice of the feature gradient
@@ -70,6 +84,7 @@ StepStats compute_gradients(CLIP& model, const Tensor& images, const Tensor& tex
         Tensor surrogate = sum(f.image * gV.narrow(0, k * m, m)) + sum(f.text * gT.narrow(0, k * m, m));
         surrogate.backward();
     }
+    dist::all_reduce_gradients(model.parameters());
     return stats_of(out);
 }
 

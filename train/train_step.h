@@ -43,6 +43,10 @@ struct StepStats {
 
 // Zeroes the model's gradients and fills them with those of the loss on (images (B, 3, S, S),
 // text (B, T)). Returns the loss and its parts; grad_norm is left 0.
+// Data-parallel (dist::world_size() > 1): images and text are this rank's rows of the global
+// batch; the loss is the global batch's (train/global_losses.h), the gradients are summed over
+// the ranks (dist/gradients.h) and the returned values are the global batch's, the same on every
+// rank, as are the gradients: AdamW then keeps the parameters identical across ranks.
 StepStats compute_gradients(CLIP& model, const Tensor& images, const Tensor& text, const StepOptions& options,
                             double rank_weight, Generator& loss_gen);
 

@@ -14,8 +14,10 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "data/loader.h"
+#include "dist/comm.h"
 #include "data/open_dataset.h"
 #include "data/synthetic.h"
 #include "data/tokenizer.h"
@@ -141,6 +143,7 @@ struct ResumePoint {
     TrainConfig config;      // its TrainConfig
     int64_t step = 0;        // steps done
     Generator loss_gen;      // the ListMLE tie-break generator's state
+    int world_size = 1;      // the processes that trained it (data-parallel)
 };
 
 [[noreturn]] void bad_metadata(const std::string& file, const char* field, const std::string& problem,
@@ -185,6 +188,15 @@ ResumePoint read_resume_point(const std::string& file) {
         p.loss_gen.set_state(hex_decode(rng, "hex"));
     } catch (const Error& e) {
         bad_metadata(file, "loss_rng", str_cat("is not valid (", e.what(), ")"), rng_expected);
+    }
+
+    // absent in checkpoints written before data-parallel training: one process
+    if (meta.count("world_size")) {
+        const std::string& world = meta.at("world_size");
+        const bool ok = !world.empty() && world.size() <= 6 && world.find_first_not_of("0123456789") == std::string::npos &&
+                        std::stoi(world) >= 1;
+        if (!ok) bad_metadata(file, "world_size", str_cat("is \"", world.substr(0, 40), "\""), "a positive integer");
+        p.world_size = std::stoi(world);
     }
     return p;
 }
@@ -354,7 +366,9 @@ TrainState init_or_resume(const TrainConfig& c, const CLIPConfig& mc, Device dev
 // model's context length; epoch order and augmentation depend only on (seed, step).
 LoaderOptions run_loader_options(const TrainConfig& c, const CLIPConfig& mc, const Tokenizer& tok, Device device) {
     LoaderOptions lo;
-    lo.batch_size = c.batch_size;
+    lo.batch_size = c.batch_size * dist::world_size();  // the global batch; this rank builds its part
+    lo.shard = dist::rank();
+    lo.shards = dist::world_size();
     lo.shuffle = true;
     lo.drop_last = true;
     lo.seed = c.seed;
@@ -375,7 +389,8 @@ StepOptions run_step_options(const TrainConfig& c, int64_t epochs) {
     if (c.loss.kind == LossKind::RankCLIP && c.loss.rank_schedule == RankWeightSchedule::EpochRamp && epochs < 2) {
         // the epoch ramp is 0 for the whole first epoch: a run shorter than two ramps over steps
         so.loss.rank_schedule = RankWeightSchedule::StepRamp;
-        std::printf("train: the run is shorter than 2 epochs: the RankCLIP weight ramps over steps "
+        if (dist::is_main())
+            std::printf("train: the run is shorter than 2 epochs: the RankCLIP weight ramps over steps "
                     "(--rank-schedule step-ramp)\n");
     }
     so.accum = c.accum;
@@ -461,13 +476,17 @@ Metrics evaluate_and_log(const TrainHooks& hooks, CLIP& model, const Tokenizer& 
 
 // Writes the checkpoint of `step` (weights, AdamW moments, the config, the step, the loss
 // generator's state) and deletes all but the newest keep_last. Returns its path.
+// Data-parallel: only rank 0 writes (every rank holds the same weights and state); the others
+// return the path it writes.
 std::string save_checkpoint(const TrainConfig& c, int64_t step, const CLIP& model, const AdamW& optimizer,
                             const Generator& loss_gen) {
     std::map<std::string, std::string> meta{{"run_format", kRunFormat},
                                             {"train_config", c.to_json().dump()},
                                             {"step", std::to_string(step)},
-                                            {"loss_rng", hex_encode(loss_gen.get_state())}};
+                                            {"loss_rng", hex_encode(loss_gen.get_state())},
+                                            {"world_size", std::to_string(dist::world_size())}};
     std::string path = checkpoint_path(c.out, step);
+    if (!dist::is_main()) return path;
     save_clip(path, model, DType::F32, meta, optimizer.state_tensors());
     auto files = list_checkpoints(c.out);
     for (size_t i = 0; i + size_t(c.keep_last) < files.size(); i++) fs::remove(files[i]);
@@ -489,14 +508,23 @@ TrainResult train(const TrainConfig& given, const std::string& resume, const Tra
     const std::string& resume_file = plan.resume.file;
     c.validate();
     if (c.threads > 0) set_num_threads(c.threads);
+    // Data-parallel when launched as several processes (mpirun, srun): --batch-size is per rank;
+    // rank 0 alone prints and writes the run's files (docs/DISTRIBUTED.md).
+    const int world = dist::world_size();
+    const bool main = dist::is_main();
     Device device = parse_device(c.device);
+    if (device.is_cuda() && world > 1) device = Device::cuda(dist::local_rank());  // one GPU per local rank
     RC_CHECK(!device.is_cuda() || has_backend(DeviceType::CUDA), "--device ", device.str(),
              ": no CUDA device is available to this build");
     if (resume.empty())
         RC_CHECK(latest_checkpoint(c.out).empty(), "--out ", c.out,
                  " already holds checkpoints: continue it with --resume ", c.out, ", or choose another --out");
-    fs::create_directories(fs::path(c.out) / "checkpoints");
-    if (int removed = remove_stale_temp_files(c.out))
+    RC_CHECK(resume_file.empty() || plan.resume.world_size == world, "--resume ", resume_file, ": the run was trained on ",
+             plan.resume.world_size, " process", plan.resume.world_size == 1 ? "" : "es", " and this is ", world,
+             ": resume it on the same number (mpirun -np ", plan.resume.world_size,
+             "); --batch-size is per process, so another number would change the global batch");
+    if (main) fs::create_directories(fs::path(c.out) / "checkpoints");
+    if (int removed = main ? remove_stale_temp_files(c.out) : 0)
         std::fprintf(stderr, "train: removed %d stale temporary file%s left in %s by a killed run\n", removed,
                      removed == 1 ? "" : "s", c.out.c_str());
 
@@ -524,35 +552,50 @@ TrainResult train(const TrainConfig& given, const std::string& resume, const Tra
     StepOptions so = run_step_options(c, epochs);
     LrScheduleOptions lr_options{c.schedule, c.lr, c.warmup, total};
 
-    // ---- outputs: config.json, metrics.jsonl (cut back to the checkpoint's step on resume) ----
-    write_file_atomic(c.out + "/config.json", c.to_json().dump(2) + "\n");
-    MetricsLog metrics(c.out + "/metrics.jsonl", resume_file.empty(), start);
-    if (metrics.dropped_torn_line())
-        std::fprintf(stderr, "resume: dropped a half-written last line of %s/metrics.jsonl\n", c.out.c_str());
-    std::printf("train: %s (%.2fM parameters) on %s, loss %s, batch %lld (accum %d), %lld steps = %lld epochs "
+    // ---- outputs (rank 0): config.json, metrics.jsonl (cut back to the checkpoint's step on resume) ----
+    std::optional<MetricsLog> metrics;
+    if (main) {
+        write_file_atomic(c.out + "/config.json", c.to_json().dump(2) + "\n");
+        metrics.emplace(c.out + "/metrics.jsonl", resume_file.empty(), start);
+        if (metrics->dropped_torn_line())
+            std::fprintf(stderr, "resume: dropped a half-written last line of %s/metrics.jsonl\n", c.out.c_str());
+    }
+    const std::string batch_described =
+        world == 1 ? std::to_string(c.batch_size)
+                   : str_cat(c.batch_size, " per process x ", world, " processes = ", c.batch_size * world, " global");
+    if (main)
+        std::printf("train: %s (%.2fM parameters) on %s, loss %s, batch %s (accum %d), %lld steps = %lld epochs "
                 "of %lld batches, lr %g (%s, warmup %lld), wd %g, seed %llu, device %s %s, vocabulary: %s\n",
                 c.model.c_str(), double(model.num_parameters()) / 1e6, data->describe().c_str(),
-                loss_kind_name(c.loss.kind), (long long)c.batch_size, c.accum,
+                loss_kind_name(c.loss.kind), batch_described.c_str(), c.accum,
                 (long long)total, (long long)epochs, (long long)per_epoch, c.lr, lr_schedule_name(c.schedule),
                 (long long)c.warmup, c.weight_decay, (unsigned long long)c.seed, device.str().c_str(),
                 c.precision.c_str(), vocab_described.c_str());
-    if (start > 0) std::printf("train: resumed from %s at step %lld\n", resume_file.c_str(), (long long)start);
+    if (start > 0 && main) std::printf("train: resumed from %s at step %lld\n", resume_file.c_str(), (long long)start);
     std::fflush(stdout);
 
     // ---- the loop: batch -> lr and weight -> train_step -> log / evaluate / save ----
     TrainResult result;
     result.total_steps = total;
-    auto evaluate = [&](int64_t step) {
-        result.last_eval = evaluate_and_log(hooks, model, *tok, metrics, step, per_epoch);
+    auto evaluate = [&](int64_t step) {  // rank 0 alone; the others wait at the next step's collectives
+        if (main) result.last_eval = evaluate_and_log(hooks, model, *tok, *metrics, step, per_epoch);
     };
     auto save = [&](int64_t step) { result.checkpoint = save_checkpoint(c, step, model, optimizer, loss_gen); };
 
     StopSignalScope signals;
+    // A signal may reach the ranks at different steps: they stop together when any rank has one.
+    auto stop_requested = [&] {
+        if (world == 1) return g_stop_signal != 0;
+        Tensor flag = full({1}, g_stop_signal != 0 ? 1.0 : 0.0, DType::F64);
+        dist::all_reduce_(flag, dist::Reduce::Sum);
+        return flag.item() > 0;
+    };
     int64_t step = start, last_saved = start, last_eval = -1;
     int64_t stop = c.stop_at > 0 ? std::min(c.stop_at, total) : total;
     ProgressClock clock;
     loader.start_epoch(step / per_epoch, step % per_epoch);
-    while (step < stop && g_stop_signal == 0) {
+    bool interrupted = false;
+    while (step < stop && !(interrupted = stop_requested())) {
         Batch batch = next_batch(loader, step, per_epoch);
         int64_t epoch = step / per_epoch + 1;  // counted from 1, as the RankCLIP ramp
         double lr = learning_rate_at(lr_options, step);
@@ -560,13 +603,14 @@ TrainResult train(const TrainConfig& given, const std::string& resume, const Tra
         StepStats s = train_step(model, optimizer, batch.images.to(device), batch.text.to(device), so, lr, w,
                                  loss_gen, step + 1);
         step++;
+        if (hooks.after_step) hooks.after_step(model, step);
         clock.steps_since_last++;
         result.last_loss = s.loss;
 
         if (step % c.log_every == 0 || step == stop) {
-            clock.lap(step, start, stop, c.batch_size);
+            clock.lap(step, start, stop, c.batch_size * world);
             double scale = std::exp(model.logit_scale.item());
-            log_progress(metrics, c, step, total, per_epoch, s, lr, w, scale, clock);
+            if (main) log_progress(*metrics, c, step, total, per_epoch, s, lr, w, scale, clock);
         }
         if (hooks.evaluate && c.eval_every > 0 && step % c.eval_every == 0) {
             evaluate(step);
@@ -579,10 +623,11 @@ TrainResult train(const TrainConfig& given, const std::string& resume, const Tra
     }
 
     // ---- the end: a last evaluation and checkpoint, and how to continue ----
-    result.interrupted = g_stop_signal != 0;
+    result.interrupted = interrupted;
     if (step == total && hooks.evaluate && last_eval != step) evaluate(step);
     if (step != last_saved || result.checkpoint.empty()) save(step);
     result.steps_done = step;
+    if (!main) return result;
     if (result.interrupted)
         std::printf("train: interrupted at step %lld; saved %s — continue with: rankclip train --resume %s\n",
                     (long long)step, result.checkpoint.c_str(), c.out.c_str());

@@ -38,6 +38,9 @@ struct TrainHooks {
     // eval mode and on the training device; `tok` is the run's tokenizer. The hook must not
     // change the model (an Evaluator encodes under NoGradGuard; its probe trains its own weights).
     std::function<Metrics(const CLIP& model, const Tokenizer& tok, int64_t step)> evaluate;
+    // Called on every rank after each optimizer step with the model and the steps done (unset:
+    // nothing); e.g. the tests compare the ranks' parameters.
+    std::function<void(const CLIP& model, int64_t step)> after_step;
 };
 
 struct TrainResult {

@@ -7,7 +7,7 @@
 // test; rank 0 prints the usual report, other ranks print only their failures.
 //
 // `--scenario=hang|exit|die` runs no test: rank 0 calls all_reduce while rank 1 sleeps, returns
-// from main, or is killed; rank 0 must end the job with a non-zero status within the timeout
+// from main, or is killed (`train-die`: tests/mpi/dist_train_test.cpp); rank 0 must end the job with a non-zero status within the timeout
 // (RANKCLIP_DIST_TIMEOUT), which tools/run-tests.sh checks.
 #include <csignal>
 #include <cstring>
@@ -178,9 +178,14 @@ int run_scenario(const std::string& scenario) {
 
 }  // namespace
 
+int run_training_scenario(const std::string& scenario);  // tests/mpi/dist_train_test.cpp
+
 int main(int argc, char** argv) {
-    for (int i = 1; i < argc; i++)
-        if (std::strncmp(argv[i], "--scenario=", 11) == 0) return run_scenario(argv[i] + 11);
+    for (int i = 1; i < argc; i++) {
+        if (std::strncmp(argv[i], "--scenario=", 11) != 0) continue;
+        const int status = run_training_scenario(argv[i] + 11);  // -1: not a training scenario
+        return status >= 0 ? status : run_scenario(argv[i] + 11);
+    }
     ::testing::InitGoogleTest(&argc, argv);
     dist::init();
     if (dist::rank() != 0) {
