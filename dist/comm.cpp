@@ -4,6 +4,7 @@
 // MPI (CPU tensors) or NCCL (CUDA tensors) through dist/transport.h.
 #include "dist/comm.h"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -23,6 +24,21 @@ bool g_initialised = false;
 bool g_use_mpi = false;  // MPI initialised: launched, and built with MPI
 double g_timeout = -1;   // < 0: not read yet
 int g_local_depth = 0;   // LocalScopes alive: a world of one
+CommStats g_stats;
+
+// Adds one collective's time and bytes to g_stats when it ends (a scope in each collective).
+struct Counted {
+    std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+    int64_t bytes;
+    explicit Counted(int64_t b) : bytes(b) {}
+    ~Counted() {
+        g_stats.calls++;
+        g_stats.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        g_stats.bytes += bytes;
+    }
+};
+
+int64_t bytes_of(const Tensor& t) { return t.numel() * static_cast<int64_t>(dtype_size(t.dtype())); }
 
 const char* env(const char* name) {
     const char* v = std::getenv(name);
@@ -102,15 +118,17 @@ void all_reduce_(Tensor& t, Reduce op) {
     require_contiguous(t, "all_reduce_");
     RC_CHECK(op == Reduce::Sum || is_floating(t.dtype()), "dist::all_reduce_: the mean of ", t.str(),
              " (", dtype_name(t.dtype()), ") is not an integer; use Reduce::Sum");
-    if (through_nccl(t, "all_reduce_")) {
-        transport::nccl_all_reduce(t.raw_data(), t.numel(), t.dtype(), op == Reduce::Mean, t.device().index);
-        return;
-    }
-    if (world_size() == 1) return;
-    if (t.dtype() == DType::BF16) {  // no MPI type for bf16: sum in F32, round once
+    const bool nccl = through_nccl(t, "all_reduce_");
+    if (world_size() == 1 && !nccl) return;
+    if (!nccl && t.dtype() == DType::BF16) {  // no MPI type for bf16: sum in F32, round once
         Tensor wide = t.to(DType::F32);
         all_reduce_(wide, op);
         t.copy_(wide);
+        return;
+    }
+    Counted counted(bytes_of(t));
+    if (nccl) {
+        transport::nccl_all_reduce(t.raw_data(), t.numel(), t.dtype(), op == Reduce::Mean, t.device().index);
         return;
     }
     transport::mpi_all_reduce_sum(t.raw_data(), t.numel(), t.dtype());
@@ -125,6 +143,7 @@ Tensor all_gather(const Tensor& t, std::vector<int64_t>* rows_out) {
     bool nccl = through_nccl(t, "all_gather");
     if (rows_out) *rows_out = {t.shape()[0]};
     if (world == 1 && !nccl) return t.clone();
+    Counted counted(0);
     // Every rank's header (dtype, device type, dims, shape) on every rank: shapes are checked
     // and the dim-0 sizes learnt before any data moves.
     constexpr int kHeader = 11;
@@ -151,6 +170,7 @@ Tensor all_gather(const Tensor& t, std::vector<int64_t>* rows_out) {
     }
     if (rows_out) *rows_out = rows;
     Tensor out = empty(out_shape, t.dtype(), t.device());
+    counted.bytes = bytes_of(out);
     int64_t row_elems = 1;
     for (int64_t d = 1; d < t.dim(); d++) row_elems *= t.shape()[d];
     std::vector<int64_t> counts(world);
@@ -169,6 +189,8 @@ void broadcast_(Tensor& t, int root) {
     require_contiguous(t, "broadcast_");
     RC_CHECK(root >= 0 && root < world_size(), "dist::broadcast_: root ", root, " is not a rank of a world of ",
              world_size());
+    if (world_size() == 1 && !through_nccl(t, "broadcast_")) return;
+    Counted counted(bytes_of(t));
     if (through_nccl(t, "broadcast_")) {
         transport::nccl_broadcast(t.raw_data(), t.numel(), t.dtype(), root, t.device().index);
         return;
@@ -178,8 +200,13 @@ void broadcast_(Tensor& t, int root) {
 }
 
 void barrier() {
-    if (world_size() > 1) transport::mpi_barrier();
+    if (world_size() == 1) return;
+    Counted counted(0);
+    transport::mpi_barrier();
 }
+
+CommStats comm_stats() { return g_stats; }
+void reset_comm_stats() { g_stats = CommStats(); }
 
 void abort(const std::string& message) {
     std::fprintf(stderr, "rankclip: rank %d/%d: %s\n", g_group.rank, g_group.world, message.c_str());

@@ -73,6 +73,18 @@ Tensor all_gather(const Tensor& t, std::vector<int64_t>* rows = nullptr);
 void broadcast_(Tensor& t, int root = 0);
 void barrier();
 
+// What this process's collectives have cost since the last reset: calls, the seconds spent in
+// them (waiting for slower ranks included) and the bytes of their tensors (each call counts the
+// bytes it holds: all_reduce and broadcast the tensor, all_gather the gathered result). A world
+// of one counts nothing. For `rankclip bench` under mpirun.
+struct CommStats {
+    int64_t calls = 0;
+    double seconds = 0.0;
+    int64_t bytes = 0;
+};
+CommStats comm_stats();
+void reset_comm_stats();
+
 // Prints "rankclip: rank r/N: message" to stderr and ends every rank of the job (exit status 3;
 // without MPI: this process).
 [[noreturn]] void abort(const std::string& message);

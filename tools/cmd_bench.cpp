@@ -5,7 +5,11 @@
 //   {"bench":"train_step","model":"tiny","loss":"clip","batch_size":128,"device":"cpu",
 //    "precision":"fp32","threads":2,"warmup":2,"steps":10,"median_ms":...,"min_ms":...,
 //    "images_per_s":...,"peak_memory_mb":...,"memory_kind":"rss","last_loss":...}
-// images_per_s = batch_size / median step time. Peak memory: on the CPU the process's peak
+// images_per_s = batch_size / median step time. Under mpirun (data-parallel, docs/DISTRIBUTED.md)
+// --batch-size is per rank, and rank 0 adds world_size, per_rank_images_per_s,
+// total_images_per_s (world x batch / the slowest rank's median), comm_ms_per_step (each rank's
+// time inside collectives, waiting for the others included), comm_calls_per_step and
+// comm_mb_per_step (the bytes of the tensors the collectives held, rank 0). Peak memory: on the CPU the process's peak
 // resident set (VmHWM, bench/bench_timing.h peak_rss_mb: everything the process ever held, the
 // model, AdamW's moments, the activations and the program itself); on CUDA the device allocator's peak of bytes handed
 // out to tensors (cuda/allocator.h; its cache and the CUDA context are not counted). Each step
@@ -33,6 +37,7 @@
 
 #include "bench/bench_timing.h"
 #include "bench/bench_train_step.h"
+#include "dist/comm.h"
 #include "engine/backend.h"
 #include "engine/json.h"
 #include "engine/strings.h"
@@ -168,6 +173,8 @@ int cmd_bench(int argc, char** argv) {
     RC_CHECK(!device.is_cuda() || has_backend(DeviceType::CUDA), "bench: --device ", device.str(),
              ": no CUDA device is available to this build");
     if (threads > 0) set_num_threads(threads);
+    const int world = dist::world_size();
+    RC_CHECK(world == 1 || !compare_torch, "bench: --compare-torch runs one process; run it without mpirun");
     const std::string twin_command =
         compare_torch ? torch_twin_command(model, loss_kind_name(kind), precision, device, batch, warmup, steps) : "";
 
@@ -183,6 +190,7 @@ int cmd_bench(int argc, char** argv) {
     double last_loss = 0;
     for (int64_t i = 0; i < warmup; i++) last_loss = bench.step();
     backend.synchronize();
+    dist::reset_comm_stats();
     std::vector<double> ms;
     for (int64_t i = 0; i < steps; i++) {
         auto t0 = bench::Clock::now();
@@ -204,6 +212,17 @@ int cmd_bench(int argc, char** argv) {
 #endif
     if (memory_kind == "rss") peak_mb = bench::peak_rss_mb();
 
+    // Under mpirun: every rank's median and time in collectives, reported by rank 0.
+    const dist::CommStats comm = dist::comm_stats();
+    std::vector<double> rank_median{median}, rank_comm_ms{comm.seconds * 1e3 / double(steps)};
+    if (world > 1) {
+        Tensor mine = from_vector(std::vector<double>{median, rank_comm_ms[0]}, {1, 2}, DType::F64);
+        const std::vector<double> all = dist::all_gather(mine).to_vector<double>();
+        rank_median.clear(), rank_comm_ms.clear();
+        for (int r = 0; r < world; r++) rank_median.push_back(all[2 * r]), rank_comm_ms.push_back(all[2 * r + 1]);
+        if (!dist::is_main()) return 0;
+    }
+
     Json line = Json::object();
     line.set("bench", "train_step");
     line.set("model", model);
@@ -220,6 +239,21 @@ int cmd_bench(int argc, char** argv) {
     line.set("peak_memory_mb", bench::round4(peak_mb));
     line.set("memory_kind", memory_kind);
     line.set("last_loss", last_loss);
+    if (world > 1) {
+        // the step is synchronous: the slowest rank sets the pace of all
+        const double slowest = *std::max_element(rank_median.begin(), rank_median.end());
+        Json per_rank = Json::array(), comm_ms = Json::array();
+        for (int r = 0; r < world; r++) {
+            per_rank.push_back(bench::round4(double(batch) / (rank_median[r] * 1e-3)));
+            comm_ms.push_back(bench::round4(rank_comm_ms[r]));
+        }
+        line.set("world_size", world);
+        line.set("per_rank_images_per_s", per_rank);
+        line.set("total_images_per_s", bench::round4(double(batch) * world / (slowest * 1e-3)));
+        line.set("comm_ms_per_step", comm_ms);
+        line.set("comm_calls_per_step", bench::round4(double(comm.calls) / double(steps)));
+        line.set("comm_mb_per_step", bench::round4(double(comm.bytes) / double(steps) / (1024.0 * 1024.0)));
+    }
     bench::print_line(line);
     if (compare_torch) return compare_with_torch(twin_command, device, line);
     return 0;
