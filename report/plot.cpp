@@ -43,6 +43,7 @@ struct Spacing {
 struct Prepared {
     std::string label;
     std::vector<double> x, y;   // sorted by x, unique x, finite (and > 0 on a log axis)
+    std::vector<double> lo, hi; // the band at each x, or empty
     Colour colour;
     bool markers = false;
 };
@@ -51,6 +52,10 @@ struct Prepared {
 Prepared prepare(const PlotSeries& s, int index, bool log_y) {
     RC_CHECK(s.x.size() == s.y.size(), "render_panel: series '", s.label, "' has ", s.x.size(), " x and ",
              s.y.size(), " y values");
+    const bool band = !s.band_lo.empty() || !s.band_hi.empty();
+    RC_CHECK(!band || (s.band_lo.size() == s.x.size() && s.band_hi.size() == s.x.size()), "render_panel: series '",
+             s.label, "' has a band of ", s.band_lo.size(), " and ", s.band_hi.size(), " values for ", s.x.size(),
+             " points");
     std::vector<size_t> order(s.x.size());
     std::iota(order.begin(), order.end(), size_t(0));
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return s.x[a] < s.x[b]; });
@@ -61,12 +66,17 @@ Prepared prepare(const PlotSeries& s, int index, bool log_y) {
     for (size_t i : order) {
         const double x = s.x[i], y = s.y[i];
         if (!std::isfinite(x) || !std::isfinite(y) || (log_y && y <= 0)) continue;
+        const bool band_ok = band && std::isfinite(s.band_lo[i]) && std::isfinite(s.band_hi[i]) &&
+                             !(log_y && s.band_lo[i] <= 0);
+        if (band && !band_ok) continue;   // a band is drawn whole or the point is left out
         if (!p.x.empty() && p.x.back() == x) {   // a rewritten step: the later value wins
             p.y.back() = y;
+            if (band) p.lo.back() = s.band_lo[i], p.hi.back() = s.band_hi[i];
             continue;
         }
         p.x.push_back(x);
         p.y.push_back(y);
+        if (band) p.lo.push_back(s.band_lo[i]), p.hi.push_back(s.band_hi[i]);
     }
     return p;
 }
@@ -221,6 +231,7 @@ PanelData prepare_panel(const PlotPanel& panel) {
         for (size_t k = 0; k < p.x.size(); k++) {
             d.x_lo = std::min(d.x_lo, p.x[k]), d.x_hi = std::max(d.x_hi, p.x[k]);
             d.y_lo = std::min(d.y_lo, p.y[k]), d.y_hi = std::max(d.y_hi, p.y[k]);
+            if (!p.lo.empty()) d.y_lo = std::min(d.y_lo, p.lo[k]), d.y_hi = std::max(d.y_hi, p.hi[k]);
         }
     }
     d.has_data = std::isfinite(d.x_lo);
@@ -434,6 +445,12 @@ RenderedPanel draw_panel(Svg& svg, const PlotPanel& panel, const PlotStyle& styl
         const Prepared& p = data.series[k];
         svg.begin_group(0, 0, "", "series-" + std::to_string(k));
         const std::vector<SvgPoint> points = to_points(p.x, p.y, ax, ay);
+        if (!p.lo.empty()) {   // the band: along the upper edge, back along the lower
+            std::vector<SvgPoint> outline = to_points(p.x, p.hi, ax, ay);
+            const std::vector<SvgPoint> lower = to_points(p.x, p.lo, ax, ay);
+            outline.insert(outline.end(), lower.rbegin(), lower.rend());
+            svg.polygon(outline, p.colour, 0.18, "band");
+        }
         if (panel.smooth && is_noisy(p.y)) svg.polyline(decimate(points, int(plot.w)), p.colour, 0.75 * s, 0.3, "raw");
         svg.polyline(l.lines[k], p.colour, 1.25 * s, 1.0, "line");
         if (points.size() == 1 || (p.markers && double(points.size()) * 3 * s <= plot.w))

@@ -8,6 +8,7 @@
 #pragma once
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "report/plot_axis.h"
@@ -22,6 +23,9 @@ struct PlotSeries {
                                 // x, the last point wins, as when a resumed run rewrites steps)
     int colour = -1;            // palette index (plot_colour); -1: the series' position
     bool markers = false;       // a dot on each point (evaluations: few points)
+    // A shaded band from band_lo to band_hi at each x (e.g. mean ± std over seeds): empty, or the
+    // length of x; drawn under the line in the series' colour.
+    std::vector<double> band_lo, band_hi;
 };
 
 struct PlotPanel {
@@ -91,5 +95,16 @@ std::vector<std::string> plot_run(const std::string& run_dir, const PlotRunOptio
 std::string plot_compare(const std::vector<std::string>& run_dirs, const std::vector<std::string>& labels,
                          const std::vector<std::string>& keys, const std::string& out_svg,
                          const std::string& title = "", const PlotStyle& style = {});
+
+// Learning curves over seeds: one panel per (key, label) of an evaluation metric; in each, one
+// series per arm, the mean over its runs at every evaluation step with a band of ± the sample
+// std (a step some runs lack averages the others). Writes the grid to out_svg (titled `title`)
+// and returns it; panels no run has are left out, and none at all is an Error.
+struct ArmRuns {
+    std::string label;
+    std::vector<std::string> run_dirs;   // one per seed
+};
+std::string plot_seed_bands(const std::vector<ArmRuns>& arms, const std::vector<std::pair<std::string, std::string>>& keys,
+                            const std::string& out_svg, const std::string& title, const PlotStyle& style = {});
 
 }  // namespace rankclip

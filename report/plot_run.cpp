@@ -1,5 +1,6 @@
 // report/plot_run.cpp
-// defines: run_panels (which charts a run's metrics make), plot_run and plot_compare (see plot.h).
+// defines: run_panels (which charts a run's metrics make), plot_run, plot_compare and
+// plot_seed_bands (see plot.h).
 // The chart choice works from key names alone, so any loss the trainer gains shows up without a
 // change here: keys named like losses join the loss chart, a few well-known keys get their own
 // titled chart, every other numeric key gets a chart of its own.
@@ -8,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "engine/error.h"
@@ -254,6 +256,47 @@ std::string plot_compare(const std::vector<std::string>& run_dirs, const std::ve
     const std::string svg = panels.size() == 1 ? render_panel(panels[0], style).svg
                                                : render_grid(panels, title.empty() ? "comparison" : title, 0, style);
     write_text_file(out_svg, svg);
+    return out_svg;
+}
+
+std::string plot_seed_bands(const std::vector<ArmRuns>& arms, const std::vector<std::pair<std::string, std::string>>& keys,
+                            const std::string& out_svg, const std::string& title, const PlotStyle& style) {
+    RC_CHECK(!arms.empty() && !keys.empty(), "plot_seed_bands: no arms or no keys");
+    std::vector<std::vector<RunMetrics>> runs(arms.size());
+    for (size_t a = 0; a < arms.size(); a++)
+        for (const std::string& dir : arms[a].run_dirs) runs[a].push_back(read_metrics_jsonl(metrics_path_of(dir)));
+    std::vector<PlotPanel> panels;
+    for (const auto& [key, label] : keys) {
+        PlotPanel panel;
+        panel.name = file_part(key);
+        panel.title = label;
+        panel.y_label = label;
+        for (size_t a = 0; a < arms.size(); a++) {
+            std::map<double, std::vector<double>> at_step;   // step -> the seeds' values
+            for (const RunMetrics& r : runs[a])
+                if (const MetricSeries* m = r.find("eval", key))
+                    for (size_t i = 0; i < m->steps.size(); i++)
+                        if (std::isfinite(m->values[i])) at_step[m->steps[i]].push_back(m->values[i]);
+            if (at_step.empty()) continue;
+            PlotSeries s;
+            s.label = arms[a].label;
+            s.colour = int(a);   // an arm keeps its colour in every panel
+            s.markers = true;
+            for (const auto& [step, values] : at_step) {
+                double mean = 0, ss = 0;
+                for (double v : values) mean += v;
+                mean /= double(values.size());
+                for (double v : values) ss += (v - mean) * (v - mean);
+                const double sd = values.size() > 1 ? std::sqrt(ss / double(values.size() - 1)) : 0.0;
+                s.x.push_back(step), s.y.push_back(mean);
+                s.band_lo.push_back(mean - sd), s.band_hi.push_back(mean + sd);
+            }
+            panel.series.push_back(std::move(s));
+        }
+        if (!panel.series.empty()) panels.push_back(std::move(panel));
+    }
+    RC_CHECK(!panels.empty(), "plot_seed_bands: no run has an evaluation of the keys asked for (", keys[0].first, ", ...)");
+    write_text_file(out_svg, render_grid(panels, title, 0, style));
     return out_svg;
 }
 

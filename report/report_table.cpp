@@ -1,5 +1,5 @@
 // report/report_table.cpp
-// defines: report_rows, format_cell and report_table (see report_table.h).
+// defines: report_rows, format_cell, report_table and paired_table (see report_table.h).
 #include "report/report_table.h"
 
 #include <cmath>
@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "engine/error.h"
+#include "eval/paired_stats.h"
 
 namespace rankclip {
 
@@ -116,6 +117,53 @@ std::string report_table(const std::string& first_header, const std::vector<Repo
         }
         for (const ReportColumn& c : columns) t << " " << format_cell(row.key, values_of(c, row.key)) << " |";
         t << "\n";
+    }
+    return t.str();
+}
+
+namespace {
+
+// A difference in the metric's unit, signed: "+1.2 pp" for rates, "+0.012" for tau, "+0.5" for ranks.
+std::string signed_difference(const std::string& key, double d) {
+    const Unit unit = unit_of(key);
+    char buf[48];
+    if (unit == Unit::Percent) std::snprintf(buf, sizeof buf, "%+.1f pp", 100 * d);
+    else if (unit == Unit::Tau) std::snprintf(buf, sizeof buf, "%+.3f", d);
+    else std::snprintf(buf, sizeof buf, "%+.1f", d);
+    return buf;
+}
+
+std::string p_value(double p) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, p < 0.001 ? "%.1e" : "%.3f", p);
+    return buf;
+}
+
+}  // namespace
+
+std::string paired_table(const std::vector<ReportRow>& rows, const ReportColumn& baseline, const ReportColumn& arm) {
+    std::ostringstream t;
+    t << "| metric | " << baseline.name << " | " << arm.name << " | difference, 95% CI | paired t p | sign test p (+/-/=) "
+      << "| per-seed differences |\n|---|---|---|---|---|---|---|\n";
+    for (const ReportRow& row : rows) {
+        const std::vector<double> a = values_of(arm, row.key), b = values_of(baseline, row.key);
+        std::vector<double> x, y;   // the seeds both runs have
+        for (size_t i = 0; i < std::min(a.size(), b.size()); i++)
+            if (std::isfinite(a[i]) && std::isfinite(b[i])) x.push_back(a[i]), y.push_back(b[i]);
+        if (x.empty()) continue;
+        t << "| " << row.label << " | " << format_cell(row.key, b) << " | " << format_cell(row.key, a) << " | ";
+        if (x.size() < 2) {
+            t << signed_difference(row.key, x[0] - y[0]) << " (one seed) | - | - | - |\n";
+            continue;
+        }
+        const PairedTTest tt = paired_t_test(x, y);
+        const SignTest st = sign_test(x, y);
+        const bool counts = interval_excludes_zero(tt);
+        t << (counts ? "**" : "") << signed_difference(row.key, tt.mean_diff) << " [" << signed_difference(row.key, tt.ci_low)
+          << ", " << signed_difference(row.key, tt.ci_high) << "]" << (counts ? "**" : "") << " | " << p_value(tt.p_two_sided)
+          << " | " << p_value(st.p_two_sided) << " (" << st.positive << "/" << st.negative << "/" << st.ties << ") | ";
+        for (size_t i = 0; i < x.size(); i++) t << (i ? " " : "") << signed_difference(row.key, x[i] - y[i]);
+        t << " |\n";
     }
     return t.str();
 }

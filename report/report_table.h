@@ -44,4 +44,12 @@ std::string report_table(const std::string& first_header, const std::vector<Repo
                          const std::vector<ReportColumn>& columns,
                          const std::map<std::string, double>* chance = nullptr);
 
+// The paired comparison of `arm` against `baseline`, run i of each being the same seed (the same
+// initial weights and batches): per metric, both means ± std, the mean difference with its 95%
+// confidence interval (paired t, eval/paired_stats.h; in bold when the interval excludes 0: the
+// difference counts), the paired t-test's and the sign test's two-sided p (with the seeds where
+// the arm is above / below / equal), and every seed's difference. Rates differ in percentage
+// points ("+1.2 pp"). Seeds missing either value are left out; a metric neither has is skipped.
+std::string paired_table(const std::vector<ReportRow>& rows, const ReportColumn& baseline, const ReportColumn& arm);
+
 }  // namespace rankclip

@@ -116,6 +116,18 @@ void Svg::polyline(const std::vector<SvgPoint>& points, Colour stroke, double wi
     }
 }
 
+void Svg::polygon(const std::vector<SvgPoint>& points, Colour fill, double fill_opacity, const std::string& css_class) {
+    RC_CHECK(!finished_, "Svg: drawing after finish()");
+    if (points.size() < 3) return;
+    std::string coords;
+    for (const SvgPoint& q : points) {
+        if (!std::isfinite(q.x) || !std::isfinite(q.y)) return;
+        coords += (coords.empty() ? "" : " ") + svg_number(q.x) + "," + svg_number(q.y);
+    }
+    out_ += "<polygon" + class_attr(css_class) + " points=\"" + coords + "\" fill=\"" + fill.hex() +
+            "\" fill-opacity=\"" + svg_number(fill_opacity) + "\" stroke=\"none\"/>\n";
+}
+
 void Svg::circle(double cx, double cy, double r, Colour fill, Colour stroke, double stroke_width,
                  const std::string& css_class) {
     RC_CHECK(!finished_, "Svg: drawing after finish()");

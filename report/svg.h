@@ -55,6 +55,10 @@ public:
                   const std::string& css_class = "");
     void circle(double cx, double cy, double r, Colour fill, Colour stroke, double stroke_width,
                 const std::string& css_class = "");
+    // A filled polygon without outline (a band between two curves); nothing when any point is
+    // not finite or there are fewer than 3.
+    void polygon(const std::vector<SvgPoint>& points, Colour fill, double fill_opacity,
+                 const std::string& css_class = "");
     // Text with its baseline at y; x is the start, middle or end per anchor. rotate: -90 turns it to
     // read bottom to top around (x, y).
     void text(double x, double y, const std::string& text, double size, Colour fill,

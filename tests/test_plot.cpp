@@ -453,6 +453,34 @@ TEST(Plot, NonFinitePointsAreLeftOut) {
     EXPECT_FALSE(render_panel(log_panel).y_axis.log);
 }
 
+// A band (mean ± std over seeds) is one polygon under the line: along the upper edge, back along
+// the lower; it stretches the y axis; a band of the wrong length is an error naming the series.
+TEST(Plot, BandsAreShadedUnderTheLine) {
+    PlotPanel panel;
+    PlotSeries s = series("clip", {0, 1, 2}, {1, 2, 3});
+    s.band_lo = {0.5, 1.5, 2.5};
+    s.band_hi = {1.5, 2.5, 9.0};
+    panel.series.push_back(s);
+    const RenderedPanel r = render_panel(panel);
+    ASSERT_EQ(xml_error(r.svg), "") << r.svg;
+    EXPECT_EQ(count_of(r.svg, "<polygon class=\"band\""), 1u);
+    EXPECT_GE(r.y_axis.hi, 9.0);
+    EXPECT_LE(r.y_axis.lo, 0.5);
+    const size_t at = r.svg.find("<polygon class=\"band\" points=\"");
+    ASSERT_NE(at, std::string::npos);
+    const size_t begin = r.svg.find('"', r.svg.find("points=", at)) + 1;
+    std::istringstream pts(r.svg.substr(begin, r.svg.find('"', begin) - begin));
+    std::vector<SvgPoint> poly;
+    for (std::string xy; pts >> xy;) poly.push_back({std::stod(xy.substr(0, xy.find(','))), std::stod(xy.substr(xy.find(',') + 1))});
+    ASSERT_EQ(poly.size(), 6u);
+    EXPECT_NEAR(poly[2].y, r.y_axis.to_pixel(9.0), 0.006);   // upper edge, last point
+    EXPECT_NEAR(poly[3].y, r.y_axis.to_pixel(2.5), 0.006);   // then the lower edge, backwards
+    EXPECT_NEAR(poly[5].x, r.x_axis.to_pixel(0), 0.006);
+    EXPECT_LT(r.svg.find("class=\"band\""), r.svg.find("class=\"line\""));   // drawn under the line
+    panel.series[0].band_hi.pop_back();
+    EXPECT_NE(error_of([&] { render_panel(panel); }).find("'clip' has a band"), std::string::npos);
+}
+
 TEST(Plot, EmptyAndOnePointSeries) {
     // No series at all, and a series with no (finite) points: frame, "no data", nothing drawn.
     PlotPanel none;
@@ -628,3 +656,28 @@ TEST(Plot, CompareRuns) {
 }
 
 }  // namespace rankclip::test
+
+// Curves over seeds: the mean at each evaluation step with a band of ± the sample std; an arm
+// keeps its colour; a step only some runs have averages those.
+TEST(Plot, SeedBandsAreMeanAndStd) {
+    TempDir dir("plot_bands");
+    auto run = [&](const std::string& name, const std::vector<std::pair<int, double>>& evals) {
+        std::string text;
+        for (const auto& [step, v] : evals)
+            text += "{\"type\":\"eval\",\"step\":" + std::to_string(step) + ",\"epoch\":0,\"acc\":" + std::to_string(v) + "}\n";
+        write_text(dir.file(name + ".jsonl"), text);
+        return dir.file(name + ".jsonl");
+    };
+    const std::vector<ArmRuns> arms = {
+        {"clip", {run("c0", {{10, 0.2}, {20, 0.4}}), run("c1", {{10, 0.4}, {20, 0.6}})}},
+        {"rankclip", {run("r0", {{10, 0.3}, {20, 0.5}}), run("r1", {{10, 0.3}})}}};
+    const std::string out = plot_seed_bands(arms, {{"acc", "accuracy"}}, dir.file("curves.svg"), "curves");
+    const std::string svg = read_text(out);
+    EXPECT_EQ(xml_error(svg), "");
+    EXPECT_EQ(count_of(svg, "<polygon class=\"band\""), 2u);
+    EXPECT_TRUE(has_text(svg, "accuracy"));
+    EXPECT_TRUE(has_text(svg, "rankclip"));
+    EXPECT_NE(error_of([&] { plot_seed_bands(arms, {{"nope", "x"}}, dir.file("x.svg"), "x"); }).find("no run has"),
+              std::string::npos);
+}
+

@@ -1,10 +1,13 @@
 // tools/cmd_experiment.cpp
 // defines: cmd_experiment, `rankclip experiment`: the comparison behind any claim about RankCLIP.
-// Trains each arm (clip, cyclip, rankclip and its cross-only / in-only ablations) for the same
-// steps from each of several seeds on one dataset, evaluates every run the same way (zero-shot,
-// retrieval, linear probe, ranking consistency), and writes OUT/results.md (mean ± sample std over
-// seeds per arm; rows and cells from report/report_table.h, shared with `rankclip demo`) and
-// OUT/results.json (every run's metrics). Runs that finished are reused when the command is
+// Trains each arm (clip, cyclip, rankclip as released, the paper's variant, and the cross-only /
+// in-only ablations) for the same steps from each of several seeds on one dataset, evaluates
+// every run the same way (zero-shot, retrieval, linear probe, ranking consistency), and writes
+// OUT/results.md (mean ± sample std over seeds per arm; rows and cells from
+// report/report_table.h, shared with `rankclip demo`; then every arm paired by seed against the
+// first: differences, 95% intervals, paired t and sign tests) and OUT/results.json (every run's
+// metrics). With --eval-every, also OUT/curves.svg: the evaluations over training, mean and band
+// over seeds per arm. Runs that finished are reused when the command is
 // repeated with the same OUT (their last evaluation is read back from metrics.jsonl by
 // train/metrics_log.h), so a long experiment can be stopped and continued.
 #include <chrono>
@@ -21,6 +24,7 @@
 #include "engine/strings.h"
 #include "tools/cli_args.h"
 #include "eval/eval.h"
+#include "report/plot.h"
 #include "report/report_table.h"
 #include "train/metrics_log.h"
 #include "train/trainer.h"
@@ -32,9 +36,15 @@ static void experiment_usage(std::FILE* out) {
     std::fprintf(out,
         "usage: rankclip experiment --data synthetic|fashion-mnist [--arms A,B,...] [--seeds N]\n"
         "                           [--steps N] [--batch-size B] [--model M] [--lr X] [--eval-n N]\n"
-        "                           [--threads T] [--precision fp32|bf16] [--out DIR]\n"
-        "  arms: clip, cyclip, rankclip, rankclip-cross (RankCLIP^C), rankclip-in (RankCLIP^I)\n"
-        "  (default: all five), seeds 0..N-1 (default 3), 300 steps of batch 64 of `tiny` each.\n"
+        "                           [--eval-every N] [--cyclip-scale X] [--threads T]\n"
+        "                           [--precision fp32|bf16] [--out DIR]\n"
+        "  arms: clip, cyclip, rankclip (as released: both terms, /32 and /B, epoch ramp),\n"
+        "  rankclip-paper (position weights 1/ln(1+k), constant weight 1), rankclip-cross\n"
+        "  (RankCLIP^C), rankclip-in (RankCLIP^I) (default: clip, cyclip, rankclip, rankclip-cross,\n"
+        "  rankclip-in); the first arm is the baseline of the paired comparisons. Seeds 0..N-1\n"
+        "  (default 3), 300 steps of batch 64 of `tiny` each. --eval-every N: evaluate every N steps\n"
+        "  too and chart the curves (OUT/curves.svg). --cyclip-scale X multiplies CyCLIP's two\n"
+        "  weights (0.25 each).\n"
         "  Writes DIR/results.md (mean ± std over seeds) and DIR/results.json; DIR/<arm>-s<seed>\n"
         "  are the runs (a finished run is reused when the command is repeated). --precision bf16:\n"
         "  bf16 autocast with fp32 master weights; DIR defaults to runs/experiment-DATA[-bf16].\n");
@@ -47,15 +57,35 @@ struct Arm {
     LossOptions loss;
 };
 
-Arm make_arm(const std::string& name) {
+Arm make_arm(const std::string& name, double cyclip_scale) {
     Arm a{name, {}};
     if (name == "clip") a.loss.kind = LossKind::Clip;
-    else if (name == "cyclip") a.loss.kind = LossKind::CyCLIP;
-    else if (name == "rankclip") a.loss.kind = LossKind::RankCLIP;
-    else if (name == "rankclip-cross") a.loss.kind = LossKind::RankCLIP, a.loss.rank_in = false;
+    else if (name == "cyclip") {
+        a.loss.kind = LossKind::CyCLIP;
+        a.loss.cyclip_lambda_in *= cyclip_scale;
+        a.loss.cyclip_lambda_cross *= cyclip_scale;
+    } else if (name == "rankclip") a.loss.kind = LossKind::RankCLIP;
+    else if (name == "rankclip-paper") {   // the paper's v1: log position weights, constant weight
+        a.loss.kind = LossKind::RankCLIP;
+        a.loss.position_weighting = PositionWeighting::Log;
+        a.loss.rank_schedule = RankWeightSchedule::Constant;
+        a.loss.rank_weight = 1.0;
+    } else if (name == "rankclip-cross") a.loss.kind = LossKind::RankCLIP, a.loss.rank_in = false;
     else if (name == "rankclip-in") a.loss.kind = LossKind::RankCLIP, a.loss.rank_cross = false;
-    else throw Error("experiment: unknown arm '" + name + "' (clip, cyclip, rankclip, rankclip-cross, rankclip-in)");
+    else
+        throw Error("experiment: unknown arm '" + name +
+                    "' (clip, cyclip, rankclip, rankclip-paper, rankclip-cross, rankclip-in)");
     return a;
+}
+
+// The metrics charted over training: zero-shot, retrieval and consistency rows of the report
+// (the probe trains a classifier at every evaluation and is left to the final table).
+std::vector<std::pair<std::string, std::string>> curve_keys(const std::vector<ReportRow>& rows) {
+    std::vector<std::pair<std::string, std::string>> keys;
+    for (const ReportRow& row : rows)
+        if (row.key.rfind("probe/", 0) != 0 && row.key.find("median_rank") == std::string::npos)
+            keys.push_back({row.key, row.label});
+    return keys;
 }
 
 }  // namespace
@@ -63,8 +93,8 @@ Arm make_arm(const std::string& name) {
 int cmd_experiment(int argc, char** argv) {
     std::string data = "synthetic", model = "tiny", precision = "fp32", out;
     std::vector<std::string> arm_names = {"clip", "cyclip", "rankclip", "rankclip-cross", "rankclip-in"};
-    int64_t seeds = 3, steps = 300, batch = 64, eval_n = 500;
-    double lr = 5e-4;
+    int64_t seeds = 3, steps = 300, batch = 64, eval_n = 500, eval_every = 0;
+    double lr = 5e-4, cyclip_scale = 1.0;
     int threads = 0;
     std::string command = "rankclip experiment";
     for (int i = 0; i < argc; i++) command += std::string(" ") + argv[i];
@@ -83,6 +113,8 @@ int cmd_experiment(int argc, char** argv) {
         else if (a == "--model") model = args.value();
         else if (a == "--lr") lr = args.number();
         else if (a == "--eval-n") eval_n = args.integer(10);
+        else if (a == "--eval-every") eval_every = args.integer(1);
+        else if (a == "--cyclip-scale") cyclip_scale = args.number();
         else if (a == "--threads") threads = args.int_value(1);
         else if (a == "--precision") precision = args.value();
         else if (a == "--out") out = args.value();
@@ -96,7 +128,7 @@ int cmd_experiment(int argc, char** argv) {
     if (out.empty()) out = "runs/experiment-" + data + (precision == "bf16" ? "-bf16" : "");
     if (threads > 0) set_num_threads(threads);
     std::vector<Arm> arms;
-    for (const auto& n : arm_names) arms.push_back(make_arm(n));
+    for (const auto& n : arm_names) arms.push_back(make_arm(n, cyclip_scale));
 
     // the same evaluations for every run
     EvalConfig eval;
@@ -119,9 +151,12 @@ int cmd_experiment(int argc, char** argv) {
                 out.c_str());
     auto t_all = std::chrono::steady_clock::now();
     std::vector<std::vector<Metrics>> results(arms.size());
+    std::vector<ArmRuns> run_dirs(arms.size());
     for (size_t ai = 0; ai < arms.size(); ai++)
         for (int64_t seed = 0; seed < seeds; seed++) {
             std::string dir = out + "/" + arms[ai].name + "-s" + std::to_string(seed);
+            run_dirs[ai].label = arms[ai].name;
+            run_dirs[ai].run_dirs.push_back(dir);
             Metrics m = eval_at_step(dir, steps);  // a finished run's last evaluation
             if (m.empty()) {
                 fs::remove_all(dir);  // an unfinished run starts over (its evaluation is what counts)
@@ -139,6 +174,7 @@ int cmd_experiment(int argc, char** argv) {
                 c.log_every = std::max<int64_t>(1, steps / 5);
                 c.out = dir;
                 c.keep_last = 1;
+                c.eval_every = eval_every;
                 TrainHooks hooks;
                 hooks.evaluate = [&eval](const CLIP& model, const Tokenizer& tok, int64_t) {
                     return evaluate(model, eval, tok);
@@ -167,6 +203,15 @@ int cmd_experiment(int argc, char** argv) {
        << (precision == "bf16" ? " (autocast, fp32 master weights)" : "") << "; data " << data << "; seeds 0.." << seeds - 1
        << "; " << get_num_threads() << " CPU threads; " << int(minutes + 0.5) << " min for the runs done now.\n\n"
        << table;
+    // every arm against the first, paired by seed
+    for (size_t ai = 1; ai < arms.size() && seeds > 1; ai++)
+        md << "\n## " << arms[ai].name << " against " << arms[0].name << ", paired by seed\n\n"
+           << paired_table(report_rows(data), columns[0], columns[ai]);
+    if (eval_every > 0) {
+        plot_seed_bands(run_dirs, curve_keys(report_rows(data)), out + "/curves.svg",
+                        "evaluations over training: mean and ± std over " + std::to_string(seeds) + " seeds");
+        md << "\n## Learning curves\n\n![evaluations over training](curves.svg)\n";
+    }
     write_file_atomic(out + "/results.md", md.str());
     Json all = Json::object();
     for (size_t ai = 0; ai < arms.size(); ai++) {
