@@ -126,14 +126,16 @@ namespace {
 // A difference in the metric's unit, signed: "+1.2 pp" for rates, "+0.012" for tau, "+0.5" for ranks.
 std::string signed_difference(const std::string& key, double d) {
     const Unit unit = unit_of(key);
+    const double k = unit == Unit::Percent ? 100.0 : 1.0, step = unit == Unit::Tau ? 1e-3 : 0.1;
+    double shown = std::round(k * d / step) * step;
+    if (shown == 0) shown = 0.0;   // "+0.0", never "-0.0"
     char buf[48];
-    if (unit == Unit::Percent) std::snprintf(buf, sizeof buf, "%+.1f pp", 100 * d);
-    else if (unit == Unit::Tau) std::snprintf(buf, sizeof buf, "%+.3f", d);
-    else std::snprintf(buf, sizeof buf, "%+.1f", d);
-    return buf;
+    std::snprintf(buf, sizeof buf, unit == Unit::Tau ? "%+.3f" : "%+.1f", shown);
+    return std::string(buf) + (unit == Unit::Percent ? " pp" : "");
 }
 
 std::string p_value(double p) {
+    if (p == 0) return "0";   // no spread in the differences
     char buf[32];
     std::snprintf(buf, sizeof buf, p < 0.001 ? "%.1e" : "%.3f", p);
     return buf;

@@ -655,8 +655,6 @@ TEST(Plot, CompareRuns) {
     EXPECT_NE(error_of([&] { plot_compare({a.path, b.path}, {"one"}, {"loss"}, out); }), "");
 }
 
-}  // namespace rankclip::test
-
 // Curves over seeds: the mean at each evaluation step with a band of ± the sample std; an arm
 // keeps its colour; a step only some runs have averages those.
 TEST(Plot, SeedBandsAreMeanAndStd) {
@@ -681,3 +679,5 @@ TEST(Plot, SeedBandsAreMeanAndStd) {
               std::string::npos);
 }
 
+
+}  // namespace rankclip::test
