@@ -189,13 +189,13 @@ void broadcast_(Tensor& t, int root) {
     require_contiguous(t, "broadcast_");
     RC_CHECK(root >= 0 && root < world_size(), "dist::broadcast_: root ", root, " is not a rank of a world of ",
              world_size());
-    if (world_size() == 1 && !through_nccl(t, "broadcast_")) return;
+    const bool nccl = through_nccl(t, "broadcast_");
+    if (world_size() == 1 && !nccl) return;
     Counted counted(bytes_of(t));
-    if (through_nccl(t, "broadcast_")) {
+    if (nccl) {
         transport::nccl_broadcast(t.raw_data(), t.numel(), t.dtype(), root, t.device().index);
         return;
     }
-    if (world_size() == 1) return;
     transport::mpi_broadcast(t.raw_data(), t.numel() * static_cast<int64_t>(dtype_size(t.dtype())), root);
 }
 

@@ -21,6 +21,7 @@ struct GlobalBatch {
     Tensor V, T;         // (B, D) every rank's, in rank order
     Tensor s;            // () exp(logit_scale)
     Tensor labels;       // (b) I64: this rank's rows' pairs, start .. start + b - 1
+    int64_t start = 0;   // this rank's first row in the global batch
     int64_t B = 0;       // the global batch
     double share = 0.0;  // b / B: a mean over this rank's rows, times share, is its part of the global mean
 };
@@ -31,12 +32,11 @@ GlobalBatch gather_batch(const Tensor& v, const Tensor& t, const Tensor& logit_s
     std::vector<int64_t> rows;
     g.V = dist::all_gather_with_grad(v, &rows);
     g.T = dist::all_gather_with_grad(t);
-    int64_t start = 0;
-    for (int r = 0; r < dist::rank(); r++) start += rows[r];
+    for (int r = 0; r < dist::rank(); r++) g.start += rows[r];
     g.B = g.V.size(0);
     g.share = double(v.size(0)) / double(g.B);
     g.s = exp(logit_scale);
-    g.labels = arange(double(start), double(start + v.size(0)), 1, DType::I64, v.device());
+    g.labels = arange(double(g.start), double(g.start + v.size(0)), 1, DType::I64, v.device());
     return g;
 }
 
@@ -56,15 +56,9 @@ LossOutput clip_share(const GlobalBatch& g) {
 
 // -(1/B) sum over this rank's rows i and every j of log sigmoid(z_ij (s <v_i, t_j> + bias))
 LossOutput siglip_share(const GlobalBatch& g, const Tensor& logit_bias) {
-    RC_CHECK(logit_bias.defined() && logit_bias.numel() == 1,
-             "siglip_loss: the model has no logit_bias (build it with a SigLIP config: init_logit_bias)");
+    check_logit_bias("siglip_loss", logit_bias);
     Tensor logits = scaled_similarity(g.v, g.T, g.s) + logit_bias;  // (b, B)
-    Tensor cols = arange(0, double(g.B), 1, logits.dtype(), logits.device());
-    Tensor rows = g.labels.to(logits.dtype());
-    Tensor z = affine(eq(rows.unsqueeze(1), cols.unsqueeze(0)), 2.0, -1.0);  // (b, B): +1 at this rank's pairs
-    Tensor x = z * logits;
-    Tensor log_sig = minimum(x, zeros({}, x.dtype(), x.device())) - log(exp(-abs(x)) + 1.0);
-    Tensor total = -sum(log_sig) * (1.0 / double(g.B));
+    Tensor total = sigmoid_pairs_loss(logits, g.start);
     return {total, {{"sigmoid", total.detach()}}};
 }
 

@@ -96,18 +96,26 @@ LossOutput cyclip_loss(const Tensor& v, const Tensor& t, const Tensor& logit_sca
 
 LossOutput siglip_loss(const Tensor& v, const Tensor& t, const Tensor& logit_scale, const Tensor& logit_bias) {
     check_features("siglip_loss", v, t, logit_scale);
-    RC_CHECK(logit_bias.defined() && logit_bias.numel() == 1,
-             "siglip_loss: the model has no logit_bias (build it with a SigLIP config: init_logit_bias)");
-    int64_t B = v.size(0);
+    check_logit_bias("siglip_loss", logit_bias);
     Tensor logits = scaled_similarity(v, t, exp(logit_scale)) + logit_bias;  // (B, B)
-    // z_ij = +1 on the diagonal, -1 elsewhere
-    Tensor idx = arange(0, double(B), 1, logits.dtype(), logits.device());
-    Tensor z = affine(eq(idx.unsqueeze(1), idx.unsqueeze(0)), 2.0, -1.0);  // (B, B)
+    Tensor total = sigmoid_pairs_loss(logits, 0);
+    return {total, {{"sigmoid", total.detach()}}};
+}
+
+void check_logit_bias(const char* loss, const Tensor& logit_bias) {
+    RC_CHECK(logit_bias.defined() && logit_bias.numel() == 1, loss,
+             ": the model has no logit_bias (build it with a SigLIP config: init_logit_bias)");
+}
+
+Tensor sigmoid_pairs_loss(const Tensor& logits, int64_t first_pair) {
+    const int64_t N = logits.size(0), B = logits.size(1);
+    Tensor rows = arange(double(first_pair), double(first_pair + N), 1, logits.dtype(), logits.device());
+    Tensor cols = arange(0, double(B), 1, logits.dtype(), logits.device());
+    Tensor z = affine(eq(rows.unsqueeze(1), cols.unsqueeze(0)), 2.0, -1.0);  // (N, B): +1 at the pairs
     Tensor x = z * logits;
     // log sigmoid(x) = min(x, 0) - log(1 + exp(-|x|)), stable for any x
     Tensor log_sig = minimum(x, zeros({}, x.dtype(), x.device())) - log(exp(-abs(x)) + 1.0);
-    Tensor total = -sum(log_sig) * (1.0 / double(B));
-    return {total, {{"sigmoid", total.detach()}}};
+    return -sum(log_sig) * (1.0 / double(B));
 }
 
 LossOutput compute_loss(const LossOptions& o, const Tensor& v, const Tensor& t, const Tensor& logit_scale,

@@ -77,6 +77,14 @@ Tensor symmetric_infonce(const Tensor& logits);
 // Error naming `loss`.
 void check_features(const char* loss, const Tensor& v, const Tensor& t, const Tensor& logit_scale);
 
+// SigLIP's model needs its logit_bias: an Error naming `loss` when it has none.
+void check_logit_bias(const char* loss, const Tensor& logit_bias);
+
+// -(1/B) sum_ij log sigmoid(z_ij logits_ij) over logits (N, B), z_ij = +1 where column j is row i's
+// pair (column first_pair + i) and -1 elsewhere: SigLIP's loss over N rows of its (B, B) matrix
+// (all of them: first_pair 0, N = B).
+Tensor sigmoid_pairs_loss(const Tensor& logits, int64_t first_pair);
+
 // (scale A) B^T (N, M) for A (N, D), B (M, D) and scale = exp(logit_scale), grouped as
 // CLIP::forward groups it: S = scaled_similarity(V, T, exp(logit_scale)) holds image i's row over
 // every text; a loss that needs several such matrices passes the one exp to each.

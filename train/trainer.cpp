@@ -158,6 +158,11 @@ const std::string& metadata_field(const std::map<std::string, std::string>& meta
     return it->second;
 }
 
+// A non-empty string of at most max_digits decimal digits (no sign, no spaces).
+bool is_decimal(const std::string& s, size_t max_digits) {
+    return !s.empty() && s.size() <= max_digits && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
 // Reads and checks the run state of checkpoint `file`: its format, TrainConfig, step and loss
 // generator. Errors name the file, the field and what was expected.
 ResumePoint read_resume_point(const std::string& file) {
@@ -178,8 +183,7 @@ ResumePoint read_resume_point(const std::string& file) {
 
     const char* step_expected = "the number of steps done, a decimal integer";
     const std::string& step = metadata_field(meta, file, "step", step_expected);
-    const bool digits = !step.empty() && step.size() <= 18 && step.find_first_not_of("0123456789") == std::string::npos;
-    if (!digits) bad_metadata(file, "step", str_cat("is \"", step.substr(0, 40), "\""), step_expected);
+    if (!is_decimal(step, 18)) bad_metadata(file, "step", str_cat("is \"", step.substr(0, 40), "\""), step_expected);
     p.step = std::stoll(step);
 
     const char* rng_expected = "the loss generator's state in hex, as rankclip train writes it";
@@ -193,9 +197,7 @@ ResumePoint read_resume_point(const std::string& file) {
     // absent in checkpoints written before data-parallel training: one process
     if (meta.count("world_size")) {
         const std::string& world = meta.at("world_size");
-        const bool ok = !world.empty() && world.size() <= 6 && world.find_first_not_of("0123456789") == std::string::npos &&
-                        std::stoi(world) >= 1;
-        if (!ok) bad_metadata(file, "world_size", str_cat("is \"", world.substr(0, 40), "\""), "a positive integer");
+        if (!is_decimal(world, 6) || std::stoi(world) < 1) bad_metadata(file, "world_size", str_cat("is \"", world.substr(0, 40), "\""), "a positive integer");
         p.world_size = std::stoi(world);
     }
     return p;

@@ -115,14 +115,19 @@ void check_loss(const LossCase& lc, DType dtype, double rtol, bool ties) {
     EXPECT_EQ(gen.get_state(), one_gen.get_state()) << what << ": the tie-break draws differ";
 }
 
-// The micro model of the trainer tests, written once by rank 0 into `dir`.
-std::string micro_model(const std::string& dir) {
+// The micro model of the trainer tests.
+CLIPConfig micro_config() {
     CLIPConfig m = clip_config("tiny");
     m.image_size = 16, m.vision_width = 32, m.vision_layers = 1, m.vision_heads = 2;
     m.context_length = 12, m.vocab_size = 674;  // the synthetic default vocabulary
     m.text_width = 32, m.text_layers = 1, m.text_heads = 2, m.embed_dim = 16;
+    return m;
+}
+
+// The micro model as a JSON file, written once by rank 0 into `dir`.
+std::string micro_model(const std::string& dir) {
     const std::string path = dir + "/micro.json";
-    if (dist::is_main()) std::ofstream(path) << m.to_json().dump();
+    if (dist::is_main()) std::ofstream(path) << micro_config().to_json().dump();
     dist::barrier();
     return path;
 }
@@ -201,10 +206,7 @@ TEST(DistTrain, EachLossOnTwoRanksEqualsOneBigBatch) {
 }
 
 TEST(DistTrain, EveryParameterGradientEqualsOneBigBatch) {
-    CLIPConfig m = clip_config("tiny");  // the micro model
-    m.image_size = 16, m.vision_width = 32, m.vision_layers = 1, m.vision_heads = 2;
-    m.context_length = 12, m.vocab_size = 674, m.text_width = 32, m.text_layers = 1, m.text_heads = 2;
-    m.embed_dim = 16;
+    const CLIPConfig m = micro_config();
     Tensor images = randn64({kGlobal, 3, 16, 16}, 31).to(DType::F32);
     std::vector<int64_t> ids(kGlobal * 12);
     for (int64_t i = 0; i < kGlobal; i++)
