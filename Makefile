@@ -145,10 +145,12 @@ gpu-check:
 # with the engine and data/ alone: a third of the build, for a quick check.
 # SANITIZE_FILTER: a gtest filter (default: every test).
 SAN_BUILD  ?= build-sanitize
-# shift-base is recoverable so that tests/sanitize/ubsan.supp can name the one library report of
-# that kind; halt_on_error=1 (tools/run-sanitize.sh) still stops at any report not suppressed
+# The kinds of the library reports tests/sanitize/ubsan.supp names are recoverable, so that the
+# suppressions apply; halt_on_error=1 (tools/run-sanitize.sh, tools/run-fuzz.sh) still stops at
+# any report not suppressed
+SAN_RECOVER := -fsanitize-recover=shift-base,nonnull-attribute
 SAN_FLAGS  := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
-              -fsanitize-recover=shift-base
+              $(SAN_RECOVER)
 SANITIZE_TESTS  ?= all
 SANITIZE_FILTER ?= *
 PARSER_TESTS   := $(wildcard tests/test_json.cpp tests/test_safetensors.cpp tests/test_npy.cpp \
@@ -171,7 +173,8 @@ sanitize:
 # tests/fuzz/corpus/<target>/. FUZZ_TARGETS picks some; a crash fails the target.
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_CXX     ?= clang++
-FUZZ_FLAGS   := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_FLAGS   := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
+                $(SAN_RECOVER)
 FUZZ_SECONDS ?= 60
 FUZZ_ALL     := $(patsubst tests/fuzz/fuzz_%.cpp,%,$(wildcard tests/fuzz/fuzz_*.cpp))
 FUZZ_TARGETS ?= $(FUZZ_ALL)

@@ -66,6 +66,21 @@ TEST(FuzzRegressions, JpegScanWithUndefinedHuffmanTableIsRefused) {
     EXPECT_NE(msg.find("Huffman table the file does not define"), std::string::npos) << msg;
 }
 
+// A PNG whose first IDAT chunk is empty: stb_image copies 0 bytes to its still-NULL data buffer
+// (memcpy(NULL, p, 0), a UBSan report inside the library, suppressed by name in
+// tests/sanitize/ubsan.supp; fuzz_image, fuzz_tar). Under `make sanitize` this test shows the
+// suppression holds; everywhere, the file is an Error naming it (no image data follows).
+TEST(FuzzRegressions, PngWithAnEmptyFirstIdatChunk) {
+    std::string f = bytes({0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A});
+    f += bytes({0, 0, 0, 13, 'I', 'H', 'D', 'R', 0, 0, 0, 2, 0, 0, 0, 3, 16, 6, 0, 0, 0, 0, 0, 0, 0});  // 2x3 RGBA16
+    f += bytes({0, 0, 0, 0, 'I', 'D', 'A', 'T', 0, 0, 0, 0});   // empty, CRC not checked by stb
+    f += bytes({0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xAE, 0x42, 0x60, 0x82});
+    const std::string msg = error_of([&] {
+        decode_image_memory(reinterpret_cast<const uint8_t*>(f.data()), f.size(), "empty_idat.png");
+    });
+    EXPECT_NE(msg.find("empty_idat.png"), std::string::npos) << msg;
+}
+
 // A shard pattern of many one-option brace groups after a range ("{0..999}{a}{a}...") expands to
 // few names, but each group was one more copy of the whole name for every name: seconds to
 // minutes of work from a 4 KB pattern (fuzz_tar's timeout). Runs of one-option groups are now
