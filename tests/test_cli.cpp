@@ -377,3 +377,25 @@ TEST(Cli, PackSyntheticUsesItsDefaultVocabulary) {
         EXPECT_EQ(got, tok.tokenize(packed.caption(i), 32)) << packed.caption(i);
     }
 }
+
+// `rankclip experiment` reuses a finished run only when it was trained with the configuration asked
+// for now; a scaled CyCLIP is its own arm, so scales sit side by side in one folder.
+TEST(Cli, ExperimentReusesOnlyRunsOfTheSameConfiguration) {
+    REQUIRE_BINARY();
+    TempDir dir;
+    const std::string out = dir.file("exp");
+    const std::string base = "experiment --data synthetic --arms clip,cyclip --cyclip-scale 0.5 --seeds 1 --steps 2 "
+                             "--eval-n 10 --threads 1 --out " + out;
+    Result first = run(bin, base, dir);
+    ASSERT_EQ(first.status, 0) << first.err;
+    EXPECT_TRUE(std::filesystem::exists(out + "/clip-s0/config.json"));
+    EXPECT_TRUE(std::filesystem::exists(out + "/cyclip-x0.5-s0/config.json"));
+    EXPECT_TRUE(contains(slurp(out + "/results.md"), "cyclip-x0.5"));
+
+    Result again = run(bin, base, dir);  // the same command: both runs reused
+    ASSERT_EQ(again.status, 0) << again.err;
+    EXPECT_TRUE(contains(again.out, "clip-s0: finished, reusing its evaluation")) << again.out;
+    EXPECT_TRUE(contains(again.out, "cyclip-x0.5-s0: finished, reusing its evaluation")) << again.out;
+
+    expect_failure(run(bin, base + " --lr 1e-3", dir), {out + "/clip-s0", "another configuration", "lr"});
+}

@@ -9,7 +9,8 @@
 // metrics). With --eval-every, also OUT/curves.svg: the evaluations over training, mean and band
 // over seeds per arm. Runs that finished are reused when the command is
 // repeated with the same OUT (their last evaluation is read back from metrics.jsonl by
-// train/metrics_log.h), so a long experiment can be stopped and continued.
+// train/metrics_log.h), so a long experiment can be stopped and continued; a run folder whose
+// config.json differs from the run asked for is an error, never mixed into the table.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -44,9 +45,10 @@ static void experiment_usage(std::FILE* out) {
         "  rankclip-in); the first arm is the baseline of the paired comparisons. Seeds 0..N-1\n"
         "  (default 3), 300 steps of batch 64 of `tiny` each. --eval-every N: evaluate every N steps\n"
         "  too and chart the curves (OUT/curves.svg). --cyclip-scale X multiplies CyCLIP's two\n"
-        "  weights (0.25 each).\n"
+        "  weights (0.25 each); the arm is then named cyclip-xX.\n"
         "  Writes DIR/results.md (mean ± std over seeds) and DIR/results.json; DIR/<arm>-s<seed>\n"
-        "  are the runs (a finished run is reused when the command is repeated). --precision bf16:\n"
+        "  are the runs (a finished run is reused when the command is repeated with the same\n"
+        "  settings; one trained with other settings is an error). --precision bf16:\n"
         "  bf16 autocast with fp32 master weights; DIR defaults to runs/experiment-DATA[-bf16].\n");
 }
 
@@ -57,10 +59,17 @@ struct Arm {
     LossOptions loss;
 };
 
+// CyCLIP with its weights scaled is its own arm, "cyclip-x<scale>", so that runs at different
+// scales sit side by side in one OUT.
 Arm make_arm(const std::string& name, double cyclip_scale) {
     Arm a{name, {}};
     if (name == "clip") a.loss.kind = LossKind::Clip;
     else if (name == "cyclip") {
+        if (cyclip_scale != 1.0) {
+            char scale[32];
+            std::snprintf(scale, sizeof scale, "%g", cyclip_scale);
+            a.name = str_cat("cyclip-x", scale);
+        }
         a.loss.kind = LossKind::CyCLIP;
         a.loss.cyclip_lambda_in *= cyclip_scale;
         a.loss.cyclip_lambda_cross *= cyclip_scale;
@@ -86,6 +95,49 @@ std::vector<std::pair<std::string, std::string>> curve_keys(const std::vector<Re
         if (row.key.rfind("probe/", 0) != 0 && row.key.find("median_rank") == std::string::npos)
             keys.push_back({row.key, row.label});
     return keys;
+}
+
+// The first field where two configurations differ: its dotted path and both values (the path is
+// empty when they are equal).
+struct ConfigDifference {
+    std::string path, wanted, stored;
+};
+
+ConfigDifference first_difference(const Json& wanted, const Json& stored, const std::string& path) {
+    if (wanted.is_object() && stored.is_object()) {
+        for (const auto& [key, value] : wanted.as_object()) {
+            const std::string here = path.empty() ? key : path + "." + key;
+            const Json* other = stored.find(key);
+            if (!other) return {here, value.dump(), "missing"};
+            ConfigDifference d = first_difference(value, *other, here);
+            if (!d.path.empty()) return d;
+        }
+        for (const auto& [key, value] : stored.as_object())
+            if (!wanted.contains(key)) return {path.empty() ? key : path + "." + key, "missing", value.dump()};
+        return {};
+    }
+    if (wanted == stored) return {};
+    return {path.empty() ? "the whole file" : path, wanted.dump(), stored.dump()};
+}
+
+// A run folder left by an earlier experiment is reused only if it was trained with the same
+// configuration: another --cyclip-scale, --lr or --precision in the same OUT is an error, not a
+// silent mix of two experiments in one table.
+void check_same_config(const std::string& dir, const TrainConfig& c) {
+    const std::string path = dir + "/config.json";
+    if (!fs::exists(path)) return;
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    Json stored;
+    try {
+        stored = Json::parse(text.str());
+    } catch (const Error& e) {
+        throw Error(str_cat("experiment: ", path, ": ", e.what(), "; remove ", dir, " to train it again"));
+    }
+    const ConfigDifference d = first_difference(c.to_json(), stored, "");
+    RC_CHECK(d.path.empty(), "experiment: ", dir, " was trained with another configuration (", d.path, ": ",
+             d.stored, " there, ", d.wanted, " now); use another --out, or remove the folder to train it again");
 }
 
 }  // namespace
@@ -157,24 +209,25 @@ int cmd_experiment(int argc, char** argv) {
             std::string dir = out + "/" + arms[ai].name + "-s" + std::to_string(seed);
             run_dirs[ai].label = arms[ai].name;
             run_dirs[ai].run_dirs.push_back(dir);
+            TrainConfig c;
+            c.model = model;
+            c.data = data == "synthetic" ? "synthetic:train" : "fashion-mnist:train:captions";
+            c.loss = arms[ai].loss;
+            c.batch_size = batch;
+            c.steps = steps;
+            c.lr = lr;
+            c.warmup = steps / 10;
+            c.seed = uint64_t(seed);
+            c.threads = threads;
+            c.precision = precision;
+            c.log_every = std::max<int64_t>(1, steps / 5);
+            c.out = dir;
+            c.keep_last = 1;
+            c.eval_every = eval_every;
+            check_same_config(dir, c);
             Metrics m = eval_at_step(dir, steps);  // a finished run's last evaluation
             if (m.empty()) {
                 fs::remove_all(dir);  // an unfinished run starts over (its evaluation is what counts)
-                TrainConfig c;
-                c.model = model;
-                c.data = data == "synthetic" ? "synthetic:train" : "fashion-mnist:train:captions";
-                c.loss = arms[ai].loss;
-                c.batch_size = batch;
-                c.steps = steps;
-                c.lr = lr;
-                c.warmup = steps / 10;
-                c.seed = uint64_t(seed);
-                c.threads = threads;
-                c.precision = precision;
-                c.log_every = std::max<int64_t>(1, steps / 5);
-                c.out = dir;
-                c.keep_last = 1;
-                c.eval_every = eval_every;
                 TrainHooks hooks;
                 hooks.evaluate = [&eval](const CLIP& model, const Tokenizer& tok, int64_t) {
                     return evaluate(model, eval, tok);
