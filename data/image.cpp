@@ -177,11 +177,49 @@ std::string tga_truncation(const uint8_t* d, size_t n, int w, int h) {
     return i <= n ? "" : cut;
 }
 
+// PNG: walk the chunks to IEND. stb_image trusts an IDAT chunk's length and grows its buffer to
+// hold it before reading (a 100-byte file declaring a 1 GB chunk made it allocate 1 GB), so every
+// chunk must lie inside the file.
+std::string png_truncation(const uint8_t* d, size_t n) {
+    for (size_t i = 8;;) {   // after the signature
+        if (n - i < 12) return str_cat("truncated PNG (the file ends at byte ", n, " before its IEND chunk)");
+        const uint32_t length = be32(d + i);
+        std::string type(reinterpret_cast<const char*>(d + i + 4), 4);
+        for (char& c : type)
+            if (c < 0x20 || c > 0x7E) c = '?';
+        if (length > uint32_t(INT32_MAX) || length > n - i - 12)
+            return str_cat("truncated PNG (chunk '", type, "' at byte ", i, " declares ", length,
+                           " bytes, past the end of the file at byte ", n, ")");
+        if (type == "IEND") return "";
+        i += 12 + size_t(length);
+    }
+}
+
+// The same PNG without its empty IDAT chunks, which carry no data (empty when it has none):
+// stb_image copies an empty first IDAT chunk with memcpy(NULL, p, 0), undefined behaviour by the
+// letter of the C standard (a UBSan report found by fuzz_image). stb does not check CRCs, so
+// dropping whole chunks is safe. Runs after png_truncation: every chunk lies inside the file.
+std::vector<uint8_t> without_empty_idat(const uint8_t* d, size_t n) {
+    std::vector<uint8_t> out(d, d + 8);
+    bool dropped = false;
+    for (size_t i = 8; i + 12 <= n;) {
+        const uint32_t length = be32(d + i);
+        const bool empty_idat = length == 0 && std::memcmp(d + i + 4, "IDAT", 4) == 0;
+        if (!empty_idat) out.insert(out.end(), d + i, d + i + 12 + size_t(length));
+        dropped |= empty_idat;
+        if (std::memcmp(d + i + 4, "IEND", 4) == 0) break;
+        i += 12 + size_t(length);
+    }
+    return dropped ? out : std::vector<uint8_t>{};
+}
+
+bool is_png(const uint8_t* d, size_t n) { return n >= 8 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0; }
+
 // The other formats (JPEG is checked by jpeg_problem before stb reads its header).
 std::string file_problem(const uint8_t* d, size_t n, int w, int h) {
     if (n >= 6 && std::memcmp(d, "GIF8", 4) == 0) return gif_truncation(d, n);
     if (n >= 2 && d[0] == 'B' && d[1] == 'M') return bmp_truncation(d, n, w, h);
-    if (n >= 8 && d[0] == 0x89 && d[1] == 'P') return "";   // PNG: zlib fails when cut
+    if (is_png(d, n)) return png_truncation(d, n);
     // TGA has no signature: recognise stb's accepted header fields and the size stbi_info read
     if (n >= 18 && d[1] <= 1 && (d[2] == 1 || d[2] == 2 || d[2] == 3 || d[2] == 9 || d[2] == 10 ||
                                  d[2] == 11) && int(le16(d + 12)) == w && int(le16(d + 14)) == h)
@@ -207,7 +245,7 @@ Image decode_image_memory(const uint8_t* data, size_t size, const std::string& n
     // header only: refuse huge images before allocating anything
     if (!stbi_info_from_memory(data, len, &w, &h, &comp)) {
         // stb refuses a header beyond its own limits without saying so: name a PNG's declared size
-        const bool png = size >= 24 && std::memcmp(data, "\x89PNG\r\n\x1a\n", 8) == 0;
+        const bool png = size >= 24 && is_png(data, size);
         const uint32_t pw = png ? be32(data + 16) : 0, ph = png ? be32(data + 20) : 0;
         RC_CHECK(!png || (pw <= uint32_t(kMaxImageSide) && ph <= uint32_t(kMaxImageSide)), "decode_image: ", name,
                  ": the PNG header declares ", pw, "x", ph, " px, larger than the limit of ", kMaxImageSide,
@@ -226,8 +264,12 @@ Image decode_image_memory(const uint8_t* data, size_t size, const std::string& n
              " MiB to decode, more than the limit of ", kMaxDecodeBytes >> 20, " MiB");
     const std::string cut = jpeg ? "" : file_problem(data, size, w, h);
     RC_CHECK(cut.empty(), "decode_image: ", name, ": ", cut);
+    std::vector<uint8_t> png_copy;
+    if (is_png(data, size)) png_copy = without_empty_idat(data, size);
+    const uint8_t* stb_data = png_copy.empty() ? data : png_copy.data();
+    const int stb_len = png_copy.empty() ? len : int(png_copy.size());
     int dw = 0, dh = 0, dc = 0;
-    std::unique_ptr<stbi_uc, void (*)(void*)> px(stbi_load_from_memory(data, len, &dw, &dh, &dc, 3),
+    std::unique_ptr<stbi_uc, void (*)(void*)> px(stbi_load_from_memory(stb_data, stb_len, &dw, &dh, &dc, 3),
                                                  stbi_image_free);
     RC_CHECK(px != nullptr, "decode_image: ", name, ": corrupt or unsupported image (",
              stbi_failure_reason(), ")");

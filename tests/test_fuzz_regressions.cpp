@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "data/image.h"
+#include "data/image_write.h"
 #include "data/packed.h"
 #include "data/tar_dataset.h"
 #include "engine/error.h"
@@ -28,6 +29,8 @@ std::string error_of(F&& f) {
     ADD_FAILURE() << "no Error thrown";
     return "";
 }
+
+uint32_t be32_of(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
 
 std::string bytes(std::initializer_list<int> v) {
     std::string s;
@@ -67,9 +70,10 @@ TEST(FuzzRegressions, JpegScanWithUndefinedHuffmanTableIsRefused) {
 }
 
 // A PNG whose first IDAT chunk is empty: stb_image copies 0 bytes to its still-NULL data buffer
-// (memcpy(NULL, p, 0), a UBSan report inside the library, suppressed by name in
-// tests/sanitize/ubsan.supp; fuzz_image, fuzz_tar). Under `make sanitize` this test shows the
-// suppression holds; everywhere, the file is an Error naming it (no image data follows).
+// (memcpy(NULL, p, 0), a UBSan report inside the library; fuzz_image, fuzz_tar). Empty IDAT chunks
+// are now dropped before stb reads the file, so `make sanitize` runs this test with no report and
+// no suppression; the file is an Error naming it (no image data follows), and a real image with
+// empty IDAT chunks decodes as without them.
 TEST(FuzzRegressions, PngWithAnEmptyFirstIdatChunk) {
     std::string f = bytes({0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A});
     f += bytes({0, 0, 0, 13, 'I', 'H', 'D', 'R', 0, 0, 0, 2, 0, 0, 0, 3, 16, 6, 0, 0, 0, 0, 0, 0, 0});  // 2x3 RGBA16
@@ -79,6 +83,45 @@ TEST(FuzzRegressions, PngWithAnEmptyFirstIdatChunk) {
         decode_image_memory(reinterpret_cast<const uint8_t*>(f.data()), f.size(), "empty_idat.png");
     });
     EXPECT_NE(msg.find("empty_idat.png"), std::string::npos) << msg;
+
+    // a real image with empty IDAT chunks before and after its data decodes to the same pixels
+    Image img;
+    img.width = 5, img.height = 3;
+    for (int i = 0; i < 5 * 3 * 3; i++) img.rgb.push_back(uint8_t(17 * i));
+    const std::vector<uint8_t> png = encode_png(img);
+    size_t idat = 8;
+    while (std::memcmp(png.data() + idat + 4, "IDAT", 4) != 0) idat += 12 + be32_of(png.data() + idat);
+    const size_t after = idat + 12 + be32_of(png.data() + idat);
+    const uint8_t empty[12] = {0, 0, 0, 0, 'I', 'D', 'A', 'T', 0, 0, 0, 0};
+    std::vector<uint8_t> padded(png.begin(), png.begin() + idat);
+    padded.insert(padded.end(), empty, empty + 12);
+    padded.insert(padded.end(), png.begin() + idat, png.begin() + after);
+    padded.insert(padded.end(), empty, empty + 12);
+    padded.insert(padded.end(), png.begin() + after, png.end());
+    const Image back = decode_image_memory(padded.data(), padded.size(), "padded.png");
+    EXPECT_EQ(back.width, 5);
+    EXPECT_EQ(back.height, 3);
+    EXPECT_EQ(back.rgb, img.rgb);
+}
+
+// stb_image grows its buffer to an IDAT chunk's declared length before reading it: a 70-byte PNG
+// declaring a 64 MB chunk made fuzz_image allocate 64 MB (and up to 2 GB for the largest length).
+// Every chunk must now lie inside the file.
+TEST(FuzzRegressions, PngChunkLongerThanTheFileIsRefusedBeforeDecoding) {
+    std::string f = bytes({0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A});
+    f += bytes({0, 0, 0, 13, 'I', 'H', 'D', 'R', 0, 0, 0, 2, 0, 0, 0, 3, 8, 2, 0, 0, 0, 0, 0, 0, 0});  // 2x3 RGB8
+    f += bytes({0x04, 0, 0, 0x38, 'I', 'D', 'A', 'T', 0x78, 0x9C, 0x63, 0x60, 0, 0, 0, 0});   // 64 MB declared
+    for (const std::string& file : {f, f.substr(0, 33)}) {   // and one that ends before any chunk after IHDR
+        const std::string msg = error_of([&] {
+            decode_image_memory(reinterpret_cast<const uint8_t*>(file.data()), file.size(), "long_idat.png");
+        });
+        EXPECT_NE(msg.find("long_idat.png"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("truncated PNG"), std::string::npos) << msg;
+    }
+    const std::string msg = error_of([&] {
+        decode_image_memory(reinterpret_cast<const uint8_t*>(f.data()), f.size(), "long_idat.png");
+    });
+    EXPECT_NE(msg.find("chunk 'IDAT' at byte 33 declares 67108920 bytes"), std::string::npos) << msg;
 }
 
 // A shard pattern of many one-option brace groups after a range ("{0..999}{a}{a}...") expands to
