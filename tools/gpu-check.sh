@@ -6,12 +6,15 @@
 #   2. build      make -j CUDA=1 DEPS=$PWD/.gpu-deps BUILD=build-gpu all  (+ cuda/dev, in parallel)
 #   3. tests      build-gpu/run_tests, every test (CPU ones too); the CUDA suites reported apart
 #   4. cuda tests the CUDA suites again with RANKCLIP_CUDA_NO_CACHE=1 (exact-size allocations)
-#   5. bench      bench_engine --device cuda and its PyTorch twin (tools/run-bench.sh)
-#   6. cuda/dev   the kernel playground: every program's checks and benchmarks (make run)
-#   7. sanitizer  compute-sanitizer memcheck over the CUDA suites, only with time left over
+#   5. models     full training steps of b32, b16 and tiny on the GPU (bf16 and fp32) and of
+#                 tiny and small on every CPU core, each against its PyTorch twin; a short
+#                 `rankclip train` on the GPU (tools/gpu-models.sh)
+#   6. bench      bench_engine --device cuda and its PyTorch twin (tools/run-bench.sh)
+#   7. cuda/dev   the kernel playground: every program's checks and benchmarks (make run)
+#   8. sanitizer  compute-sanitizer memcheck over the CUDA suites, only with time left over
 # and ends with a summary table (step, status, seconds). Logs go to $OUT (default
-# build-gpu/gpu-check): env.log build.log tests.log tests-cuda.log cuda-dev.log bench.log
-# summary.txt — seven files, under the eight the device machine sends back.
+# build-gpu/gpu-check): env.log build.log tests.log tests-cuda.log models.log cuda-dev.log
+# bench.log summary.txt — the eight files the device machine sends back.
 # Exit status: non-zero when a build or test step failed, or when there is no GPU (unless
 # allowed). Benchmarks and the sanitizer's time-out only warn.
 #
@@ -28,6 +31,8 @@
 #   GPU_CHECK_BUDGET (seconds, 450), GPU_CHECK_JOBS (nproc), GPU_CHECK_USE_CUDNN (0/1; default:
 #   1 when cuDNN is found and some source uses RANKCLIP_CUDNN), GPU_CHECK_SKIP_BUILD=1 (reuse
 #   the binaries in the build folder, e.g. a second pass on a still-warm machine),
+#   GPU_CHECK_SKIP (steps not to run, e.g. "tests models" for that second pass: tests, models,
+#   bench, cuda/dev, sanitizer),
 #   GPU_CHECK_STAGED_LIBS (missing: the staged run-time libraries the machine lacks; all: every
 #   one, to rehearse where the system has them), NVCC, CUDA_HOME.
 set -uo pipefail
@@ -63,8 +68,8 @@ out=$(cd "$out" && pwd)
 start=$SECONDS
 
 env_log=$out/env.log build_log=$out/build.log tests_log=$out/tests.log cuda_log=$out/tests-cuda.log
-dev_log=$out/cuda-dev.log bench_log=$out/bench.log summary=$out/summary.txt
-: > "$env_log"; : > "$build_log"; : > "$tests_log"; : > "$cuda_log"; : > "$dev_log"; : > "$bench_log"
+dev_log=$out/cuda-dev.log bench_log=$out/bench.log models_log=$out/models.log summary=$out/summary.txt
+: > "$env_log"; : > "$build_log"; : > "$tests_log"; : > "$cuda_log"; : > "$dev_log"; : > "$bench_log"; : > "$models_log"
 
 # ---- bookkeeping ----
 names=() statuses=() seconds=() notes=()
@@ -77,6 +82,7 @@ record() {  # record NAME STATUS SECONDS NOTE [fatal]
 say() { printf 'gpu-check: [%4ds] %s\n' "$((SECONDS - start))" "$*"; }
 left() { echo $((budget - (SECONDS - start))); }
 q() { printf '%q' "$1"; }
+skip_asked() { [[ " ${GPU_CHECK_SKIP:-} " == *" $1 "* ]]; }  # skip_asked STEP: named in GPU_CHECK_SKIP
 
 # run_step CAP LOG CMD: runs the command line CMD through bash, output appended to LOG, for at
 # most min(CAP, time left - 5) seconds. Sets rc (0 ok, 124/137 timed out, -1 not run: no time)
@@ -465,7 +471,7 @@ first_error() { grep -m1 -E 'error:|Error [0-9]+|undefined reference|No rule' "$
 
 # ================= 2. build (and the cuda/dev playground alongside) =================
 dev_pid="" dev_src=cuda/dev dev_dir=$build/cuda-dev
-if [[ -f $dev_src/Makefile ]] && ((!dry_run)); then
+if [[ -f $dev_src/Makefile ]] && ((!dry_run)) && ! skip_asked cuda/dev; then
     # Built in a copy of its sources, so the tree (and any binaries checked in there) stay untouched.
     rm -rf "$dev_dir" && mkdir -p "$dev_dir"
     cp "$dev_src"/Makefile "$dev_src"/*.cu "$dev_src"/*.h "$dev_dir"/ 2>/dev/null
@@ -533,7 +539,9 @@ cuda_counts() {  # "P passed, F failed, S skipped" of the Cuda* tests in a gtest
     echo "$(count '^\[ +OK \] Cuda[A-Za-z]*\.[^ ]+ \(' "$1") passed, $(count '^\[ +FAILED +\] Cuda[A-Za-z]*\.[^ ]+ \(' "$1") failed, $(count '^\[ +SKIPPED \] Cuda[A-Za-z]*\.[^ ]+ \(' "$1") skipped"
 }
 tests_ran=0
-if [[ -x "$build/run_tests" ]] || ((dry_run)); then
+if skip_asked tests; then
+    record tests skipped 0 "GPU_CHECK_SKIP (the CUDA suites too)"
+elif [[ -x "$build/run_tests" ]] || ((dry_run)); then
     run_step 200 "$tests_log" "$run_env RANKCLIP_CUDA_NO_CACHE= $(q "$build/run_tests") --gtest_filter='*' --gtest_color=no"
     tests_rc=$rc tests_secs=$secs
     summary_line=$(grep -E '^\[==========\] [0-9]+ tests? from .* ran' "$tests_log" | tail -1)
@@ -546,6 +554,8 @@ if [[ -x "$build/run_tests" ]] || ((dry_run)); then
         record tests planned 0 "dry run"
     elif [[ -z "$summary_line" ]]; then
         record tests "$(status_of $tests_rc)" "$tests_secs" "the test binary did not finish (exit $tests_rc: crash or time-out); last test: $(grep -E '^\[ RUN' "$tests_log" | tail -1 | cut -c14-)" fatal
+    elif ((tests_rc == 124 || tests_rc == 137)); then  # the binary ended after SIGTERM: a late test saw it
+        record tests TIMEOUT "$tests_secs" "$note; stopped at the step's time limit" fatal
     elif ((tests_rc != 0)); then
         record tests FAIL "$tests_secs" "$note" fatal
     else
@@ -589,10 +599,34 @@ if ((tests_ran)); then
     fi
 fi
 
-# ================= 5. benchmarks: ours on CUDA and PyTorch's twin =================
+# ================= 5. models: training steps against PyTorch, a short training run =================
+# (first of the timings: the model-level numbers are the ones docs/GPU.md reports)
+if skip_asked models; then
+    record models skipped 0 "GPU_CHECK_SKIP"
+elif [[ ! -x "$build/rankclip" ]] && ((!dry_run)); then
+    record models absent 0 "no $build/rankclip (not built)"
+elif ((!have_gpu && !dry_run)); then
+    record models skipped 0 "no GPU"
+else
+    run_step 240 "$models_log" "$bench_env GPU_MODELS_OUT=$(q "$build/models") tools/gpu-models.sh $(q "$build/rankclip") $(q "${python:-}")"
+    cases=$(count '"compare": ?"train_step"' "$models_log")
+    if ((rc == 0)); then
+        record models "$(status_of 0)" "$secs" "$cases cases against PyTorch, training runs ok; table at the end of models.log"
+    elif ((rc == -1)); then
+        record models skipped 0 "no time left"
+    elif ((rc == 124 || rc == 137)); then
+        record models TIMEOUT "$secs" "$cases cases against PyTorch before the time-out"
+    else
+        record models "$(status_of $rc)" "$secs" "$(grep -c '^FAILED:' "$models_log") case(s) failed, $cases compared (models.log)" fatal
+    fi
+fi
+
+# ================= 6. benchmarks: ours on CUDA and PyTorch's twin =================
 # (before the playground: these are the numbers the project reports)
 bench_bin=$build/bench_engine
-if [[ ! -x "$bench_bin" ]] && ((!dry_run)); then
+if skip_asked bench; then
+    record bench skipped 0 "GPU_CHECK_SKIP"
+elif [[ ! -x "$bench_bin" ]] && ((!dry_run)); then
     record bench absent 0 "no $bench_bin (not built)"
 elif ((!dry_run)) && ! "$bench_bin" --help 2>&1 | grep -q -- '--device'; then
     record bench absent 0 "bench_engine has no --device option"
@@ -611,8 +645,10 @@ else
     fi
 fi
 
-# ================= 6. cuda/dev: the kernel playground =================
-if [[ ! -f $dev_src/Makefile ]]; then
+# ================= 7. cuda/dev: the kernel playground =================
+if skip_asked cuda/dev; then
+    record "cuda/dev" skipped 0 "GPU_CHECK_SKIP"
+elif [[ ! -f $dev_src/Makefile ]]; then
     record "cuda/dev" absent 0 "no cuda/dev/Makefile in this tree"
 elif ((dry_run)); then
     run_step 150 "$dev_log" "make -C $dev_dir -j4 && make -C $dev_dir run"
@@ -645,10 +681,12 @@ else
     fi
 fi
 
-# ================= 7. compute-sanitizer (only with time left over) =================
+# ================= 8. compute-sanitizer (only with time left over) =================
 sanitizer=$(command -v compute-sanitizer 2>/dev/null || ls "$cuda_home/bin/compute-sanitizer" \
     "$cuda_home/compute-sanitizer/compute-sanitizer" 2>/dev/null | head -1 || true)
-if ((!have_gpu && !dry_run)); then
+if skip_asked sanitizer; then
+    record sanitizer skipped 0 "GPU_CHECK_SKIP"
+elif ((!have_gpu && !dry_run)); then
     record sanitizer skipped 0 "no GPU"
 elif [[ -z "$sanitizer" ]]; then
     record sanitizer absent 0 "compute-sanitizer not found"
