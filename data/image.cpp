@@ -177,10 +177,16 @@ std::string tga_truncation(const uint8_t* d, size_t n, int w, int h) {
     return i <= n ? "" : cut;
 }
 
-// PNG: walk the chunks to IEND. stb_image trusts an IDAT chunk's length and grows its buffer to
-// hold it before reading (a 100-byte file declaring a 1 GB chunk made it allocate 1 GB), so every
-// chunk must lie inside the file.
-std::string png_truncation(const uint8_t* d, size_t n) {
+// PNG: walk the chunks to IEND, listing each (when `chunks` is given). stb_image trusts an IDAT
+// chunk's length and grows its buffer to hold it before reading (a 100-byte file declaring a 1 GB
+// chunk made it allocate 1 GB), so every chunk must lie inside the file; the first that does not,
+// or a file that ends before IEND, is the returned problem.
+struct PngChunk {
+    size_t at;        // offset of its length field
+    uint32_t length;  // of its data (the chunk is 12 bytes longer: length, type, CRC)
+    std::string type; // printable (other bytes as '?')
+};
+std::string png_truncation(const uint8_t* d, size_t n, std::vector<PngChunk>* chunks = nullptr) {
     for (size_t i = 8;;) {   // after the signature
         if (n - i < 12) return str_cat("truncated PNG (the file ends at byte ", n, " before its IEND chunk)");
         const uint32_t length = be32(d + i);
@@ -190,6 +196,7 @@ std::string png_truncation(const uint8_t* d, size_t n) {
         if (length > uint32_t(INT32_MAX) || length > n - i - 12)
             return str_cat("truncated PNG (chunk '", type, "' at byte ", i, " declares ", length,
                            " bytes, past the end of the file at byte ", n, ")");
+        if (chunks) chunks->push_back({i, length, type});
         if (type == "IEND") return "";
         i += 12 + size_t(length);
     }
@@ -198,19 +205,16 @@ std::string png_truncation(const uint8_t* d, size_t n) {
 // The same PNG without its empty IDAT chunks, which carry no data (empty when it has none):
 // stb_image copies an empty first IDAT chunk with memcpy(NULL, p, 0), undefined behaviour by the
 // letter of the C standard (a UBSan report found by fuzz_image). stb does not check CRCs, so
-// dropping whole chunks is safe. Runs after png_truncation: every chunk lies inside the file.
+// dropping whole chunks is safe. Runs after png_truncation found no problem.
 std::vector<uint8_t> without_empty_idat(const uint8_t* d, size_t n) {
+    std::vector<PngChunk> chunks;
+    png_truncation(d, n, &chunks);
+    auto empty_idat = [](const PngChunk& c) { return c.length == 0 && c.type == "IDAT"; };
+    if (std::none_of(chunks.begin(), chunks.end(), empty_idat)) return {};
     std::vector<uint8_t> out(d, d + 8);
-    bool dropped = false;
-    for (size_t i = 8; i + 12 <= n;) {
-        const uint32_t length = be32(d + i);
-        const bool empty_idat = length == 0 && std::memcmp(d + i + 4, "IDAT", 4) == 0;
-        if (!empty_idat) out.insert(out.end(), d + i, d + i + 12 + size_t(length));
-        dropped |= empty_idat;
-        if (std::memcmp(d + i + 4, "IEND", 4) == 0) break;
-        i += 12 + size_t(length);
-    }
-    return dropped ? out : std::vector<uint8_t>{};
+    for (const PngChunk& c : chunks)
+        if (!empty_idat(c)) out.insert(out.end(), d + c.at, d + c.at + 12 + size_t(c.length));
+    return out;
 }
 
 bool is_png(const uint8_t* d, size_t n) { return n >= 8 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0; }
