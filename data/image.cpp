@@ -149,8 +149,11 @@ std::string bmp_truncation(const uint8_t* d, size_t n, int w, int h) {
     if (n < 30) return "truncated BMP header";
     const uint32_t offset = le32(d + 10), hsize = le32(d + 14);
     const uint32_t bpp = hsize == 12 ? le16(d + 24) : le16(d + 28);
-    const uint32_t compression = hsize == 12 || n < 34 ? 0 : le32(d + 30);
-    if (compression != 0 && compression != 3 && compression != 6) return "";   // stb rejects RLE
+    // stb reads the field as a signed int and rejects 1, 2 (RLE) and 4 and up (JPEG, PNG, ...); it
+    // decodes everything else as uncompressed or bit fields, negative values too (a 54-byte file
+    // with 0xffff0000 there decoded to a 13 MP image from zeros read past its end, found by fuzz_image)
+    const int32_t compression = hsize == 12 || n < 34 ? 0 : int32_t(le32(d + 30));
+    if (compression == 1 || compression == 2 || compression >= 4) return "";   // stb refuses it
     const uint64_t stride = (uint64_t(w) * bpp + 31) / 32 * 4;
     const uint64_t need = offset + stride * (h - 1) + (uint64_t(w) * bpp + 7) / 8;   // last row unpadded
     return need <= n ? "" : "truncated BMP (pixel data ends early)";

@@ -141,6 +141,34 @@ TEST(FuzzRegressions, TgaCutInsideItsHeaderIsRefused) {
     }
 }
 
+// A BMP whose compression field is negative as stb reads it (0xffff0000): our check took any
+// value other than 0, 3 and 6 for one stb refuses, but stb refuses only 1, 2 and 4 and up and
+// decodes the rest as uncompressed, so this 54-byte file (8387 x 1536, 24 bits) decoded to a 13 MP
+// image from zeros read past its end (3 s in fuzz_image). The file fuzz_image saved, and the same
+// header with the field at 0 and at 1 (RLE, refused by stb with its own message).
+TEST(FuzzRegressions, BmpWithANegativeCompressionFieldIsRefusedBeforeDecoding) {
+    std::string f = bytes({0x42, 0x4d, 0x4e, 0x00, 0xd2, 0x00, 0x00, 0x08, 0x00, 0x00, 0x36, 0x00, 0x00, 0x00,
+                           0x28, 0x00, 0x00, 0x00, 0xc3, 0x20, 0x00, 0x00, 0x00, 0x06, 0x00, 0x00, 0x01, 0x00,
+                           0x18, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x36, 0x00, 0x00, 0x00,
+                           0x28, 0x00, 0x00, 0x7b, 0x36, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00});
+    ASSERT_EQ(f.size(), 54u);
+    auto message = [](const std::string& file) {
+        return error_of([&] {
+            decode_image_memory(reinterpret_cast<const uint8_t*>(file.data()), file.size(), "cut.bmp");
+        });
+    };
+    for (uint8_t high : {uint8_t(0xff), uint8_t(0x00)}) {  // compression 0xffff0000, then 0
+        f[32] = char(high), f[33] = char(high);
+        const std::string msg = message(f);
+        EXPECT_NE(msg.find("cut.bmp"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("truncated BMP"), std::string::npos) << msg;
+    }
+    f[30] = 1;  // RLE8: stb's own refusal, not a truncation
+    const std::string msg = message(f);
+    EXPECT_NE(msg.find("cut.bmp"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("truncated BMP"), std::string::npos) << msg;
+}
+
 // A shard pattern of many one-option brace groups after a range ("{0..999}{a}{a}...") expands to
 // few names, but each group was one more copy of the whole name for every name: seconds to
 // minutes of work from a 4 KB pattern (fuzz_tar's timeout). Runs of one-option groups are now
