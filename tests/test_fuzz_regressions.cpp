@@ -38,6 +38,11 @@ std::string bytes(std::initializer_list<int> v) {
     return s;
 }
 
+// The Error decoding `file` (named `name`) gives, or a failure when it decodes.
+std::string decode_error(const std::string& file, const char* name) {
+    return error_of([&] { decode_image_memory(reinterpret_cast<const uint8_t*>(file.data()), file.size(), name); });
+}
+
 // A JPEG whose start-of-image marker follows 0xFF fill bytes (FF FF D8) is read by stb_image
 // (it skips fill bytes before any marker) but was not recognised as a JPEG by our checks, so a
 // Huffman table of more than 256 codes reached stb's 257-entry array (found by fuzz_image).
@@ -46,9 +51,7 @@ TEST(FuzzRegressions, JpegAfterFillBytesHasItsHuffmanTablesChecked) {
     // DHT segment, length 19: class/id, then 16 code counts summing to 300
     f += bytes({0xFF, 0xC4, 0x00, 0x13, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 45, 255});
     f += bytes({0xFF, 0xD9});
-    const std::string msg = error_of([&] {
-        decode_image_memory(reinterpret_cast<const uint8_t*>(f.data()), f.size(), "fill.jpg");
-    });
+    const std::string msg = decode_error(f, "fill.jpg");
     EXPECT_NE(msg.find("fill.jpg"), std::string::npos) << msg;
     EXPECT_NE(msg.find("more than 256 codes"), std::string::npos) << msg;
 }
@@ -62,9 +65,7 @@ TEST(FuzzRegressions, JpegScanWithUndefinedHuffmanTableIsRefused) {
     f += bytes({0xFF, 0xC4, 0x00, 0x14, 0x00, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00});  // DC table 0
     f += bytes({0xFF, 0xDA, 0x00, 0x08, 1, 1, 0x00, 0, 63, 0});   // SOS: component 1, DC 0, AC 0
     f += bytes({0x00, 0xFF, 0xD9});
-    const std::string msg = error_of([&] {
-        decode_image_memory(reinterpret_cast<const uint8_t*>(f.data()), f.size(), "tables.jpg");
-    });
+    const std::string msg = decode_error(f, "tables.jpg");
     EXPECT_NE(msg.find("tables.jpg"), std::string::npos) << msg;
     EXPECT_NE(msg.find("Huffman table the file does not define"), std::string::npos) << msg;
 }
@@ -79,9 +80,7 @@ TEST(FuzzRegressions, PngWithAnEmptyFirstIdatChunk) {
     f += bytes({0, 0, 0, 13, 'I', 'H', 'D', 'R', 0, 0, 0, 2, 0, 0, 0, 3, 16, 6, 0, 0, 0, 0, 0, 0, 0});  // 2x3 RGBA16
     f += bytes({0, 0, 0, 0, 'I', 'D', 'A', 'T', 0, 0, 0, 0});   // empty, CRC not checked by stb
     f += bytes({0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xAE, 0x42, 0x60, 0x82});
-    const std::string msg = error_of([&] {
-        decode_image_memory(reinterpret_cast<const uint8_t*>(f.data()), f.size(), "empty_idat.png");
-    });
+    const std::string msg = decode_error(f, "empty_idat.png");
     EXPECT_NE(msg.find("empty_idat.png"), std::string::npos) << msg;
 
     // a real image with empty IDAT chunks before and after its data decodes to the same pixels
@@ -112,15 +111,11 @@ TEST(FuzzRegressions, PngChunkLongerThanTheFileIsRefusedBeforeDecoding) {
     f += bytes({0, 0, 0, 13, 'I', 'H', 'D', 'R', 0, 0, 0, 2, 0, 0, 0, 3, 8, 2, 0, 0, 0, 0, 0, 0, 0});  // 2x3 RGB8
     f += bytes({0x04, 0, 0, 0x38, 'I', 'D', 'A', 'T', 0x78, 0x9C, 0x63, 0x60, 0, 0, 0, 0});   // 64 MB declared
     for (const std::string& file : {f, f.substr(0, 33)}) {   // and one that ends before any chunk after IHDR
-        const std::string msg = error_of([&] {
-            decode_image_memory(reinterpret_cast<const uint8_t*>(file.data()), file.size(), "long_idat.png");
-        });
+        const std::string msg = decode_error(file, "long_idat.png");
         EXPECT_NE(msg.find("long_idat.png"), std::string::npos) << msg;
         EXPECT_NE(msg.find("truncated PNG"), std::string::npos) << msg;
     }
-    const std::string msg = error_of([&] {
-        decode_image_memory(reinterpret_cast<const uint8_t*>(f.data()), f.size(), "long_idat.png");
-    });
+    const std::string msg = decode_error(f, "long_idat.png");
     EXPECT_NE(msg.find("chunk 'IDAT' at byte 33 declares 67108920 bytes"), std::string::npos) << msg;
 }
 
@@ -133,9 +128,7 @@ TEST(FuzzRegressions, TgaCutInsideItsHeaderIsRefused) {
     const std::string rle = bytes({0x00, 0x00, 0x0a, 0x00, 0x00, 0x01, 0x00, 0x61, 0x00, 0x00, 0x04, 0x62, 0xa5, 0x24,
                                    0x82, 0x32, 0x08});
     for (const std::string& f : {raw, rle}) {
-        const std::string msg = error_of([&] {
-            decode_image_memory(reinterpret_cast<const uint8_t*>(f.data()), f.size(), "cut.tga");
-        });
+        const std::string msg = decode_error(f, "cut.tga");
         EXPECT_NE(msg.find("cut.tga"), std::string::npos) << msg;
         EXPECT_NE(msg.find("truncated TGA"), std::string::npos) << msg;
     }
@@ -152,19 +145,14 @@ TEST(FuzzRegressions, BmpWithANegativeCompressionFieldIsRefusedBeforeDecoding) {
                            0x18, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x36, 0x00, 0x00, 0x00,
                            0x28, 0x00, 0x00, 0x7b, 0x36, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00});
     ASSERT_EQ(f.size(), 54u);
-    auto message = [](const std::string& file) {
-        return error_of([&] {
-            decode_image_memory(reinterpret_cast<const uint8_t*>(file.data()), file.size(), "cut.bmp");
-        });
-    };
     for (uint8_t high : {uint8_t(0xff), uint8_t(0x00)}) {  // compression 0xffff0000, then 0
         f[32] = char(high), f[33] = char(high);
-        const std::string msg = message(f);
+        const std::string msg = decode_error(f, "cut.bmp");
         EXPECT_NE(msg.find("cut.bmp"), std::string::npos) << msg;
         EXPECT_NE(msg.find("truncated BMP"), std::string::npos) << msg;
     }
     f[30] = 1;  // RLE8: stb's own refusal, not a truncation
-    const std::string msg = message(f);
+    const std::string msg = decode_error(f, "cut.bmp");
     EXPECT_NE(msg.find("cut.bmp"), std::string::npos) << msg;
     EXPECT_EQ(msg.find("truncated BMP"), std::string::npos) << msg;
 }

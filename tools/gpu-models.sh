@@ -106,20 +106,23 @@ printf '%-7s %-6s %-5s %-9s %5s %10s %10s %7s %9s %10s %10s\n' \
     device model prec loss batch ours_ms torch_ms speed ours_img/s ours_mb torch_mb
 "${python:-python3}" - "$results" << 'EOF' || awk '/"bench":"train_step"/' "$results"
 import json, sys
+def row(ours, twin=None):  # one case: ours, with its twin's numbers when it has them
+    ms, torch_ms, speed, torch_mb = (ours["median_ms"], "-", "-", "-") if twin is None else (
+        twin["ours_ms"], f"{twin['pytorch_ms']:.2f}", f"{twin['ours_over_pytorch_speed']:.2f}", f"{twin['pytorch_peak_mb']:.0f}")
+    print(f"{ours['device']:<7} {ours['model']:<6} {ours['precision']:<5} {ours['loss']:<9} {ours['batch_size']:>5} "
+          f"{ms:>10.2f} {torch_ms:>10} {speed:>7} {ours['images_per_s']:>9.1f} {ours['peak_memory_mb']:>10.0f} {torch_mb:>10}")
 ours = None
 for line in open(sys.argv[1]):
     j = json.loads(line)
     if j.get("bench") == "train_step":
-        if ours:  # no twin line followed the previous case
-            print(f"{ours['device']:<7} {ours['model']:<6} {ours['precision']:<5} {ours['loss']:<9} {ours['batch_size']:>5} {ours['median_ms']:>10.2f} {'-':>10} {'-':>7} {ours['images_per_s']:>9.1f} {ours['peak_memory_mb']:>10.0f} {'-':>10}")
+        if ours: row(ours)  # no twin line followed the previous case
         ours = j
     elif j.get("compare") == "train_step" and ours:
-        print(f"{ours['device']:<7} {ours['model']:<6} {ours['precision']:<5} {ours['loss']:<9} {ours['batch_size']:>5} {j['ours_ms']:>10.2f} {j['pytorch_ms']:>10.2f} {j['ours_over_pytorch_speed']:>7.2f} {ours['images_per_s']:>9.1f} {j['ours_peak_mb']:>10.0f} {j['pytorch_peak_mb']:>10.0f}")
+        row(ours, j)
         ours = None
     elif "failed" in j:
         print(f"FAILED: {j['failed']} (exit {j['status']})")
-if ours:
-    print(f"{ours['device']:<7} {ours['model']:<6} {ours['precision']:<5} {ours['loss']:<9} {ours['batch_size']:>5} {ours['median_ms']:>10.2f} {'-':>10} {'-':>7} {ours['images_per_s']:>9.1f} {ours['peak_memory_mb']:>10.0f} {'-':>10}")
+if ours: row(ours)
 EOF
 echo "models: $failures case(s) failed"
 exit $((failures > 0 ? 1 : 0))
