@@ -114,7 +114,8 @@ std::string jpeg_problem(const uint8_t* d, size_t n, size_t start) {
     }
 }
 
-// GIF: walk the blocks up to the end of the first image's LZW data (the frame we decode).
+// GIF: walk the blocks up to the end of the first image's LZW data (the frame we decode); a file
+// with no image block before its trailer or an unknown block is refused here, as stb would refuse it.
 std::string gif_truncation(const uint8_t* d, size_t n) {
     const char* cut = "truncated GIF (the first frame's data is incomplete)";
     size_t i = 13;   // header (6) + logical screen descriptor (7)
@@ -138,7 +139,11 @@ std::string gif_truncation(const uint8_t* d, size_t n) {
             i += 1;
             return i <= n && skip_sub_blocks(i) ? "" : cut;
         } else {
-            return "";               // trailer or junk before any image: stb reports it
+            // Trailer or junk before any image: stb refuses it too, but only after allocating and
+            // clearing the whole canvas (a 23-byte file declaring 7741x5120 took 1.4 s under ASan)
+            return d[i] == 0x3B ? str_cat("corrupt GIF (the trailer at byte ", i, " comes before any image)")
+                                : str_cat("corrupt GIF (unknown block type ", int(d[i]), " at byte ", i,
+                                          " before the first image)");
         }
     }
     return cut;

@@ -7,7 +7,8 @@
 #       target: executions, seconds, result; the status is non-zero if any target found something.
 # Limits for every input: -timeout=10 s (a hang; FUZZ_TIMEOUT=S changes it, for a campaign run at
 # low priority on a busy machine, where a starved process can pass 10 s on a fast input),
-# -rss_limit_mb=2048 / -malloc_limit_mb=2048 (memory), -max_len=65536 bytes.
+# -rss_limit_mb=2048 / -malloc_limit_mb=2048 (memory), -max_len=65536 bytes. FUZZ_RUNS=N also stops
+# each target after N executions (a campaign that tops a parser up to a given count).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--check" ]; then
@@ -51,7 +52,7 @@ for t in "$@"; do
     limit="${FUZZ_TIMEOUT:-10}"
     start=$(date +%s)
     "$bin" -max_total_time="$seconds" -timeout="$limit" -rss_limit_mb=2048 -malloc_limit_mb=2048 -max_len=65536 \
-        -print_final_stats=1 -artifact_prefix="$build/crashes/$t/" \
+        ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} -print_final_stats=1 -artifact_prefix="$build/crashes/$t/" \
         "$build/corpus/$t" "tests/fuzz/corpus/$t" >"$log" 2>&1
     status=$?
     secs=$(( $(date +%s) - start ))
