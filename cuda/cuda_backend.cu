@@ -245,11 +245,17 @@ template <typename A> __device__ __forceinline__ A gelu_tanh_value(A x) {
     A u = A(kGeluTanhScale) * (x + A(0.044715) * x * x * x);
     return A(0.5) * x * (A(1) + m_tanh(u));
 }
+// sigmoid(2u) + 2 x sigmoid(2u) sigmoid(-2u) du/dx, from e = exp(-2|u|): no difference of
+// numbers near 1 in the left tail (see engine/cpu/elementwise_ops.h, GeluTanhDerivative)
 template <typename A> __device__ __forceinline__ A gelu_tanh_derivative(A x) {
     A u = A(kGeluTanhScale) * (x + A(0.044715) * x * x * x);
-    A t = m_tanh(u);
+    A e = m_exp(A(-2) * m_abs(u));
+    A r = A(1) / (A(1) + e);
+    A er = e * r;
+    A sigma = u >= A(0) ? r : er;
+    A sigma_1m = er * r;
     A du = A(kGeluTanhScale) * (A(1) + A(3 * 0.044715) * x * x);
-    return A(0.5) * (A(1) + t) + A(0.5) * x * (A(1) - t * t) * du;
+    return A(2) * x * sigma_1m * du + sigma;
 }
 template <typename A> __device__ __forceinline__ A quick_gelu_derivative(A x) {
     A s = sigmoid_value(A(1.702) * x);

@@ -10,6 +10,8 @@
 // helpers), cuda/matmul.cu (cuBLAS), cuda/softmax.cu, cuda/layer_norm.cu, cuda/cross_entropy.cu,
 // cuda/attention.cu (fused kernels).
 #pragma once
+#include <cstdint>
+
 #include "engine/backend.h"
 
 namespace rankclip {

@@ -19,7 +19,10 @@ using namespace fused;
 
 constexpr int kRowsPerBlock = 4;
 
-// Sum over the lanes above this one (exclusive suffix) and below it (exclusive prefix).
+// Sum over the lanes above this one (exclusive suffix) and below it (exclusive prefix): an
+// inclusive scan, then the neighbour's value. Never "inclusive minus own": when this lane's total
+// dwarfs the others' (a chunk holding the row's large terms above a tail of tiny ones), that
+// subtraction cancels away the whole sum it should return.
 template <typename A>
 __device__ __forceinline__ A warp_exclusive_suffix(A total, int lane) {
     A s = total;
@@ -27,7 +30,8 @@ __device__ __forceinline__ A warp_exclusive_suffix(A total, int lane) {
         A t = __shfl_down_sync(0xffffffffu, s, off);
         if (lane + off < 32) s += t;
     }
-    return s - total;
+    A above = __shfl_down_sync(0xffffffffu, s, 1);
+    return lane < 31 ? above : A(0);
 }
 template <typename A>
 __device__ __forceinline__ A warp_exclusive_prefix(A total, int lane) {
@@ -36,7 +40,8 @@ __device__ __forceinline__ A warp_exclusive_prefix(A total, int lane) {
         A t = __shfl_up_sync(0xffffffffu, s, off);
         if (lane >= off) s += t;
     }
-    return s - total;
+    A below = __shfl_up_sync(0xffffffffu, s, 1);
+    return lane > 0 ? below : A(0);
 }
 
 // The row's max and its first ranked position.

@@ -5,6 +5,7 @@
 // the CSV file's directory. The whole table is parsed at open time (captions validated as
 // UTF-8, image files checked to exist); images are decoded on get().
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 

@@ -5,6 +5,7 @@
 // evaluation; caption = the class name) and captioned pairs, where sample i's caption is
 // template (mix(i) mod #templates) filled with its class name, e.g. "a photo of a sneaker".
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 

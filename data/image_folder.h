@@ -4,6 +4,7 @@
 // in sorted order, by extension (.jpg .jpeg .png .bmp .gif .tga .ppm .pgm, any case). The caption
 // is the class name with '_' shown as ' '. Corrupt images follow the bad-sample policy.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 

@@ -7,6 +7,7 @@
 //   synthetic[:train|val|heldout][:N]       the built-in synthetic set (seed 0; N default 10000)
 //   a directory                       image folder (one sub-folder per class)
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <string>
 

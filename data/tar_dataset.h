@@ -15,6 +15,7 @@
 // samples follow the bad-sample policy (skip: warned and counted; stop: an Error naming the
 // shard and key); corrupt images are detected on get().
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 

@@ -16,6 +16,7 @@
 // A wait longer than timeout_seconds() (RANKCLIP_DIST_TIMEOUT, default 600) means another rank
 // died or hangs: the rank prints which call timed out and ends the whole job (MPI_Abort).
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 

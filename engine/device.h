@@ -1,6 +1,7 @@
 // engine/device.h
 // defines: Device, the place a tensor's storage lives (the CPU, or CUDA device i), and its parsing.
 #pragma once
+#include <cstdint>
 #include <string>
 
 namespace rankclip {

@@ -5,6 +5,7 @@
 // reference (`*_composite`), built from primitive ops, which the tests compare them against.
 // Broadcasting follows NumPy rules in every binary op (broadcast_shapes in shape.h).
 #pragma once
+#include <cstdint>
 #include <utility>
 #include <vector>
 

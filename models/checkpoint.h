@@ -16,6 +16,7 @@
 //
 // A state dict saved from PyTorch (OpenAI layout, no metadata) loads too: pass its config.
 #pragma once
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>

@@ -14,6 +14,7 @@
 // Biases keep their module defaults. OpenAI builds the text tower after the vision tower and
 // draws nothing between the two, so building it last in CLIP reproduces the whole sequence.
 #pragma once
+#include <cstdint>
 #include <memory>
 
 #include "engine/random.h"

@@ -14,6 +14,7 @@
 // the vision tower): conv1 kaiming_uniform(a = sqrt(5)); class_embedding, positional_embedding
 // = W^-0.5 * randn; the blocks as nn/ builds them; proj = W^-0.5 * randn.
 #pragma once
+#include <cstdint>
 #include <memory>
 
 #include "engine/random.h"

@@ -2,6 +2,8 @@
 // defines: Embedding, a lookup table of num_embeddings rows of width dim, as torch.nn.Embedding
 // (weight (num, dim), initialised N(0, 1) by torch's reset_parameters).
 #pragma once
+#include <cstdint>
+
 #include "engine/random.h"
 #include "nn/module.h"
 

@@ -9,6 +9,7 @@
 // The draw happens on the CPU and is copied to the tensor's device.
 #pragma once
 #include <cmath>
+#include <cstdint>
 
 #include "engine/random.h"
 #include "engine/tensor.h"

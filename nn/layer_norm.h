@@ -2,6 +2,8 @@
 // defines: LayerNorm over the last dim, as torch.nn.LayerNorm (weight ones, bias zeros,
 // eps 1e-5), backed by the engine's fused layer_norm op.
 #pragma once
+#include <cstdint>
+
 #include "nn/module.h"
 
 namespace rankclip {

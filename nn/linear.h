@@ -2,6 +2,8 @@
 // defines: Linear, y = x W^T + b, as torch.nn.Linear (weight (out, in), bias (out)), with
 // torch's default initialisation: weight kaiming_uniform(a = sqrt(5)), bias U(-1/sqrt(in), 1/sqrt(in)).
 #pragma once
+#include <cstdint>
+
 #include "engine/random.h"
 #include "nn/module.h"
 

@@ -3,6 +3,7 @@
 // c_fc (W -> 4W), an activation, c_proj (4W -> W). Activation::GELU is the exact (erf) GELU;
 // Activation::QuickGELU is x * sigmoid(1.702 x), which OpenAI's released CLIP models use.
 #pragma once
+#include <cstdint>
 #include <memory>
 
 #include "engine/random.h"

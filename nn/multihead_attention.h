@@ -13,6 +13,7 @@
 // parameters. `causal` (fixed at construction, as OpenAI's text tower fixes its attn_mask) lets
 // position i attend to positions j <= i only.
 #pragma once
+#include <cstdint>
 #include <memory>
 
 #include "engine/random.h"

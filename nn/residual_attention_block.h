@@ -4,6 +4,7 @@
 //   x = x + mlp(ln_2(x))
 // Submodules are built (and registered) in OpenAI's order: attn, ln_1, mlp, ln_2.
 #pragma once
+#include <cstdint>
 #include <memory>
 
 #include "engine/random.h"

@@ -2,6 +2,7 @@
 // defines: Transformer, a stack of `layers` ResidualAttentionBlocks named resblocks.{i}, as in
 // OpenAI CLIP (both towers use it; the text tower's is causal).
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <vector>
 

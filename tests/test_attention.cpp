@@ -59,7 +59,7 @@ Result run_with_grads(const std::function<Tensor(Inputs)>& f, const std::vector<
     for (const Tensor& x : inputs) leaves.push_back(x.detach().set_requires_grad());
     Result r;
     r.out = f(leaves);
-    sum(r.out * randn64(r.out.shape(), 4242).to(r.out.dtype())).backward();
+    sum(r.out * randn64(r.out.shape(), 4242).to(r.out.dtype()).to(r.out.device())).backward();
     for (const Tensor& l : leaves) r.grads.push_back(l.grad());
     return r;
 }

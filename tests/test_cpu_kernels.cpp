@@ -382,6 +382,15 @@ TEST(CpuKernels, UlpSweepOfSleefFunctions) {
 
 // ---- binary ----
 
+// d/dx of x/2 (1 + tanh u), u = sqrt(2/pi) (x + 0.044715 x^3), in double through sigmoid(2u):
+// 1/2 (1 + tanh u) = s and 1/4 (1 - tanh^2 u) = s (1 - s) with s = 1 / (1 + exp(-2u)), so the
+// left tail keeps its relative accuracy
+double gelu_tanh_derivative_reference(double x) {
+    double u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
+    double s = 1 / (1 + std::exp(-2 * u)), s_minus = 1 / (1 + std::exp(2 * u));  // s_minus = 1 - s
+    return s + 2 * x * s * s_minus * 0.7978845608028654 * (1 + 3 * 0.044715 * x * x);
+}
+
 // Exact ops in A (float for F32 / BF16, double for F64); the activations' backward as the
 // exact derivative (in double) times g.
 template <typename A>
@@ -403,10 +412,7 @@ double binary_reference(BinaryOp op, A a, A b) {
     double x = a, g = b;
     if (op == BinaryOp::GeluBackward)
         return g * (0.5 * std::erfc(-x * M_SQRT1_2) + x * std::exp(-0.5 * x * x) / std::sqrt(2 * M_PI));
-    if (op == BinaryOp::GeluTanhBackward) {
-        double u = 0.7978845608028654 * (x + 0.044715 * x * x * x), t = std::tanh(u);
-        return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * x * x));
-    }
+    if (op == BinaryOp::GeluTanhBackward) return g * gelu_tanh_derivative_reference(x);
     double s = 1 / (1 + std::exp(-1.702 * x));
     return g * (s + 1.702 * x * s * (1 - s));
 }
@@ -472,6 +478,25 @@ TEST(CpuKernels, BinaryOpsBroadcastAndStrided) {
                 check_binary(op, xt, x, "transposed C=" + std::to_string(C));
                 check_binary(op, xt, row, "transposed and row C=" + std::to_string(C));
             }
+}
+
+// The tanh-GELU derivative keeps its relative accuracy in the left tail, where the textbook form
+// 1/2 (1 + t) + x/2 (1 - t^2) du/dx rounds t to -1 and returns 0 or a rounding residue of the
+// true value's size (x = -5: -1.6e-6; the CUDA kernel gave +1.5e-6 there, the CPU -0).
+TEST(CpuKernels, GeluTanhDerivativeIsAccurateInTheLeftTail) {
+    std::vector<double> xs;
+    for (double x = -9; x <= -2; x += 0.25) xs.push_back(x);
+    int64_t n = int64_t(xs.size());
+    for (DType dtype : {DType::F32, DType::F64}) {
+        Tensor a = from_vector(xs, {n}, DType::F64).to(dtype), g = ones({n}, dtype), out = empty({n}, dtype);
+        cpu_backend().binary(BinaryOp::GeluTanhBackward, a, g, out);
+        for (int64_t i = 0; i < n; i++) {
+            double want = gelu_tanh_derivative_reference(xs[size_t(i)]);
+            EXPECT_LT(want, 0.0) << "x = " << xs[size_t(i)];
+            EXPECT_NEAR(value_at(out, i), want, (dtype == DType::F32 ? 1e-5 : 1e-12) * std::abs(want))
+                << dtype_name(dtype) << " x = " << xs[size_t(i)];
+        }
+    }
 }
 
 TEST(CpuKernels, BinaryNanAndSignedZeroSemantics) {

@@ -2,6 +2,7 @@
 // defines: helpers shared by the test suites — paths to the repo and to the optional test data,
 // closeness checks, and the F64 central-difference gradient check used for every op.
 #pragma once
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -33,6 +33,7 @@
 #   the binaries in the build folder, e.g. a second pass on a still-warm machine),
 #   GPU_CHECK_SKIP (steps not to run, e.g. "tests models" for that second pass: tests, models,
 #   bench, cuda/dev, sanitizer),
+#   GPU_CHECK_MODELS_CAP (seconds for the models step, 240),
 #   GPU_CHECK_STAGED_LIBS (missing: the staged run-time libraries the machine lacks; all: every
 #   one, to rehearse where the system has them), NVCC, CUDA_HOME.
 set -uo pipefail
@@ -339,6 +340,10 @@ fi
         p=$(command -v "$t" 2>/dev/null || ls "$cuda_home/bin/$t" "$cuda_home/$t/$t" 2>/dev/null | head -1 || true)
         if [[ -n "$p" ]]; then echo "$t: $p: $("$p" --version 2>&1 | grep -m1 -iE 'version|[0-9]+\.[0-9]+')"; else echo "$t: not found"; fi
     done
+    # the compiler make uses ($CXX when set: the device image sets /opt/gcc/bin/g++, a newer GCC
+    # than /usr/bin/g++, whose headers include less: a missing <cstdint> failed the build there)
+    cxx=${CXX:-g++}
+    echo "CXX (what make compiles with): $(command -v "$cxx" 2>/dev/null || echo "$cxx"): $("$cxx" --version 2>&1 | head -1)"
     if [[ -n "$python" ]]; then
         echo "python with torch: $python"
         "$python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available(), "cudnn", torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")' 2>&1
@@ -608,7 +613,7 @@ elif [[ ! -x "$build/rankclip" ]] && ((!dry_run)); then
 elif ((!have_gpu && !dry_run)); then
     record models skipped 0 "no GPU"
 else
-    run_step 240 "$models_log" "$bench_env GPU_MODELS_OUT=$(q "$build/models") tools/gpu-models.sh $(q "$build/rankclip") $(q "${python:-}")"
+    run_step "${GPU_CHECK_MODELS_CAP:-240}" "$models_log" "$bench_env GPU_MODELS_OUT=$(q "$build/models") tools/gpu-models.sh $(q "$build/rankclip") $(q "${python:-}")"
     cases=$(count '"compare": ?"train_step"' "$models_log")
     if ((rc == 0)); then
         record models "$(status_of 0)" "$secs" "$cases cases against PyTorch, training runs ok; table at the end of models.log"
@@ -628,7 +633,7 @@ if skip_asked bench; then
     record bench skipped 0 "GPU_CHECK_SKIP"
 elif [[ ! -x "$bench_bin" ]] && ((!dry_run)); then
     record bench absent 0 "no $bench_bin (not built)"
-elif ((!dry_run)) && ! "$bench_bin" --help 2>&1 | grep -q -- '--device'; then
+elif ((!dry_run)) && ! grep -q -- '--device' <<< "$("$bench_bin" --help 2>&1)"; then  # (not a pipe: under pipefail, --help's exit status or grep -q's early exit would count)
     record bench absent 0 "bench_engine has no --device option"
 elif ((!have_gpu && !dry_run)); then
     record bench skipped 0 "no GPU"

@@ -3,10 +3,10 @@
 # machine with a GPU:
 #   1. gpu    full training steps (`rankclip bench --compare-torch`) of b32 and b16 in bf16 and
 #             fp32, and of tiny, on cuda:0, each beside its PyTorch twin in the same run
-#   2. train  a short `rankclip train` on cuda:0 (fp32 and bf16, with evaluation), and the first
-#             fp32 steps again on the CPU from the same seed, so the two loss curves can be compared
-#   3. cpu    the CPU training-step cases of docs/PERFORMANCE.md (tiny at batch 128, small at 64,
+#   2. cpu    the CPU training-step cases of docs/PERFORMANCE.md (tiny at batch 128, small at 64,
 #             fp32 and bf16) on all of this machine's cores, against the PyTorch twin
+#   3. train  a short `rankclip train` on cuda:0 (fp32 and bf16, with evaluation), and the first
+#             fp32 steps again on the CPU from the same seed, so the two loss curves can be compared
 # and ends with one table of every comparison. Each case has its own time limit, so one slow or
 # failing case costs only itself; the exit status counts the cases that failed.
 #
@@ -62,7 +62,16 @@ case_ 90 --model b32 --precision bf16 --batch-size $big --loss rankclip "${gpu[@
 case_ 60 --model tiny --precision fp32 --batch-size $small "${gpu[@]}" "${steps[@]}" "${compare[@]}"
 case_ 60 --model tiny --precision bf16 --batch-size $small "${gpu[@]}" "${steps[@]}" "${compare[@]}"
 
-# ---- 2. a short training run on the GPU, and its first steps on the CPU ----
+# ---- 2. the CPU cases of docs/PERFORMANCE.md, on every core (before the
+# training runs, so that a models step cut short keeps the PyTorch comparisons) ----
+cpu=(--device cpu --threads "$threads")
+((rehearse)) && steps=(--steps 1 --warmup 0) || steps=(--steps 8 --warmup 2)
+case_ 90 --model tiny --precision fp32 --batch-size 128 "${cpu[@]}" "${steps[@]}" "${compare[@]}"
+case_ 90 --model tiny --precision bf16 --batch-size 128 "${cpu[@]}" "${steps[@]}" "${compare[@]}"
+case_ 90 --model small --precision fp32 --batch-size 64 "${cpu[@]}" "${steps[@]}" "${compare[@]}"
+case_ 90 --model small --precision bf16 --batch-size 64 "${cpu[@]}" "${steps[@]}" "${compare[@]}"
+
+# ---- 3. a short training run on the GPU, and its first steps on the CPU ----
 train() {  # train LIMIT NAME ARGS...
     local limit=$1 name=$2; shift 2
     echo "== rankclip train $* --out $scratch/$name"
@@ -82,22 +91,14 @@ else
     dev=(--device cuda) long=(--steps 300 --eval-every 150 --eval-limit 500) short=(--steps 40)
 fi
 common=(--model tiny --data synthetic --batch-size 64 --loss rankclip --seed 0 --log-every 10 --workers 4)
-train 120 cuda-fp32 "${common[@]}" "${dev[@]}" "${long[@]}"
-train 120 cuda-bf16 "${common[@]}" "${dev[@]}" "${long[@]}" --precision bf16
-train 60 cuda-fp32-short "${common[@]}" "${dev[@]}" "${short[@]}"
-train 60 cpu-fp32-short "${common[@]}" --device cpu --threads "$threads" "${short[@]}"
+train 90 cuda-fp32 "${common[@]}" "${dev[@]}" "${long[@]}"
+train 90 cuda-bf16 "${common[@]}" "${dev[@]}" "${long[@]}" --precision bf16
+train 45 cuda-fp32-short "${common[@]}" "${dev[@]}" "${short[@]}"
+train 45 cpu-fp32-short "${common[@]}" --device cpu --threads "$threads" "${short[@]}"
 echo "== loss, the same steps on ${dev[1]} and on the CPU (fp32, seed 0)"
 for f in "$scratch/cuda-fp32-short/metrics.jsonl" "$scratch/cpu-fp32-short/metrics.jsonl"; do
     echo "$f: $(grep -o '"loss": *[-0-9.e]*' "$f" 2>/dev/null | cut -d: -f2 | tr -d ' ' | tr '\n' ' ')"
 done
-
-# ---- 3. the CPU cases of docs/PERFORMANCE.md, on every core ----
-cpu=(--device cpu --threads "$threads")
-((rehearse)) && steps=(--steps 1 --warmup 0) || steps=(--steps 8 --warmup 2)
-case_ 90 --model tiny --precision fp32 --batch-size 128 "${cpu[@]}" "${steps[@]}" "${compare[@]}"
-case_ 90 --model tiny --precision bf16 --batch-size 128 "${cpu[@]}" "${steps[@]}" "${compare[@]}"
-case_ 90 --model small --precision fp32 --batch-size 64 "${cpu[@]}" "${steps[@]}" "${compare[@]}"
-case_ 90 --model small --precision bf16 --batch-size 64 "${cpu[@]}" "${steps[@]}" "${compare[@]}"
 
 # ---- the table ----
 echo

@@ -12,6 +12,7 @@
 // ListMLE(S^T, S), then in-modal ListMLE(A, C), ListMLE(C, A) (terms switched off draw nothing).
 // With torch.randperm on a torch.Generator of the same state, the permutations are the same.
 #pragma once
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>

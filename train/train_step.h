@@ -15,6 +15,7 @@
 // at the memory of one micro-batch plus the (N, E) features, and one extra forward.
 #pragma once
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>

@@ -20,6 +20,7 @@
 // so N steps straight and k steps + resume + N - k steps give the same bits on the CPU with the
 // same thread count.
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <utility>

@@ -3,6 +3,7 @@
 // scalar load/store helpers its kernels share. Kernels compute in `Acc` precision: float for
 // F32 and BF16 storage, double for F64 (the gradient-check dtype).
 #pragma once
+#include <cstdint>
 #include <omp.h>
 
 #include <cmath>

@@ -12,6 +12,7 @@
 // `parallel_min` elements (below that a fork/join costs more than it saves). Every element gets
 // the same arithmetic however the range is cut, so results never depend on the thread count.
 #pragma once
+#include <cstdint>
 #include <omp.h>
 
 #include <algorithm>

@@ -11,6 +11,7 @@
 // (_mm512_undefined_ps), which -Wuninitialized reports wherever they are inlined (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <cstdint>
 #include <sleef.h>
 
 #include <ctime>
