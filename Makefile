@@ -183,6 +183,7 @@ FUZZ_BIN     := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_ALL))
 # kernels, the synthetic vocabulary), not the whole library, so the instrumented build stays short.
 # A harness that fails to link after a dependency changed: add the missing file here.
 FUZZ_LIB_SRC := $(wildcard engine/atomic_file.cpp engine/autograd.cpp engine/backend.cpp engine/json.cpp engine/parallel.cpp \
+    engine/profiler.cpp \
     engine/random.cpp engine/safetensors.cpp engine/shape.cpp engine/tensor.cpp engine/strings.cpp \
     engine/cpu/*.cpp engine/ops/creation.cpp engine/ops/elementwise.cpp engine/ops/indexing.cpp \
     engine/ops/reduce.cpp engine/ops/views.cpp data/bpe_trainer.cpp data/csv_dataset.cpp data/dataset.cpp \

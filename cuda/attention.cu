@@ -1,6 +1,8 @@
 // cuda/attention.cu
-// defines: CudaBackend::attention and attention_backward, our flash-attention-style kernels
-// (cuda/dev/attention_forward.cu kernel3, attention_backward.cu kernel2):
+// defines: CudaBackend::attention and attention_backward: longer sequences (T >= 32) in F32 and
+// BF16 go to the tensor cores through batched GEMMs (cuda/attention_gemm.cu); the rest to our
+// flash-attention-style kernels here (cuda/dev/attention_forward.cu kernel3, attention_backward.cu
+// kernel2):
 //   q (BH, Tq, D), k, v (BH, Tk, D); causal: key j visible to query i iff j <= i (as the CPU).
 //   forward:  S = scale Q K^T, P = softmax(S), O = P V; saves lse (BH, Tq) in Acc precision.
 //   backward: delta = rowsum(dO * O), P = exp(S - lse), dV = P^T dO, dP = dO V^T,
@@ -19,6 +21,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "cuda/attention_gemm.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/fused_common.cuh"
 
@@ -457,6 +460,8 @@ void CudaBackend::attention(const Tensor& q_in, const Tensor& k_in, const Tensor
     RC_CHECK(s.D <= kMaxHeadDim, "attention (cuda): head dim ", s.D, " of q ", q_in.str(), " is above the ",
              kMaxHeadDim, " the kernels support");
     if (s.BH == 0 || s.Tq == 0 || s.D == 0) return;
+    if (attention_gemm_applies(q_in, k_in, {&v_in, &out_in}))
+        return attention_gemm_forward(q_in, k_in, v_in, out_in, lse, causal, scale);
     Tensor q = contiguous_input(q_in), k = contiguous_input(k_in), v = contiguous_input(v_in);
     Tensor out = contiguous_output(out_in);
     cudaStream_t stream = cuda_stream(q.device().index);
@@ -480,6 +485,8 @@ void CudaBackend::attention_backward(const Tensor& q_in, const Tensor& k_in, con
     RC_CHECK(s.D <= kMaxHeadDim, "attention_backward (cuda): head dim ", s.D, " of q ", q_in.str(),
              " is above the ", kMaxHeadDim, " the kernels support");
     if (s.BH == 0 || s.D == 0) return;
+    if (attention_gemm_applies(q_in, k_in, {&v_in, &gout_in, &gq_in, &gk_in, &gv_in}))
+        return attention_gemm_backward(q_in, k_in, v_in, lse, gout_in, gq_in, gk_in, gv_in, causal, scale);
     Tensor q = contiguous_input(q_in), k = contiguous_input(k_in), v = contiguous_input(v_in),
            out = contiguous_input(out_in), gout = contiguous_input(gout_in);
     Tensor gq = contiguous_output(gq_in), gk = contiguous_output(gk_in), gv = contiguous_output(gv_in);

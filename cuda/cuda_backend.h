@@ -38,6 +38,7 @@ struct CudaBackend : Backend {
     void where(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out) override;
 
     void reduce_rows(ReduceOp op, const Tensor& x, Tensor& out) override;
+    void reduce_cols(ReduceOp op, const Tensor& x, Tensor& out) override;
     void argmax_rows(const Tensor& x, Tensor& out_i64) override;
     void cumsum_rows(const Tensor& x, Tensor& out, bool reverse) override;
     void sort_rows(const Tensor& x, Tensor& values, Tensor& indices, bool descending) override;

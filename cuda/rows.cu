@@ -1,6 +1,7 @@
 // cuda/rows.cu
 // defines: CudaBackend's row kernels over the last dim of a contiguous (N, R) tensor:
-// reduce_rows (sum / max / min), argmax_rows, cumsum_rows and sort_rows.
+// reduce_rows (sum / max / min), reduce_cols (the same down the columns of (A, R, C): a bias
+// gradient), argmax_rows, cumsum_rows and sort_rows.
 //
 // Determinism: one block per row (blocks loop over rows when N is large); each thread walks a
 // fixed subset of the row, then partial results combine through a fixed tree (warp shuffles,
@@ -9,10 +10,13 @@
 // in double, max/min propagate NaN, argmax returns the first maximum, sort is stable.
 #include <cuda_bf16.h>
 
+#include <algorithm>
+
 #include <cub/device/device_segmented_sort.cuh>
 
 #include "cuda/cuda_backend.h"
 #include "cuda/kernel_common.cuh"
+#include "engine/ops.h"
 
 namespace rankclip {
 
@@ -152,6 +156,92 @@ void CudaBackend::reduce_rows(ReduceOp op, const Tensor& x, Tensor& out) {
                 break;
         }
         RC_CUDA_CHECK_LAUNCH("reduce_rows_kernel");
+    });
+}
+
+namespace {
+
+// ---- reduce_cols: x (A, R, C) -> out (A, C), each column reduced over its R rows. A bias
+// gradient ((B T, N) -> (N)) has few columns and many rows, so the rows are cut into S chunks:
+// pass 1 reduces each (slab, chunk, 32 columns) tile in a block of 32 x 8 threads (a thread
+// walks every 8th row of its column, coalesced along C; the 8 partials combine in order) into a
+// double workspace (A, S, C); pass 2 combines the S partials of each column in chunk order. S
+// depends only on the shape, so a shape always does the same arithmetic. ----
+
+constexpr int kColTile = 32, kColLanes = 8;
+
+template <typename T, typename Op, bool kSquare = false>
+__global__ void reduce_cols_partial_kernel(const T* __restrict__ x, double* __restrict__ partial, int64_t R,
+                                           int64_t C, int64_t chunk, int S, double identity, Op op) {
+    __shared__ double lanes[kColLanes][kColTile];
+    const int64_t a = blockIdx.z, s = blockIdx.y, c = int64_t(blockIdx.x) * kColTile + threadIdx.x;
+    const int64_t r0 = s * chunk, r1 = r0 + chunk < R ? r0 + chunk : R;
+    double acc = identity;
+    if (c < C) {
+        const T* xa = x + a * R * C + c;
+        for (int64_t r = r0 + threadIdx.y; r < r1; r += kColLanes) {
+            double v = double(load(xa + r * C));
+            acc = op(acc, kSquare ? v * v : v);
+        }
+    }
+    lanes[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < C) {
+        for (int l = 1; l < kColLanes; l++) acc = op(acc, lanes[l][threadIdx.x]);
+        partial[(a * S + s) * C + c] = acc;
+    }
+}
+
+template <typename T, typename Op>
+__global__ void reduce_cols_combine_kernel(const double* __restrict__ partial, T* __restrict__ out, int64_t A,
+                                           int64_t C, int S, Op op) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;  // (a, c) flat
+    if (i >= A * C) return;
+    const int64_t a = i / C, c = i % C;
+    double acc = partial[a * S * C + c];
+    for (int s = 1; s < S; s++) acc = op(acc, partial[(a * S + s) * C + c]);
+    store(out + i, acc);
+}
+
+}  // namespace
+
+void CudaBackend::reduce_cols(ReduceOp op, const Tensor& x, Tensor& out) {
+    const int64_t A = x.size(0), R = x.size(1), C = x.size(2);
+    if (A * C == 0) return;
+    RC_CHECK(R > 0 || op == ReduceOp::Sum || op == ReduceOp::SumSquares,
+             "max/min: cannot reduce an empty dimension (", x.str(), ")");
+    // about 4 blocks per multiprocessor of a large GPU over all tiles, each chunk at least 64 rows
+    const int64_t tiles = A * ((C + kColTile - 1) / kColTile);
+    const int64_t most = std::max<int64_t>(1, (R + 63) / 64);
+    const int S = int(std::min<int64_t>(std::max<int64_t>(1, (528 + tiles - 1) / tiles), std::min<int64_t>(most, 1024)));
+    const int64_t chunk = R == 0 ? 1 : (R + S - 1) / S;
+    Tensor partial = empty({A, S, C}, DType::F64, out.device());
+    CudaContext& ctx = cuda_context(out.device().index);
+    RC_GPU_FLOAT_TYPES(x.dtype(), "reduce", x, {
+        const T* xs = static_cast<const T*>(x.raw_data());
+        T* ys = static_cast<T*>(out.raw_data());
+        double* ps = partial.data<double>();
+        const dim3 grid(unsigned((C + kColTile - 1) / kColTile), unsigned(S), unsigned(A)), block(kColTile, kColLanes);
+        const int combine_blocks = int((A * C + 255) / 256);
+        switch (op) {
+            case ReduceOp::Sum:
+                reduce_cols_partial_kernel<<<grid, block, 0, ctx.stream>>>(xs, ps, R, C, chunk, S, 0.0, SumOp{});
+                reduce_cols_combine_kernel<<<combine_blocks, 256, 0, ctx.stream>>>(ps, ys, A, C, S, SumOp{});
+                break;
+            case ReduceOp::SumSquares:
+                reduce_cols_partial_kernel<T, SumOp, true><<<grid, block, 0, ctx.stream>>>(xs, ps, R, C, chunk, S, 0.0, SumOp{});
+                reduce_cols_combine_kernel<<<combine_blocks, 256, 0, ctx.stream>>>(ps, ys, A, C, S, SumOp{});
+                break;
+            case ReduceOp::Max:
+                reduce_cols_partial_kernel<<<grid, block, 0, ctx.stream>>>(xs, ps, R, C, chunk, S, -INFINITY, MaxOp{});
+                reduce_cols_combine_kernel<<<combine_blocks, 256, 0, ctx.stream>>>(ps, ys, A, C, S, MaxOp{});
+                break;
+            case ReduceOp::Min:
+                reduce_cols_partial_kernel<<<grid, block, 0, ctx.stream>>>(xs, ps, R, C, chunk, S, INFINITY, MinOp{});
+                reduce_cols_combine_kernel<<<combine_blocks, 256, 0, ctx.stream>>>(ps, ys, A, C, S, MinOp{});
+                break;
+        }
+        RC_CUDA_CHECK_LAUNCH("reduce_cols_kernel");
     });
 }
 

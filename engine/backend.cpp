@@ -5,6 +5,7 @@
 #include "engine/backend.h"
 
 #include "engine/cpu/cpu_backend.h"
+#include "engine/profiler.h"
 
 namespace rankclip {
 
@@ -34,13 +35,14 @@ bool has_backend(DeviceType type) {
     return b != nullptr && b->device_count() > 0;
 }
 
+// While the op profiler runs, every backend is handed out inside its timing wrapper.
 Backend& backend_for(Device device) {
-    if (device.is_cpu()) return cpu_backend();
+    if (device.is_cpu()) return profiler::wrap(cpu_backend());
     Backend* b = registry[int(device.type)];
     RC_CHECK(b, "device ", device.str(), ": this build has no backend for it (build with `make cuda`)");
     RC_CHECK(b->device_count() > 0, "device ", device.str(), ": no ", b->name(),
              " device is available on this machine");
-    return *b;
+    return profiler::wrap(*b);
 }
 
 void Backend::missing(const char* op, const Tensor& t) const {

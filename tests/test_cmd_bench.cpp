@@ -3,7 +3,8 @@
 // config with 1 warm-up and 2 timed steps: it prints exactly one JSON line with every key, the
 // values echo the options, the timings, throughput and memory are positive and consistent with
 // each other, the loss is finite, each loss (SigLIP needs the model's logit_bias) runs, and bad
-// options (--compare-torch with a config file among them) fail with one line on stderr. No timing
+// options (--compare-torch with a config file among them) fail with one line on stderr; --profile
+// adds the op profiler's table on stderr. No timing
 // thresholds. The binary is $RANKCLIP_BIN, else `rankclip` beside the test binary; when it is not
 // there the tests skip, saying so.
 #include <gtest/gtest.h>
@@ -93,6 +94,22 @@ TEST(CmdBench, EveryLossRuns) {
         EXPECT_TRUE(std::isfinite(j.at("last_loss").as_double()));
         EXPECT_GT(j.at("median_ms").as_double(), 0.0);
     }
+}
+
+// --profile: the JSON line as before on stdout; on stderr the table, with the step's GEMMs
+// (linear rows), attention, AdamW and the kernels' total among its rows.
+TEST(CmdBench, ProfilePrintsWhereTheTimeGoes) {
+    REQUIRE_BINARY_FOR("bench CLI tests");
+    TempDir dir("rankclip_cmd_bench");
+    const std::string config = write_tiny_config(dir);
+    Result r = run_cli(bin, "bench --model " + config + " --batch-size 6 --warmup 1 --steps 1 --threads 1 --profile 2",
+                       dir);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(count_lines(r.out), 1) << r.out;
+    EXPECT_TRUE(Json::parse(r.out).is_object());
+    for (const char* row : {"profile: 2 step(s)", "\n  ms/step", "linear F32 (", "attention F32 (6,2,", "adamw F32",
+                            "by family:", "kernels in all", "between kernels"})
+        EXPECT_NE(r.err.find(row), std::string::npos) << row << " missing from:\n" << r.err;
 }
 
 TEST(CmdBench, HelpAndBadOptions) {

@@ -6,10 +6,14 @@
 // devices give to the first maximal ranked position.
 // Without a GPU every test skips (tests/cuda_test_util.h); RANKCLIP_CUDA_TESTS_ON_CPU=1 runs the
 // comparisons with the CPU as the device under test, a self-check of this file.
-// Tolerances: F64 1e-10 relative plus 1e-12 absolute; F32 1e-5 relative plus 1e-5 absolute (the
-// sums run in other orders; the max position's gradient cancels to ~eps).
+// Tolerances: F64 1e-10 relative plus 1e-12 absolute. F32: the loss 1e-5 relative plus 1e-5
+// absolute against the CPU's F32; the gradient against the F64 result of the same (F32-rounded)
+// inputs, 1e-5 relative plus B x eps32 x the row's largest gradient — the bound of a float sum of B
+// terms: the max position's gradient is minus the sum of the row's others, and the two devices
+// add in other orders (seen on an H200: 1.8e-3 at -123 for B = 1000, 1.4e-5 relative).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -76,6 +80,26 @@ Side run_on(Device device, const Tensor& x_cpu, const Tensor& order_cpu, const T
     return {loss.to(Device::cpu()), x.grad().to(Device::cpu())};
 }
 
+// got (F32, (N, B)) against the F64 result: 1e-5 relative plus B eps32 max|row of want| per row.
+void expect_within_summation_bound(const Tensor& got, const Tensor& want, int64_t B) {
+    const std::vector<double> g = got.to_vector<double>(), w = want.to_vector<double>();
+    const int64_t N = int64_t(w.size()) / B;
+    double worst = 0;  // of error / bound
+    int64_t at = 0;
+    for (int64_t n = 0; n < N; n++) {
+        double row_max = 0;
+        for (int64_t k = 0; k < B; k++) row_max = std::max(row_max, std::abs(w[n * B + k]));
+        const double slack = double(B) * 5.96e-8 * row_max + 1e-7;
+        for (int64_t k = 0; k < B; k++) {
+            const int64_t i = n * B + k;
+            const double ratio = std::abs(g[i] - w[i]) / (1e-5 * std::abs(w[i]) + slack);
+            if (!(ratio <= worst) && !std::isnan(worst)) worst = ratio, at = i;  // a NaN stays
+        }
+    }
+    EXPECT_LE(worst, 1.0) << "gradient: worst error " << std::abs(g[at] - w[at]) << " at flat index " << at
+                          << ": " << g[at] << " vs " << w[at] << " (F64), " << worst << " of its bound";
+}
+
 TEST(CudaListMLE, ForwardAndBackwardMatchTheCpu) {
     SKIP_WITHOUT_CUDA();
     Device dev = device_under_test();
@@ -99,7 +123,13 @@ TEST(CudaListMLE, ForwardAndBackwardMatchTheCpu) {
                 Side got = run_on(dev, x, order, w, g);
                 EXPECT_EQ(got.loss.dtype(), dtype);
                 expect_close(got.loss, want.loss, rtol, atol, "loss");
-                expect_close(got.grad, want.grad, rtol, atol, "gradient");
+                if (dtype == DType::F64) {
+                    expect_close(got.grad, want.grad, rtol, atol, "gradient");
+                } else {
+                    Side exact = run_on(Device::cpu(), x.to(DType::F64), order, w.defined() ? w.to(DType::F64) : w,
+                                        g.to(DType::F64));
+                    expect_within_summation_bound(got.grad, exact.grad, B);
+                }
             }
     }
 }

@@ -333,6 +333,14 @@ std::vector<Case> reduce_cases() {
          [](const Inputs& in) { return sum(in[0].t(), {-1}); }, true},
         {"sum of rows of 100003", [](Generator& g) { return Inputs{normal(g, {2, 100003})}; },
          [](const Inputs& in) { return sum(in[0], {1}); }, true},
+        // down the columns of (A, R, C) (reduce_cols): a bias gradient's shape, rows cut into
+        // chunks, a partial column tile; slabs; max down the columns
+        {"bias gradient: sum dims {0, 1} of (4, 3001, 70)", [](Generator& g) { return Inputs{normal(g, {4, 3001, 70})}; },
+         [](const Inputs& in) { return sum(in[0], {0, 1}); }, true},
+        {"sum dim 1 of (3, 517, 45)", [](Generator& g) { return Inputs{normal(g, {3, 517, 45})}; },
+         [](const Inputs& in) { return sum(in[0], {1}); }, true},
+        {"amax dim 1 of (3, 517, 45)", [](Generator& g) { return Inputs{normal(g, {3, 517, 45})}; },
+         [](const Inputs& in) { return amax(in[0], {1}); }, true},
         {"sum over an empty dim", [](Generator& g) { return Inputs{normal(g, {4, 0})}; },
          [](const Inputs& in) { return sum(in[0], {1}); }, true},
         {"mean dim 1", [](Generator& g) { return Inputs{normal(g, {4, 4099})}; },
@@ -660,6 +668,21 @@ TEST(CudaOps, Dropout) {
 TEST(CudaOps, Attention) {
     SKIP_WITHOUT_CUDA();
     check_all(attention_cases(), true);
+}
+
+// The two CUDA paths of attention (cuda/attention.cu) on every case: the flash kernels, which
+// otherwise keep only T < 32, and the batched GEMMs (cuda/attention_gemm.cu), which otherwise
+// take T >= 32.
+TEST(CudaOps, AttentionOnEachPath) {
+    SKIP_WITHOUT_CUDA();
+    struct Unset {
+        ~Unset() { unsetenv("RANKCLIP_ATTENTION"); }  // also when a check returns early
+    } unset;
+    for (const char* path : {"kernel", "gemm"}) {
+        SCOPED_TRACE(std::string("RANKCLIP_ATTENTION=") + path);
+        setenv("RANKCLIP_ATTENTION", path, 1);
+        check_all(attention_cases(), true);
+    }
 }
 
 TEST(CudaOps, DropoutMaskIsTheSameOnBothDevices) {

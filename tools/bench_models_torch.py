@@ -33,6 +33,9 @@ Usage: bench_models_torch.py [--threads N] [--quick] [--device cpu|cuda] [--conf
                              [--kinds fwd,fwd_bwd,train] [--warmup N] [--steps N]
   --warmup, --steps: N untimed, then exactly N timed steps instead of the time rule (the way
   `rankclip bench --compare-torch` runs it, matching its own --warmup and --steps)
+  --profile N: after a training-step case, N more steps under torch.profiler; its table (operators
+  by self device time on CUDA, by self CPU time on the CPU) goes to stderr, beside what
+  `rankclip bench --profile` prints for ours
 """
 import argparse
 import json
@@ -233,6 +236,26 @@ def bench_train_step(name, loss, precision, args, device):
     if device.type == "cuda":
         extra["peak_cuda_mb"] = round4(torch.cuda.max_memory_allocated(device) / 2 ** 20)
     print_case(name, case[len(f"clip_{name}_"):], B, S, device, timing, **extra)
+    if args.profile:
+        profile_steps(step, sync, args.profile, device)
+
+
+def profile_steps(step, sync, n, device):
+    """n steps under torch.profiler; the operator table, per step, to stderr."""
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    sync()
+    t0 = time.perf_counter()
+    with profile(activities=activities) as prof:
+        for _ in range(n):
+            step()
+        sync()
+    wall_ms = (time.perf_counter() - t0) * 1e3 / n
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    sys.stdout.flush()
+    print(f"pytorch profile: {n} step(s), {wall_ms:.3f} ms per step under the profiler; totals below are "
+          f"for all {n} steps", file=sys.stderr)
+    print(prof.key_averages().table(sort_by=sort, row_limit=30), file=sys.stderr, flush=True)
 
 
 def run_in_child(name, loss, precision):
@@ -258,6 +281,8 @@ def main():
     parser.add_argument("--kinds", default="fwd,fwd_bwd,train", help="which kinds of case run (default all)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
     parser.add_argument("--steps", type=int, default=0, help="exactly N timed steps (default: the time rule)")
+    parser.add_argument("--profile", type=int, default=0,
+                        help="after each training-step case, N steps under torch.profiler (table to stderr)")
     args = parser.parse_args()
     split = lambda text: [x for x in text.split(",") if x and x != "none"]  # noqa: E731
     kinds, names, losses, precisions = split(args.kinds), split(args.configs), split(args.losses), split(args.precisions)

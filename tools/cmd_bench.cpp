@@ -22,7 +22,8 @@
 //    "ours_over_pytorch_speed":...,"ours_peak_mb":...,"pytorch_peak_mb":...,
 //    "ours_over_pytorch_memory":...}
 // (speed: PyTorch's median time / ours, > 1 when we are faster; memory: our peak / PyTorch's, < 1
-// when we need less). Only this option needs Python: $RANKCLIP_PYTHON, else /usr/bin/python3
+// when we need less). --profile N then runs N more steps under the op profiler (engine/profiler.h)
+// and prints where the step's time goes to stderr. Only this option needs Python: $RANKCLIP_PYTHON, else /usr/bin/python3
 // (Debian's python3-torch); the script is found beside the binary's directory (build/../tools/)
 // or under the current directory. For every case at once see `make bench` (docs/PERFORMANCE.md).
 #include <unistd.h>
@@ -40,6 +41,7 @@
 #include "dist/comm.h"
 #include "engine/backend.h"
 #include "engine/json.h"
+#include "engine/profiler.h"
 #include "engine/strings.h"
 #include "tools/cli_args.h"
 #ifdef RANKCLIP_CUDA
@@ -57,6 +59,8 @@ static void bench_usage(std::FILE* out) {
         "  --batch-size N    (default 128)   --steps N  timed steps (default 10)\n"
         "  --warmup N        untimed steps first (default 2)\n"
         "  --device cpu|cuda[:N]  --precision fp32|bf16  --threads T  --seed S (0)\n"
+        "  --profile N       then N more steps with every kernel timed alone; prints where the step's time\n"
+        "                    goes (kernel, shape, ms and share of the step) to stderr\n"
         "  --compare-torch   then run the PyTorch twin of the same case (preset models; needs python3-torch,\n"
         "                    $RANKCLIP_PYTHON or /usr/bin/python3) and print its line and the ratios\n");
 }
@@ -141,7 +145,7 @@ static int compare_with_torch(const std::string& command, const Device& device, 
 
 int cmd_bench(int argc, char** argv) {
     std::string model = "tiny", loss = "clip", device_name = "cpu", precision = "fp32";
-    int64_t batch = 128, steps = 10, warmup = 2;
+    int64_t batch = 128, steps = 10, warmup = 2, profile_steps = 0;
     int threads = 0;
     uint64_t seed = 0;
     bool compare_torch = false;
@@ -161,6 +165,7 @@ int cmd_bench(int argc, char** argv) {
         else if (a == "--precision") precision = args.value();
         else if (a == "--threads") threads = args.int_value(1);
         else if (a == "--seed") seed = uint64_t(args.integer(0));
+        else if (a == "--profile") profile_steps = args.integer(1);
         else if (a == "--compare-torch") compare_torch = true;
         else args.unknown();
     }
@@ -255,6 +260,17 @@ int cmd_bench(int argc, char** argv) {
         line.set("comm_mb_per_step", bench::round4(double(comm.bytes) / double(steps) / (1024.0 * 1024.0)));
     }
     bench::print_line(line);
+    if (profile_steps > 0) {
+        // after the timed steps, so the JSON line's times are the unprofiled step's
+        profiler::start();
+        const auto t0 = bench::Clock::now();
+        for (int64_t i = 0; i < profile_steps; i++) bench.step();
+        backend_for(device).synchronize();
+        const double wall = bench::seconds_since(t0);
+        profiler::stop();
+        std::fflush(stdout);
+        std::fprintf(stderr, "%s", profiler::report(profile_steps, wall).c_str());
+    }
     if (compare_torch) return compare_with_torch(twin_command, device, line);
     return 0;
 }

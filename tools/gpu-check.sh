@@ -33,7 +33,9 @@
 #   the binaries in the build folder, e.g. a second pass on a still-warm machine),
 #   GPU_CHECK_SKIP (steps not to run, e.g. "tests models" for that second pass: tests, models,
 #   bench, cuda/dev, sanitizer),
-#   GPU_CHECK_MODELS_CAP (seconds for the models step, 240),
+#   GPU_CHECK_MODELS_CAP (seconds for the models step, 240), GPU_MODELS_SECTIONS (which parts of
+#   the models step run: "gpu cpu train" by default; "profile" adds the op profiles, see
+#   tools/gpu-models.sh),
 #   GPU_CHECK_STAGED_LIBS (missing: the staged run-time libraries the machine lacks; all: every
 #   one, to rehearse where the system has them), NVCC, CUDA_HOME.
 set -uo pipefail
@@ -633,8 +635,10 @@ if skip_asked bench; then
     record bench skipped 0 "GPU_CHECK_SKIP"
 elif [[ ! -x "$bench_bin" ]] && ((!dry_run)); then
     record bench absent 0 "no $bench_bin (not built)"
-elif ((!dry_run)) && ! grep -q -- '--device' <<< "$("$bench_bin" --help 2>&1)"; then  # (not a pipe: under pipefail, --help's exit status or grep -q's early exit would count)
-    record bench absent 0 "bench_engine has no --device option"
+elif ((!dry_run)) && ! grep -q -- '--device' <<< "$(eval "$bench_env $(q "$bench_bin") --help" 2>&1)"; then
+    # (not a pipe: under pipefail, --help's exit status or grep -q's early exit would count; with
+    # $bench_env: the staged libraries are on its LD_LIBRARY_PATH, and without them it cannot start)
+    record bench absent 0 "bench_engine --help names no --device: $(eval "$bench_env $(q "$bench_bin") --help" 2>&1 | head -c 160 | tr '\n' ' ')"
 elif ((!have_gpu && !dry_run)); then
     record bench skipped 0 "no GPU"
 else

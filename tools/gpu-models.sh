@@ -7,6 +7,9 @@
 #             fp32 and bf16) on all of this machine's cores, against the PyTorch twin
 #   3. train  a short `rankclip train` on cuda:0 (fp32 and bf16, with evaluation), and the first
 #             fp32 steps again on the CPU from the same seed, so the two loss curves can be compared
+#   profile   (only when asked for) where the step's time goes: `rankclip bench --profile` of b32
+#             and b16 on cuda:0 and of tiny and small on every core, each beside its PyTorch twin
+#             under torch.profiler (docs/PERFORMANCE.md, "Where the time goes")
 # and ends with one table of every comparison. Each case has its own time limit, so one slow or
 # failing case costs only itself; the exit status counts the cases that failed.
 #
@@ -14,7 +17,9 @@
 #   RANKCLIP    the rankclip binary (built with CUDA)
 #   PYTHON      a python3 with torch (the twin); "" runs ours alone
 #   --rehearse  every case on the CPU at toy sizes, to check this script without a GPU
-# Environment: GPU_MODELS_OUT (scratch folder for the training runs, default a temporary one).
+# Environment: GPU_MODELS_OUT (scratch folder for the training runs, default a temporary one),
+#   GPU_MODELS_SECTIONS (which sections run, in this order: default "gpu cpu train"; add or name
+#   "profile", which then runs first, or "profile-gpu": its b32 and b16 cases alone, ours only).
 set -uo pipefail
 
 rankclip=$1 python=${2:-}
@@ -44,10 +49,40 @@ case_() {
 }
 compare=()
 [[ -n "$python" ]] && compare=(--compare-torch)
+sections=${GPU_MODELS_SECTIONS:-gpu cpu train}
+asked() { [[ " $sections " == *" $1 "* ]]; }
 
 echo "== machine: $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
 echo "== cpu flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx512f|avx512_bf16|amx_tile|amx_bf16)$' | tr '\n' ' ')"
 command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw,temperature.gpu,memory.used --format=csv
+
+# ---- profile: ours under the op profiler, then the twin under torch.profiler ----
+# profile_ LIMIT DEVICE MODEL PRECISION BATCH [ours]: "ours" leaves the twin out
+profile_() {
+    local limit=$1 device=$2 model=$3 precision=$4 batch=$5 only=${6:-} n=3
+    local dev=(--device "$device") tdev=cuda
+    [[ $device == cpu ]] && dev=(--device cpu --threads "$threads") tdev=cpu
+    ((rehearse)) && dev=(--device cpu --threads "$threads") tdev=cpu batch=2 n=1
+    echo "== profile: rankclip bench --model $model --precision $precision --batch-size $batch ${dev[*]} --profile $n"
+    timeout -k 5 "$limit" "$rankclip" bench --model "$model" --precision "$precision" --batch-size "$batch" \
+        "${dev[@]}" --warmup 2 --steps 3 --profile $n 2>&1
+    (($? == 0)) || { failures=$((failures + 1)); echo "{\"failed\": \"profile $model $precision\", \"status\": 1}" >> "$results"; }
+    [[ -n "$python" && $only != ours ]] || return 0
+    echo "== profile: the PyTorch twin"
+    timeout -k 5 "$limit" "$python" "$here/bench_models_torch.py" --kinds train --configs "$model" --losses clip \
+        --precisions "$precision" --batch "$batch" --device $tdev --threads "$threads" --warmup 2 --steps 3 \
+        --profile $n 2>&1 | grep -v '^{'
+}
+if asked profile || asked profile-gpu; then
+    only=$(asked profile || echo ours)  # profile-gpu alone: ours only (the twin's table is in docs/PERFORMANCE.md)
+    profile_ 60 cuda b32 bf16 256 $only
+    profile_ 60 cuda b16 bf16 128 $only
+fi
+if asked profile; then
+    profile_ 60 cuda b32 fp32 256
+    profile_ 60 cpu tiny bf16 128
+    profile_ 60 cpu small bf16 64
+fi
 
 # ---- 1. the GPU: the large presets, then tiny (launch-bound) ----
 if ((rehearse)); then
@@ -55,21 +90,25 @@ if ((rehearse)); then
 else
     gpu=(--device cuda) big=256 mid=128 small=128 steps=(--steps 10 --warmup 3)
 fi
-case_ 90 --model b32 --precision bf16 --batch-size $big "${gpu[@]}" "${steps[@]}" "${compare[@]}"
-case_ 90 --model b32 --precision fp32 --batch-size $big "${gpu[@]}" "${steps[@]}" "${compare[@]}"
-case_ 90 --model b16 --precision bf16 --batch-size $mid "${gpu[@]}" "${steps[@]}" "${compare[@]}"
-case_ 90 --model b32 --precision bf16 --batch-size $big --loss rankclip "${gpu[@]}" "${steps[@]}" "${compare[@]}"
-case_ 60 --model tiny --precision fp32 --batch-size $small "${gpu[@]}" "${steps[@]}" "${compare[@]}"
-case_ 60 --model tiny --precision bf16 --batch-size $small "${gpu[@]}" "${steps[@]}" "${compare[@]}"
+if asked gpu; then
+    case_ 90 --model b32 --precision bf16 --batch-size $big "${gpu[@]}" "${steps[@]}" "${compare[@]}"
+    case_ 90 --model b32 --precision fp32 --batch-size $big "${gpu[@]}" "${steps[@]}" "${compare[@]}"
+    case_ 90 --model b16 --precision bf16 --batch-size $mid "${gpu[@]}" "${steps[@]}" "${compare[@]}"
+    case_ 90 --model b32 --precision bf16 --batch-size $big --loss rankclip "${gpu[@]}" "${steps[@]}" "${compare[@]}"
+    case_ 60 --model tiny --precision fp32 --batch-size $small "${gpu[@]}" "${steps[@]}" "${compare[@]}"
+    case_ 60 --model tiny --precision bf16 --batch-size $small "${gpu[@]}" "${steps[@]}" "${compare[@]}"
+fi
 
 # ---- 2. the CPU cases of docs/PERFORMANCE.md, on every core (before the
 # training runs, so that a models step cut short keeps the PyTorch comparisons) ----
 cpu=(--device cpu --threads "$threads")
 ((rehearse)) && steps=(--steps 1 --warmup 0) || steps=(--steps 8 --warmup 2)
-case_ 90 --model tiny --precision fp32 --batch-size 128 "${cpu[@]}" "${steps[@]}" "${compare[@]}"
-case_ 90 --model tiny --precision bf16 --batch-size 128 "${cpu[@]}" "${steps[@]}" "${compare[@]}"
-case_ 90 --model small --precision fp32 --batch-size 64 "${cpu[@]}" "${steps[@]}" "${compare[@]}"
-case_ 90 --model small --precision bf16 --batch-size 64 "${cpu[@]}" "${steps[@]}" "${compare[@]}"
+if asked cpu; then
+    case_ 90 --model tiny --precision fp32 --batch-size 128 "${cpu[@]}" "${steps[@]}" "${compare[@]}"
+    case_ 90 --model tiny --precision bf16 --batch-size 128 "${cpu[@]}" "${steps[@]}" "${compare[@]}"
+    case_ 90 --model small --precision fp32 --batch-size 64 "${cpu[@]}" "${steps[@]}" "${compare[@]}"
+    case_ 90 --model small --precision bf16 --batch-size 64 "${cpu[@]}" "${steps[@]}" "${compare[@]}"
+fi
 
 # ---- 3. a short training run on the GPU, and its first steps on the CPU ----
 train() {  # train LIMIT NAME ARGS...
@@ -91,14 +130,16 @@ else
     dev=(--device cuda) long=(--steps 300 --eval-every 150 --eval-limit 500) short=(--steps 40)
 fi
 common=(--model tiny --data synthetic --batch-size 64 --loss rankclip --seed 0 --log-every 10 --workers 4)
-train 90 cuda-fp32 "${common[@]}" "${dev[@]}" "${long[@]}"
-train 90 cuda-bf16 "${common[@]}" "${dev[@]}" "${long[@]}" --precision bf16
-train 45 cuda-fp32-short "${common[@]}" "${dev[@]}" "${short[@]}"
-train 45 cpu-fp32-short "${common[@]}" --device cpu --threads "$threads" "${short[@]}"
-echo "== loss, the same steps on ${dev[1]} and on the CPU (fp32, seed 0)"
-for f in "$scratch/cuda-fp32-short/metrics.jsonl" "$scratch/cpu-fp32-short/metrics.jsonl"; do
-    echo "$f: $(grep -o '"loss": *[-0-9.e]*' "$f" 2>/dev/null | cut -d: -f2 | tr -d ' ' | tr '\n' ' ')"
-done
+if asked train; then
+    train 90 cuda-fp32 "${common[@]}" "${dev[@]}" "${long[@]}"
+    train 90 cuda-bf16 "${common[@]}" "${dev[@]}" "${long[@]}" --precision bf16
+    train 45 cuda-fp32-short "${common[@]}" "${dev[@]}" "${short[@]}"
+    train 45 cpu-fp32-short "${common[@]}" --device cpu --threads "$threads" "${short[@]}"
+    echo "== loss, the same steps on ${dev[1]} and on the CPU (fp32, seed 0)"
+    for f in "$scratch/cuda-fp32-short/metrics.jsonl" "$scratch/cpu-fp32-short/metrics.jsonl"; do
+        echo "$f: $(grep -o '"loss": *[-0-9.e]*' "$f" 2>/dev/null | cut -d: -f2 | tr -d ' ' | tr '\n' ' ')"
+    done
+fi
 
 # ---- the table ----
 echo
