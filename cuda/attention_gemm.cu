@@ -99,58 +99,68 @@ void gemm(cublasHandle_t handle, bool ta, bool tb, int64_t M, int64_t N, int64_t
              " batch ", batch);
 }
 
-// One warp per row of S (BH Tq rows of Tk; query qi = row % Tq sees keys j < n, n = Tk or, causal,
-// min(Tk, qi + 1) >= 1): lse = logsumexp of the visible scores; P = exp(S - lse), 0 where masked.
+// The row kernels give one warp a row of S: BH Tq rows of Tk scores, where query qi = row % Tq
+// sees keys j < n, n = Tk or, causal, min(Tk, qi + 1) (>= 1: Tk >= 1 on this path).
+struct ScoreRow {
+    int64_t row, n;
+    int lane;
+};
+__device__ __forceinline__ bool score_row(int64_t rows, int64_t Tq, int64_t Tk, bool causal, ScoreRow& r) {
+    r.row = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+    r.lane = threadIdx.x % 32;
+    if (r.row >= rows) return false;
+    const int64_t qi = r.row % Tq;
+    r.n = causal ? (qi + 1 < Tk ? qi + 1 : Tk) : Tk;
+    return true;
+}
+// p[j] = exp(s[j] - lse) for the visible keys, 0 for the masked ones
+template <typename T>
+__device__ __forceinline__ void write_probabilities(const float* s, float lse, T* p, const ScoreRow& r, int64_t Tk) {
+    for (int64_t j = r.lane; j < Tk; j += 32) store(p + j, j < r.n ? acc_exp(s[j] - lse) : 0.0f);
+}
+
+// Forward: lse = logsumexp of the visible scores; P = exp(S - lse), 0 where masked.
 template <typename T>
 __global__ void softmax_lse_kernel(const float* __restrict__ S, T* __restrict__ P, float* __restrict__ lse,
                                    int64_t rows, int64_t Tq, int64_t Tk, bool causal) {
-    const int64_t row = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
-    const int lane = threadIdx.x % 32;
-    if (row >= rows) return;
-    const int64_t qi = row % Tq, n = causal ? (qi + 1 < Tk ? qi + 1 : Tk) : Tk;
-    const float* s = S + row * Tk;
+    ScoreRow r;
+    if (!score_row(rows, Tq, Tk, causal, r)) return;
+    const float* s = S + r.row * Tk;
     float m = neg_inf<float>();
-    for (int64_t j = lane; j < n; j += 32) m = acc_max(m, s[j]);
+    for (int64_t j = r.lane; j < r.n; j += 32) m = acc_max(m, s[j]);
     m = warp_max(m);
     float sum = 0.0f;
-    for (int64_t j = lane; j < n; j += 32) sum += acc_exp(s[j] - m);
+    for (int64_t j = r.lane; j < r.n; j += 32) sum += acc_exp(s[j] - m);
     const float l = m + acc_log(warp_sum(sum));
-    if (lane == 0) lse[row] = l;
-    T* p = P + row * Tk;
-    for (int64_t j = lane; j < Tk; j += 32) store(p + j, j < n ? acc_exp(s[j] - l) : 0.0f);
+    if (r.lane == 0) lse[r.row] = l;
+    write_probabilities(s, l, P + r.row * Tk, r, Tk);
 }
 
-// Backward, one warp per row: P = exp(S - lse) from the recomputed S, 0 where masked.
+// Backward: P = exp(S - lse) from the recomputed S, 0 where masked.
 template <typename T>
 __global__ void probabilities_kernel(const float* __restrict__ S, const float* __restrict__ lse, T* __restrict__ P,
                                      int64_t rows, int64_t Tq, int64_t Tk, bool causal) {
-    const int64_t row = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
-    const int lane = threadIdx.x % 32;
-    if (row >= rows) return;
-    const int64_t qi = row % Tq, n = causal ? (qi + 1 < Tk ? qi + 1 : Tk) : Tk;
-    const float* s = S + row * Tk;
-    const float l = lse[row];
-    T* p = P + row * Tk;
-    for (int64_t j = lane; j < Tk; j += 32) store(p + j, j < n ? acc_exp(s[j] - l) : 0.0f);
+    ScoreRow r;
+    if (!score_row(rows, Tq, Tk, causal, r)) return;
+    write_probabilities(S + r.row * Tk, lse[r.row], P + r.row * Tk, r, Tk);
 }
 
-// Backward, one warp per row: dS = scale P (dP - delta), delta = sum_j P_j dP_j (= rowsum(dO O),
-// since dP = dO V^T and O = P V), 0 where masked.
+// Backward: dS = scale P (dP - delta), delta = sum_j P_j dP_j (= rowsum(dO O), since dP = dO V^T
+// and O = P V), 0 where masked.
 template <typename T>
 __global__ void score_gradient_kernel(const float* __restrict__ S, const float* __restrict__ lse,
                                       const float* __restrict__ dP, T* __restrict__ dS, int64_t rows, int64_t Tq,
                                       int64_t Tk, bool causal, float scale) {
-    const int64_t row = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
-    const int lane = threadIdx.x % 32;
-    if (row >= rows) return;
-    const int64_t qi = row % Tq, n = causal ? (qi + 1 < Tk ? qi + 1 : Tk) : Tk;
-    const float *s = S + row * Tk, *dp = dP + row * Tk;
-    const float l = lse[row];
+    ScoreRow r;
+    if (!score_row(rows, Tq, Tk, causal, r)) return;
+    const float *s = S + r.row * Tk, *dp = dP + r.row * Tk;
+    const float l = lse[r.row];
     float delta = 0.0f;
-    for (int64_t j = lane; j < n; j += 32) delta += acc_exp(s[j] - l) * dp[j];
+    for (int64_t j = r.lane; j < r.n; j += 32) delta += acc_exp(s[j] - l) * dp[j];
     delta = warp_sum(delta);
-    T* ds = dS + row * Tk;
-    for (int64_t j = lane; j < Tk; j += 32) store(ds + j, j < n ? scale * acc_exp(s[j] - l) * (dp[j] - delta) : 0.0f);
+    T* ds = dS + r.row * Tk;
+    for (int64_t j = r.lane; j < Tk; j += 32)
+        store(ds + j, j < r.n ? scale * acc_exp(s[j] - l) * (dp[j] - delta) : 0.0f);
 }
 
 constexpr int kRowsPerBlock = 8;  // warps (rows) per block of the row kernels
@@ -194,78 +204,89 @@ bool attention_gemm_applies(const Tensor& q, const Tensor& k, std::initializer_l
     return forced == "gemm" || Tq * Tk >= 1024;
 }
 
+namespace {
+
+// What both directions start from: the shape, the device's stream and cuBLAS handle; run(f)
+// calls f with a value of the storage type (bf16 or float) and that type's GEMM types.
+struct Problem {
+    Problem(const Tensor& q, const Tensor& k)
+        : H(q.size(1)), BH(q.size(0) * q.size(1)), Tq(q.size(2)), Tk(k.size(2)), D(q.size(3)), bf16_io(q.dtype() == DType::BF16),
+          ctx(cuda_context(q.device().index)), handle(cuda_cublas(q.device().index)) {}
+    template <typename F>
+    void run(F&& f) const {
+        if (bf16_io) f(bf16(), gemm_types<bf16>());
+        else f(float(), gemm_types<float>());
+    }
+    int64_t H, BH, Tq, Tk, D;
+    bool bf16_io;
+    CudaContext& ctx;
+    cublasHandle_t handle;
+};
+
+}  // namespace
+
 void attention_gemm_forward(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse, bool causal,
                             double scale) {
-    const int64_t H = q.size(1), BH = q.size(0) * H, Tq = q.size(2), Tk = k.size(2), D = q.size(3);
-    const int device = q.device().index;
-    CudaContext& ctx = cuda_context(device);
-    cublasHandle_t handle = cuda_cublas(device);
-    auto run = [&](auto tag) {
+    const Problem pr(q, k);
+    const int64_t H = pr.H, BH = pr.BH, Tq = pr.Tq, Tk = pr.Tk, D = pr.D;
+    pr.run([&](auto tag, const GemmTypes& types) {
         using T = decltype(tag);
-        const GemmTypes types = gemm_types<T>();
-        DeviceScratch S(ctx, size_t(BH * Tq * Tk) * sizeof(float)), P(ctx, size_t(BH * Tq * Tk) * sizeof(T));
+        DeviceScratch S(pr.ctx, size_t(BH * Tq * Tk) * sizeof(float)), P(pr.ctx, size_t(BH * Tq * Tk) * sizeof(T));
         Operands set{{view_operand(q), view_operand(k), view_operand(v), view_operand(out),
                       buffer_operand(S.get(), H, Tq, Tk, sizeof(float)), buffer_operand(P.get(), H, Tq, Tk, sizeof(T))},
                      6};
-        BatchPointers ptr(ctx, set, BH, H);
+        BatchPointers ptr(pr.ctx, set, BH, H);
         const int64_t ldq = ld(q), ldk = ld(k), ldv = ld(v), ldo = ld(out);
         // S (Tq, Tk) = scale Q K^T
-        gemm(handle, false, true, Tq, Tk, D, float(scale), ptr[0], types.io, ldq, ptr[1], types.io, ldk, ptr.out(4),
+        gemm(pr.handle, false, true, Tq, Tk, D, float(scale), ptr[0], types.io, ldq, ptr[1], types.io, ldk, ptr.out(4),
              CUDA_R_32F, Tk, BH, types.compute, "S = scale Q K^T");
-        softmax_lse_kernel<T><<<row_blocks(BH * Tq), kRowsPerBlock * 32, 0, ctx.stream>>>(
+        softmax_lse_kernel<T><<<row_blocks(BH * Tq), kRowsPerBlock * 32, 0, pr.ctx.stream>>>(
             S.as<float>(), P.as<T>(), static_cast<float*>(lse.raw_data()), BH * Tq, Tq, Tk, causal);
         RC_CUDA_CHECK_LAUNCH("softmax_lse_kernel");
         // O (Tq, D) = P V
-        gemm(handle, false, false, Tq, D, Tk, 1.0f, ptr[5], types.io, Tk, ptr[2], types.io, ldv, ptr.out(3),
+        gemm(pr.handle, false, false, Tq, D, Tk, 1.0f, ptr[5], types.io, Tk, ptr[2], types.io, ldv, ptr.out(3),
              types.io, ldo, BH, types.compute, "O = P V");
-    };
-    if (q.dtype() == DType::BF16) run(bf16());
-    else run(float());
+    });
 }
 
 void attention_gemm_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& lse,
                              const Tensor& gout, Tensor& gq, Tensor& gk, Tensor& gv, bool causal, double scale) {
-    const int64_t H = q.size(1), BH = q.size(0) * H, Tq = q.size(2), Tk = k.size(2), D = q.size(3);
-    const int device = q.device().index;
-    CudaContext& ctx = cuda_context(device);
-    cublasHandle_t handle = cuda_cublas(device);
-    auto run = [&](auto tag) {
+    const Problem pr(q, k);
+    const int64_t H = pr.H, BH = pr.BH, Tq = pr.Tq, Tk = pr.Tk, D = pr.D;
+    pr.run([&](auto tag, const GemmTypes& types) {
         using T = decltype(tag);
-        const GemmTypes types = gemm_types<T>();
         const size_t scores = size_t(BH * Tq * Tk);
-        DeviceScratch S(ctx, scores * sizeof(float)), dP(ctx, scores * sizeof(float)), P(ctx, scores * sizeof(T));
+        DeviceScratch S(pr.ctx, scores * sizeof(float)), dP(pr.ctx, scores * sizeof(float)), P(pr.ctx, scores * sizeof(T));
         Operands set{{view_operand(q), view_operand(k), view_operand(v), view_operand(gout), view_operand(gq),
                       view_operand(gk), view_operand(gv), buffer_operand(S.get(), H, Tq, Tk, sizeof(float)),
                       buffer_operand(dP.get(), H, Tq, Tk, sizeof(float)), buffer_operand(P.get(), H, Tq, Tk, sizeof(T))},
                      10};
-        BatchPointers ptr(ctx, set, BH, H);
+        BatchPointers ptr(pr.ctx, set, BH, H);
         enum { Q, K, V, dO, dQ, dK, dV, Sc, dPr, Pr };
         const int64_t ldq = ld(q), ldk = ld(k), ldv = ld(v), ldgo = ld(gout);
         const float* lses = static_cast<const float*>(lse.raw_data());
         // S = scale Q K^T; P = exp(S - lse)
-        gemm(handle, false, true, Tq, Tk, D, float(scale), ptr[Q], types.io, ldq, ptr[K], types.io, ldk,
+        gemm(pr.handle, false, true, Tq, Tk, D, float(scale), ptr[Q], types.io, ldq, ptr[K], types.io, ldk,
              ptr.out(Sc), CUDA_R_32F, Tk, BH, types.compute, "S = scale Q K^T");
-        probabilities_kernel<T><<<row_blocks(BH * Tq), kRowsPerBlock * 32, 0, ctx.stream>>>(
+        probabilities_kernel<T><<<row_blocks(BH * Tq), kRowsPerBlock * 32, 0, pr.ctx.stream>>>(
             S.as<float>(), lses, P.as<T>(), BH * Tq, Tq, Tk, causal);
         RC_CUDA_CHECK_LAUNCH("probabilities_kernel");
         // dV (Tk, D) = P^T dO
-        gemm(handle, true, false, Tk, D, Tq, 1.0f, ptr[Pr], types.io, Tk, ptr[dO], types.io, ldgo, ptr.out(dV),
+        gemm(pr.handle, true, false, Tk, D, Tq, 1.0f, ptr[Pr], types.io, Tk, ptr[dO], types.io, ldgo, ptr.out(dV),
              types.io, ld(gv), BH, types.compute, "dV = P^T dO");
         // dP (Tq, Tk) = dO V^T
-        gemm(handle, false, true, Tq, Tk, D, 1.0f, ptr[dO], types.io, ldgo, ptr[V], types.io, ldv, ptr.out(dPr),
+        gemm(pr.handle, false, true, Tq, Tk, D, 1.0f, ptr[dO], types.io, ldgo, ptr[V], types.io, ldv, ptr.out(dPr),
              CUDA_R_32F, Tk, BH, types.compute, "dP = dO V^T");
         // dS = scale P (dP - delta), into P's buffer (dV's GEMM, queued before on the stream, has read P)
-        score_gradient_kernel<T><<<row_blocks(BH * Tq), kRowsPerBlock * 32, 0, ctx.stream>>>(
+        score_gradient_kernel<T><<<row_blocks(BH * Tq), kRowsPerBlock * 32, 0, pr.ctx.stream>>>(
             S.as<float>(), lses, dP.as<float>(), P.as<T>(), BH * Tq, Tq, Tk, causal, float(scale));
         RC_CUDA_CHECK_LAUNCH("score_gradient_kernel");
         // dQ (Tq, D) = dS K;  dK (Tk, D) = dS^T Q
-        gemm(handle, false, false, Tq, D, Tk, 1.0f, ptr[Pr], types.io, Tk, ptr[K], types.io, ldk, ptr.out(dQ),
+        gemm(pr.handle, false, false, Tq, D, Tk, 1.0f, ptr[Pr], types.io, Tk, ptr[K], types.io, ldk, ptr.out(dQ),
              types.io, ld(gq), BH, types.compute, "dQ = dS K");
-        gemm(handle, true, false, Tk, D, Tq, 1.0f, ptr[Pr], types.io, Tk, ptr[Q], types.io, ldq, ptr.out(dK),
+        gemm(pr.handle, true, false, Tk, D, Tq, 1.0f, ptr[Pr], types.io, Tk, ptr[Q], types.io, ldq, ptr.out(dK),
              types.io, ld(gk), BH, types.compute, "dK = dS^T Q");
-    };
-    if (q.dtype() == DType::BF16) run(bf16());
-    else run(float());
+    });
 }
 
 }  // namespace rankclip

@@ -5,10 +5,11 @@
 // Files: cuda/device.{h,cpp} (registration, device count, per-device stream, cuBLAS handle),
 // cuda/capability.cpp (bf16 support),
 // cuda/allocator.* (caching allocator, pinned buffers), cuda/cuda_backend.cu (memory, copies,
-// elementwise, where, dropout), cuda/rows.cu (reductions, argmax, cumsum, sort),
+// elementwise, where, dropout), cuda/rows.cu (reductions over rows and down columns, argmax,
+// cumsum, sort),
 // cuda/indexing.cu (index_select/add, gather/scatter_add), cuda/kernel_common.cuh (their shared
 // helpers), cuda/matmul.cu (cuBLAS), cuda/softmax.cu, cuda/layer_norm.cu, cuda/cross_entropy.cu,
-// cuda/attention.cu (fused kernels).
+// cuda/attention.cu (fused kernels; long sequences go to cuda/attention_gemm.cu, batched GEMMs).
 #pragma once
 #include <cstdint>
 
