@@ -8,7 +8,7 @@
 // elementwise, where, dropout), cuda/rows.cu (reductions over rows and down columns, argmax,
 // cumsum, sort),
 // cuda/indexing.cu (index_select/add, gather/scatter_add), cuda/kernel_common.cuh (their shared
-// helpers), cuda/matmul.cu (cuBLAS), cuda/softmax.cu, cuda/layer_norm.cu, cuda/cross_entropy.cu,
+// helpers), cuda/matmul.cu (cuBLASLt, cuBLAS), cuda/softmax.cu, cuda/layer_norm.cu, cuda/cross_entropy.cu,
 // cuda/attention.cu (fused kernels; long sequences go to cuda/attention_gemm.cu, batched GEMMs).
 #pragma once
 #include <cstdint>
@@ -44,8 +44,9 @@ struct CudaBackend : Backend {
     void cumsum_rows(const Tensor& x, Tensor& out, bool reverse) override;
     void sort_rows(const Tensor& x, Tensor& values, Tensor& indices, bool descending) override;
 
-    // cuda/matmul.cu
+    // cuda/matmul.cu (cuBLASLt; linear's bias in the GEMM's epilogue)
     void matmul(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bool trans_b) override;
+    void linear(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out) override;
 
     // cuda/softmax.cu, cuda/layer_norm.cu, cuda/cross_entropy.cu
     void softmax_rows(const Tensor& x, Tensor& out, bool log) override;

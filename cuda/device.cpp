@@ -1,7 +1,7 @@
 // cuda/device.cpp
 // defines: cuda_device_count / cuda_available (0 devices on any CUDA error, e.g. no driver),
 // cuda_backend() (the one CudaBackend) and its registration with the engine at start-up, and the
-// per-device contexts of cuda/device.h (stream, allocator, cuBLAS handle + workspace).
+// per-device contexts of cuda/device.h (stream, allocator, cuBLAS and cuBLASLt handles + workspace).
 #include <array>
 #include <atomic>
 #include <mutex>
@@ -109,6 +109,18 @@ cublasHandle_t cuda_cublas(int device) {
         ctx.cublas = handle;
     }
     return ctx.cublas;
+}
+
+cublasLtHandle_t cuda_cublaslt(int device) {
+    CudaContext& ctx = cuda_context(device);
+    cuda_cublas(device);  // the shared workspace
+    std::lock_guard<std::mutex> lock(g_contexts_mutex);
+    if (ctx.cublaslt == nullptr) {
+        cublasLtHandle_t handle = nullptr;
+        RC_CUBLAS_CHECK(cublasLtCreate(&handle));
+        ctx.cublaslt = handle;
+    }
+    return ctx.cublaslt;
 }
 
 void cuda_synchronize_all() {

@@ -1,7 +1,8 @@
 // cuda/device.h
 // defines: CudaContext, the per-device state every CUDA kernel of the backend uses (the one
-// stream all work of the device is queued on, its caching allocator, the cuBLAS handle and its
-// workspace), cuda_context()/cuda_stream() to reach it, and the TF32 switch of the GEMMs.
+// stream all work of the device is queued on, its caching allocator, the cuBLAS and cuBLASLt
+// handles and their workspace), cuda_context()/cuda_stream() to reach it, and the TF32 switch of
+// the GEMMs.
 //
 // One stream per device: kernels, cuBLAS calls and copies of a device are all ordered on it,
 // which is what makes the caching allocator's immediate reuse of freed blocks safe. The stream is
@@ -11,6 +12,7 @@
 #pragma once
 #include <cstddef>
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
@@ -31,6 +33,9 @@ struct CudaContext {
     cublasHandle_t cublas = nullptr;
     void* cublas_workspace = nullptr;
     size_t cublas_workspace_bytes = 0;
+    // Created on first use by cuda_cublaslt(). cuBLASLt takes stream and workspace per call; it is
+    // given the same workspace as cuBLAS (both queue on `stream`, so they never use it at once).
+    cublasLtHandle_t cublaslt = nullptr;
 };
 
 // The context of `device`, created on first use (stream, allocator). Also makes `device` the
@@ -39,6 +44,8 @@ CudaContext& cuda_context(int device);
 inline cudaStream_t cuda_stream(int device) { return cuda_context(device).stream; }
 // The cuBLAS handle of `device` (created on first use, bound to its stream and workspace).
 cublasHandle_t cuda_cublas(int device);
+// The cuBLASLt handle of `device` (created on first use; the workspace is cuda_cublas's).
+cublasLtHandle_t cuda_cublaslt(int device);
 // The calling thread's current CUDA device (where CudaBackend::allocate allocates).
 int cuda_current_device();
 // Waits for the streams of every device context created so far, then reports kernel errors.

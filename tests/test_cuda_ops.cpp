@@ -403,6 +403,30 @@ std::vector<Case> matmul_cases() {
     };
 }
 
+// linear: the cuBLASLt GEMM with the bias in its epilogue where the bias is 16-byte aligned, the
+// GEMM and a broadcast add otherwise (cuda/matmul.cu)
+std::vector<Case> linear_cases() {
+    auto lin = [](std::string name, Shape x, int64_t N, bool bias, bool bf16 = true) {
+        return Case{name,
+                    [x, N, bias](Generator& g) {
+                        return Inputs{normal(g, x), normal(g, {N, x.back()}), bias ? normal(g, {N}) : Tensor()};
+                    },
+                    [](const Inputs& in) { return linear(in[0], in[1], in[2]); }, true, bf16};
+    };
+    return {
+        lin("linear (33, 65) x (17, 65)^T + bias", {33, 65}, 17, true),
+        lin("linear without bias", {33, 65}, 17, false),
+        lin("linear of (3, 7, 64) tokens", {3, 7, 64}, 96, true),
+        lin("linear (256, 384) x (512, 384)^T + bias", {256, 384}, 512, true),
+        lin("linear of one row", {1, 40}, 8, true),
+        lin("linear K = 0", {4, 0}, 3, true, false),
+        {"linear with an unaligned bias and input",  // offsets of 1 element and of one 65-wide row
+         [](Generator& g) { return Inputs{normal(g, {34, 65}), normal(g, {17, 65}), normal(g, {18})}; },
+         [](const Inputs& in) { return linear(in[0].narrow(0, 1, 33), in[1], in[2].narrow(0, 1, 17)); }, true,
+         true},
+    };
+}
+
 // ---- shape ops and indexing ----
 
 std::vector<Case> shape_index_cases() {
@@ -638,6 +662,37 @@ TEST(CudaOps, Matmul) {
     }
 #endif
     check_all(matmul_cases(), true);
+}
+
+TEST(CudaOps, Linear) {
+    SKIP_WITHOUT_CUDA();
+    check_all(linear_cases(), true);
+}
+
+// The two GEMM paths of cuda/matmul.cu on every matmul and linear case: cuBLASLt (the default)
+// and cuBLAS with a separate bias add (RANKCLIP_GEMM=cublas); and cuBLASLt's result is the same
+// bit for bit when run again.
+TEST(CudaOps, GemmOnEachPath) {
+    SKIP_WITHOUT_CUDA();
+    struct Unset {
+        ~Unset() { unsetenv("RANKCLIP_GEMM"); }  // also when a check returns early
+    } unset;
+    for (const char* path : {"cublas", "cublaslt"}) {
+        SCOPED_TRACE(std::string("RANKCLIP_GEMM=") + path);
+        setenv("RANKCLIP_GEMM", path, 1);
+        check_all(matmul_cases(), true);
+        check_all(linear_cases(), true);
+    }
+    unsetenv("RANKCLIP_GEMM");
+    Generator g(11);
+    const Device dev = device_under_test();
+    for (DType dtype : {DType::F32, DType::BF16}) {
+        Tensor x = copy_to(randn({640, 384}, g).to(dtype), dev), w = copy_to(randn({1152, 384}, g).to(dtype), dev);
+        Tensor b = copy_to(randn({1152}, g).to(dtype), dev);
+        Tensor first = linear(x, w, b), second = linear(x, w, b);
+        expect_same_bits(second, first, std::string("linear run twice [") + dtype_name(dtype) + "]");
+        expect_same_bits(matmul(x, w.t()), matmul(x, w.t()), std::string("matmul run twice [") + dtype_name(dtype) + "]");
+    }
 }
 
 TEST(CudaOps, ShapeOpsAndIndexing) {

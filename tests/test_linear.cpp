@@ -1,7 +1,7 @@
 // tests/test_linear.cpp
 // tests: the fused linear op (GEMM with the bias added inside it) against its composite
 // (matmul + add), forward and gradients, in F64 and F32, with and without bias, on 2-D and 3-D
-// inputs and a non-contiguous input; the F64 gradient check; bf16 under autocast against the
+// inputs and a non-contiguous input; empty inner (K = 0) and outer dimensions; the F64 gradient check; bf16 under autocast against the
 // composite on bf16-rounded inputs; the CPU GEMM giving the same bits twice (oneDNN, F32 and
 // BF16); and the errors bad shapes raise.
 #include <gtest/gtest.h>
@@ -68,6 +68,23 @@ TEST(Linear, NonContiguousInput) {
     expect_close(linear(x, w, b), linear_composite(x, w, b), 1e-12, 1e-12);
     expect_close(linear(x.to(DType::F32), w.to(DType::F32), b.to(DType::F32)).to(DType::F64),
                  linear_composite(x, w, b), 1e-5, 1e-5);
+}
+
+// As in torch: no input features (K = 0) gives the bias on every row, and no output features an
+// empty output; the gradients have the inputs' shapes.
+TEST(Linear, EmptyInnerOrOuterDimension) {
+    std::vector<Tensor> in = cases_inputs({2, 3, 0}, 4, true, 21);
+    for (Tensor& t : in) t.set_requires_grad(true);
+    Tensor out = linear_of(in);
+    ASSERT_EQ(out.shape(), (Shape{2, 3, 4}));
+    expect_close(out, in[2].detach().reshape({1, 1, 4}).expand({2, 3, 4}).contiguous(), 0, 0);
+    sum(out).backward();
+    EXPECT_EQ(in[0].grad().shape(), (Shape{2, 3, 0}));
+    EXPECT_EQ(in[1].grad().shape(), (Shape{4, 0}));
+    expect_close(in[2].grad(), full({4}, 6.0, DType::F64), 0, 0);  // 2 x 3 rows
+
+    std::vector<Tensor> none = cases_inputs({5, 3}, 0, true, 22);
+    EXPECT_EQ(linear_of(none).shape(), (Shape{5, 0}));
 }
 
 TEST(Linear, GradCheck) {

@@ -10,6 +10,8 @@
 #   profile   (only when asked for) where the step's time goes: `rankclip bench --profile` of b32
 #             and b16 on cuda:0 and of tiny and small on every core, each beside its PyTorch twin
 #             under torch.profiler (docs/PERFORMANCE.md, "Where the time goes")
+#   gemm      (only when asked for) our b32 and b16 steps on cuda:0 with each GEMM path of
+#             cuda/matmul.cu, RANKCLIP_GEMM=cublas then cublaslt (the default), ours only
 # and ends with one table of every comparison. Each case has its own time limit, so one slow or
 # failing case costs only itself; the exit status counts the cases that failed.
 #
@@ -19,7 +21,8 @@
 #   --rehearse  every case on the CPU at toy sizes, to check this script without a GPU
 # Environment: GPU_MODELS_OUT (scratch folder for the training runs, default a temporary one),
 #   GPU_MODELS_SECTIONS (which sections run, in this order: default "gpu cpu train"; add or name
-#   "profile", which then runs first, or "profile-gpu": its b32 and b16 cases alone, ours only).
+#   "profile", which then runs first, or "profile-gpu": its b32 and b16 cases alone, ours only;
+#   "gemm" runs after the profiles).
 set -uo pipefail
 
 rankclip=$1 python=${2:-}
@@ -84,12 +87,23 @@ if asked profile; then
     profile_ 60 cpu small bf16 64
 fi
 
-# ---- 1. the GPU: the large presets, then tiny (launch-bound) ----
 if ((rehearse)); then
     gpu=(--device cpu --threads "$threads") big=2 mid=2 small=4 steps=(--steps 1 --warmup 0)
 else
     gpu=(--device cuda) big=256 mid=128 small=128 steps=(--steps 10 --warmup 3)
 fi
+
+# ---- the two GEMM paths, ours only (the JSON lines of each pair differ only in the path) ----
+if asked gemm; then
+    for path in cublas cublaslt; do
+        echo "== RANKCLIP_GEMM=$path"
+        RANKCLIP_GEMM=$path case_ 60 --model b32 --precision bf16 --batch-size $big "${gpu[@]}" "${steps[@]}"
+        RANKCLIP_GEMM=$path case_ 60 --model b32 --precision fp32 --batch-size $big "${gpu[@]}" "${steps[@]}"
+        RANKCLIP_GEMM=$path case_ 60 --model b16 --precision bf16 --batch-size $mid "${gpu[@]}" "${steps[@]}"
+    done
+fi
+
+# ---- 1. the GPU: the large presets, then tiny (launch-bound) ----
 if asked gpu; then
     case_ 90 --model b32 --precision bf16 --batch-size $big "${gpu[@]}" "${steps[@]}" "${compare[@]}"
     case_ 90 --model b32 --precision fp32 --batch-size $big "${gpu[@]}" "${steps[@]}" "${compare[@]}"

@@ -23,21 +23,23 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in) {
     RC_CHECK(x.device() == w.device() && (!b.defined() || b.device() == w.device()),
              "linear: tensors on different devices: ", x.str(), ", ", w.str(), ", ", b.str());
     const int64_t K = w.size(1), N = w.size(0);
+    int64_t M = 1;  // rows: every dim of x but the last (explicit, so that K = 0 or N = 0 works)
+    for (int64_t d = 0; d + 1 < x.dim(); d++) M *= x.size(d);
     Shape out_shape = x.shape();
     out_shape.back() = N;
     Tensor out = empty(out_shape, x.dtype(), x.device());
     {
         NoGradGuard no_grad;
-        Tensor x2 = x.detach().contiguous().reshape({-1, K});  // (M, K)
-        Tensor out2 = out.view({x2.size(0), N});               // (M, N)
+        Tensor x2 = x.detach().contiguous().reshape({M, K});  // (M, K)
+        Tensor out2 = out.view({M, N});                       // (M, N)
         if (out.numel()) backend_for(x.device()).linear(x2, w.detach().contiguous(), b.defined() ? b.detach().contiguous() : b, out2);
     }
     bool gx = x.requires_grad(), gw = w.requires_grad(), gb = b.defined() && b.requires_grad();
-    record("linear", out, {x, w, b}, [x = x.detach(), w = w.detach(), gx, gw, gb](const Tensor& g) -> std::vector<Tensor> {
-        Tensor g2 = g.reshape({-1, g.size(-1)});  // (M, N)
+    record("linear", out, {x, w, b}, [x = x.detach(), w = w.detach(), M, gx, gw, gb](const Tensor& g) -> std::vector<Tensor> {
+        Tensor g2 = g.reshape({M, g.size(-1)});  // (M, N)
         Tensor dx, dw, db;
         if (gx) dx = matmul(g2, w).reshape(x.shape());                      // (M, N) @ (N, K)
-        if (gw) dw = matmul(g2.t(), x.reshape({-1, x.size(-1)}));           // (N, M) @ (M, K)
+        if (gw) dw = matmul(g2.t(), x.reshape({M, x.size(-1)}));            // (N, M) @ (M, K)
         if (gb) db = sum_to(g2, {g2.size(1)});                              // (N)
         return {dx, dw, db};
     });
