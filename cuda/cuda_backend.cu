@@ -91,11 +91,22 @@ void CudaBackend::synchronize() { cuda_synchronize_all(); }
 
 namespace {
 
-// dst[o0] = cast(src[o1]) over a strided layout (operand 0 = dst, 1 = src).
+// dst[o0] = cast(src[o1]) over a strided layout (operand 0 = dst, 1 = src); `packed`: dense,
+// with both operands aligned to their Pack.
 template <typename S, typename D>
 __global__ void copy_kernel(const S* __restrict__ src, D* __restrict__ dst, int64_t n,
-                            StridedLayout<2> layout) {
-    if (layout.dense) {
+                            StridedLayout<2> layout, bool packed) {
+    if (packed) {
+        const int64_t packs = n / kPack;
+        RC_GRID_STRIDE_LOOP(p, packs) {
+            const Pack<S> in = reinterpret_cast<const Pack<S>*>(src)[p];
+            Pack<D> out;
+#pragma unroll
+            for (int j = 0; j < kPack; j++) cast_store(&out.v[j], &in.v[j]);
+            reinterpret_cast<Pack<D>*>(dst)[p] = out;
+        }
+        RC_GRID_STRIDE_LOOP(t, n - packs * kPack) cast_store(dst + packs * kPack + t, src + packs * kPack + t);
+    } else if (layout.dense) {
         RC_GRID_STRIDE_LOOP(i, n) cast_store(dst + i, src + i);
     } else {
         RC_GRID_STRIDE_LOOP(i, n) {
@@ -191,9 +202,11 @@ void CudaBackend::copy(const Tensor& src, Tensor& dst) {
         }
         return;
     }
+    const bool packed = layout.dense && pack_aligned(src.raw_data(), dtype_size(src.dtype())) &&
+                        pack_aligned(dst.raw_data(), dtype_size(dst.dtype()));
     RC_GPU_ALL_TYPES(src.dtype(), using S = T; RC_GPU_ALL_TYPES(dst.dtype(), {
-        copy_kernel<S, T><<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(
-            static_cast<const S*>(src.raw_data()), static_cast<T*>(dst.raw_data()), n, layout);
+        copy_kernel<S, T><<<grid_for(packed ? n / kPack + 1 : n, ctx), kThreads, 0, ctx.stream>>>(
+            static_cast<const S*>(src.raw_data()), static_cast<T*>(dst.raw_data()), n, layout, packed);
         RC_CUDA_CHECK_LAUNCH("copy_kernel");
     }));
 }
@@ -304,12 +317,25 @@ __device__ __forceinline__ A apply_binary(A x, A y) {
     else return y * quick_gelu_derivative(x);  // QuickGeluBackward
 }
 
-// out[o0] = op(x[o1]); operand 0 = out, 1 = x.
+// out[o0] = op(x[o1]); operand 0 = out, 1 = x; `packed`: dense and aligned to Packs.
 template <UnaryOp Op, typename T>
 __global__ void unary_kernel(const T* __restrict__ x, T* __restrict__ out, int64_t n,
-                             StridedLayout<2> layout, Acc<T> p0, Acc<T> p1) {
+                             StridedLayout<2> layout, bool packed, Acc<T> p0, Acc<T> p1) {
     using A = Acc<T>;
-    if (layout.dense) {
+    if (packed) {
+        const int64_t packs = n / kPack;
+        RC_GRID_STRIDE_LOOP(p, packs) {
+            const Pack<T> in = reinterpret_cast<const Pack<T>*>(x)[p];
+            Pack<T> res;
+#pragma unroll
+            for (int j = 0; j < kPack; j++) store(&res.v[j], apply_unary<Op, A>(load(&in.v[j]), p0, p1));
+            reinterpret_cast<Pack<T>*>(out)[p] = res;
+        }
+        RC_GRID_STRIDE_LOOP(t, n - packs * kPack) {
+            const int64_t i = packs * kPack + t;
+            store(out + i, apply_unary<Op, A>(load(x + i), p0, p1));
+        }
+    } else if (layout.dense) {
         RC_GRID_STRIDE_LOOP(i, n) store(out + i, apply_unary<Op, A>(load(x + i), p0, p1));
     } else {
         RC_GRID_STRIDE_LOOP(i, n) {
@@ -320,12 +346,27 @@ __global__ void unary_kernel(const T* __restrict__ x, T* __restrict__ out, int64
     }
 }
 
-// out[o0] = op(a[o1], b[o2]); operands: out, a, b (a, b possibly broadcast with 0 strides).
+// out[o0] = op(a[o1], b[o2]); operands: out, a, b (a, b possibly broadcast with 0 strides);
+// `packed`: dense and aligned to Packs.
 template <BinaryOp Op, typename T>
 __global__ void binary_kernel(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ out,
-                              int64_t n, StridedLayout<3> layout) {
+                              int64_t n, StridedLayout<3> layout, bool packed) {
     using A = Acc<T>;
-    if (layout.dense) {
+    if (packed) {
+        const int64_t packs = n / kPack;
+        RC_GRID_STRIDE_LOOP(p, packs) {
+            const Pack<T> x = reinterpret_cast<const Pack<T>*>(a)[p];
+            const Pack<T> y = reinterpret_cast<const Pack<T>*>(b)[p];
+            Pack<T> res;
+#pragma unroll
+            for (int j = 0; j < kPack; j++) store(&res.v[j], apply_binary<Op, A>(load(&x.v[j]), load(&y.v[j])));
+            reinterpret_cast<Pack<T>*>(out)[p] = res;
+        }
+        RC_GRID_STRIDE_LOOP(t, n - packs * kPack) {
+            const int64_t i = packs * kPack + t;
+            store(out + i, apply_binary<Op, A>(load(a + i), load(b + i)));
+        }
+    } else if (layout.dense) {
         RC_GRID_STRIDE_LOOP(i, n) store(out + i, apply_binary<Op, A>(load(a + i), load(b + i)));
     } else {
         RC_GRID_STRIDE_LOOP(i, n) {
@@ -340,8 +381,9 @@ template <UnaryOp Op, typename T>
 void launch_unary(const Tensor& x, Tensor& out, const StridedLayout<2>& layout, double p0,
                   double p1, const CudaContext& ctx) {
     int64_t n = out.numel();
-    unary_kernel<Op, T><<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(
-        static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), n, layout,
+    const bool packed = layout.dense && pack_aligned(x.raw_data(), sizeof(T)) && pack_aligned(out.raw_data(), sizeof(T));
+    unary_kernel<Op, T><<<grid_for(packed ? n / kPack + 1 : n, ctx), kThreads, 0, ctx.stream>>>(
+        static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), n, layout, packed,
         Acc<T>(p0), Acc<T>(p1));
     RC_CUDA_CHECK_LAUNCH("unary_kernel");
 }
@@ -350,9 +392,11 @@ template <BinaryOp Op, typename T>
 void launch_binary(const Tensor& a, const Tensor& b, Tensor& out, const StridedLayout<3>& layout,
                    const CudaContext& ctx) {
     int64_t n = out.numel();
-    binary_kernel<Op, T><<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(
+    const bool packed = layout.dense && pack_aligned(a.raw_data(), sizeof(T)) &&
+                        pack_aligned(b.raw_data(), sizeof(T)) && pack_aligned(out.raw_data(), sizeof(T));
+    binary_kernel<Op, T><<<grid_for(packed ? n / kPack + 1 : n, ctx), kThreads, 0, ctx.stream>>>(
         static_cast<const T*>(a.raw_data()), static_cast<const T*>(b.raw_data()),
-        static_cast<T*>(out.raw_data()), n, layout);
+        static_cast<T*>(out.raw_data()), n, layout, packed);
     RC_CUDA_CHECK_LAUNCH("binary_kernel");
 }
 

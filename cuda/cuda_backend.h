@@ -44,9 +44,10 @@ struct CudaBackend : Backend {
     void cumsum_rows(const Tensor& x, Tensor& out, bool reverse) override;
     void sort_rows(const Tensor& x, Tensor& values, Tensor& indices, bool descending) override;
 
-    // cuda/matmul.cu (cuBLASLt; linear's bias in the GEMM's epilogue)
+    // cuda/matmul.cu (cuBLASLt; linear's bias and its gradient in the GEMM's epilogue)
     void matmul(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bool trans_b) override;
     void linear(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out) override;
+    void linear_weight_grad(const Tensor& g, const Tensor& x, Tensor& gw, Tensor& gb) override;
 
     // cuda/softmax.cu, cuda/layer_norm.cu, cuda/cross_entropy.cu
     void softmax_rows(const Tensor& x, Tensor& out, bool log) override;

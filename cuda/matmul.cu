@@ -1,19 +1,21 @@
 // cuda/matmul.cu
-// defines: CudaBackend::matmul and CudaBackend::linear (GEMMs through cuBLASLt, linear's bias
-// added in the GEMM's epilogue), and the TF32 switch.
+// defines: CudaBackend::matmul, linear and linear_weight_grad (GEMMs through cuBLASLt; linear's
+// bias added, and its bias gradient summed, in the GEMM's epilogue), and the TF32 switch.
 //
 // Our tensors are row-major, cuBLAS is column-major. A row-major (R, C) matrix is, byte for
 // byte, the column-major (C, R) matrix: its transpose. So out = a @ b is computed as
 // out^T = b^T @ a^T, i.e. cuBLAS gets b as its first operand and a as its second, with m = N and
 // n = M, and writes the column-major (N, M) matrix that is our row-major (M, N) out. linear's
 // bias (N) is then one value per row of that column-major out: what cuBLASLt's BIAS epilogue adds.
+// Its weight gradient gw (N, K) = g^T x is the column-major (K, N) = x^T (K, M) @ g (M, N), whose
+// second operand's sums over the shared dim M are the bias gradient: the BGRADB epilogue.
 //
 // Paths: F32 and BF16 go to cuBLASLt. Each distinct problem (shapes, strides, dtype, operand
 // alignment, bias or not) gets a plan on first use: its layouts, its descriptor and the algorithm
 // cuBLASLt's heuristic picks for our workspace; plans are cached, so a training step after the
 // first asks no heuristic. F64, and a problem the heuristic has no algorithm for, go to
 // cublasGemmStridedBatchedEx / cublasDgemmStridedBatched, where linear adds its bias in a second
-// pass (Backend::linear). RANKCLIP_GEMM=cublas forces that path (read per call: the tests run
+// pass (Backend::linear) and the bias gradient is a reduce_cols (Backend::linear_weight_grad). RANKCLIP_GEMM=cublas forces that path (read per call: the tests run
 // every case on both paths, the benchmarks compare them).
 //
 // Precision: F32 uses CUBLAS_COMPUTE_32F (no TF32), so results match the CPU to fp32 rounding,
@@ -49,8 +51,12 @@ bool cublaslt_forced_off() {  // RANKCLIP_GEMM=cublas
     return v != nullptr && std::strcmp(v, "cublas") == 0;
 }
 
+// What the GEMM's epilogue does with the vector `bias`: nothing, add bias (m) to every column of
+// C, or write into it the sums of op_b(B) over k (n values, one per column of C).
+enum class Epilogue { None, Bias, BiasGradB };
+
 // One GEMM in cuBLAS's column-major terms, `batch` times:
-//   C (m, n) = op_a(A) (m, k) @ op_b(B) (k, n) [+ bias (m), one value per row of C]
+//   C (m, n) = op_a(A) (m, k) @ op_b(B) (k, n), and the epilogue
 // A is our b and B our a (see the top of the file).
 struct Gemm {
     DType dtype;
@@ -61,7 +67,8 @@ struct Gemm {
     const void* A;
     const void* B;
     void* C;
-    const void* bias = nullptr;
+    Epilogue epilogue = Epilogue::None;
+    void* bias = nullptr;  // Bias: read; BiasGradB: written
 };
 
 // a: (batch, M, K), or (batch, K, M) if trans_a; b: (batch, K, N), or (batch, N, K) if trans_b;
@@ -204,8 +211,9 @@ LtPlan make_plan(cublasLtHandle_t lt, const Gemm& g, bool tf32, size_t workspace
              "cublasLtMatmulDescCreate", g);
     set_desc(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, int32_t(g.op_a), g);
     set_desc(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, int32_t(g.op_b), g);
-    if (g.bias != nullptr) {  // bias in C's dtype, one per row of C
-        set_desc(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, uint32_t(CUBLASLT_EPILOGUE_BIAS), g);
+    if (g.epilogue != Epilogue::None) {  // the vector in C's dtype
+        const cublasLtEpilogue_t epilogue = g.epilogue == Epilogue::Bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_BGRADB;
+        set_desc(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, uint32_t(epilogue), g);
         set_desc(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, g.bias, g);  // its alignment steers the heuristic
     }
     const bool ta = g.op_a == CUBLAS_OP_T, tb = g.op_b == CUBLAS_OP_T;
@@ -245,11 +253,11 @@ bool cublaslt_gemm(const Gemm& g, int device) {
     const std::array<int64_t, 4> align = {alignment(g.A, g.stride_a * esize), alignment(g.B, g.stride_b * esize),
                                           alignment(g.C, g.stride_c * esize),
                                           g.bias ? alignment(g.bias, 0) : 0};
-    if (g.bias != nullptr && align[3] < 16) return false;  // the epilogue reads the bias in 16-byte vectors
+    if (g.epilogue != Epilogue::None && align[3] < 16) return false;  // the epilogue moves 16-byte vectors
     const bool tf32 = g.dtype == DType::F32 && tf32_enabled();
     const LtKey key = {device,   int64_t(g.dtype), tf32,       g.op_a,     g.op_b,     g.m,        g.n,
                        g.k,      g.lda,            g.ldb,      g.ldc,      g.batch,    g.stride_a, g.stride_b,
-                       g.stride_c, g.bias != nullptr, align[0], align[1], align[2], align[3]};
+                       g.stride_c, int64_t(g.epilogue), align[0], align[1], align[2], align[3]};
     CudaContext& ctx = cuda_context(device);
     cublasLtHandle_t lt = cuda_cublaslt(device);
     std::lock_guard<std::mutex> lock(g_plans_mutex);  // the descriptor's bias pointer is per call
@@ -257,7 +265,7 @@ bool cublaslt_gemm(const Gemm& g, int device) {
     if (it == g_plans.end()) it = g_plans.emplace(key, make_plan(lt, g, tf32, ctx.cublas_workspace_bytes, align)).first;
     const LtPlan& plan = it->second;
     if (!plan.usable) return false;
-    if (g.bias != nullptr) set_desc(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, g.bias, g);
+    if (g.epilogue != Epilogue::None) set_desc(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, g.bias, g);
     const float alpha = 1.0f, beta = 0.0f;
     check_lt(cublasLtMatmul(lt, plan.desc, &alpha, g.A, plan.a, g.B, plan.b, &beta, g.C, plan.c, g.C, plan.c,
                             &plan.algo, ctx.cublas_workspace, ctx.cublas_workspace_bytes, ctx.stream),
@@ -290,10 +298,25 @@ void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor& bias, T
         Gemm g = column_major_gemm(x, w, out, false, true);
         RC_CHECK(bias.dtype() == out.dtype() && bias.numel() == g.m, "cuda linear: bias ", bias.str(),
                  " does not fit out ", out.str());
+        g.epilogue = Epilogue::Bias;
         g.bias = bias.raw_data();
         if (cublaslt_gemm(g, out.device().index)) return;
     }
     Backend::linear(x, w, bias, out);
+}
+
+// gw (N, K) = g (M, N)^T @ x (M, K) and gb (N) = g's column sums, in one cuBLASLt call where it
+// has an algorithm with the BGRADB epilogue; otherwise the GEMM and a reduce_cols.
+void CudaBackend::linear_weight_grad(const Tensor& g, const Tensor& x, Tensor& gw, Tensor& gb) {
+    if (gb.defined() && !cublaslt_forced_off()) {
+        Gemm gemm = column_major_gemm(g, x, gw, true, false);
+        RC_CHECK(gb.dtype() == gw.dtype() && gb.numel() == gemm.n, "cuda linear_weight_grad: bias gradient ",
+                 gb.str(), " does not fit ", gw.str());
+        gemm.epilogue = Epilogue::BiasGradB;
+        gemm.bias = gb.raw_data();
+        if (cublaslt_gemm(gemm, gw.device().index)) return;
+    }
+    Backend::linear_weight_grad(g, x, gw, gb);
 }
 
 }  // namespace rankclip

@@ -80,6 +80,16 @@ void Backend::linear(const Tensor& x, const Tensor& w, const Tensor& bias, Tenso
            make_view(w, {1, w.size(0), w.size(1)}, {0, w.size(1), 1}, w.offset()), out3, false, true);
     if (bias.defined()) binary(BinaryOp::Add, out, make_view(bias, out.shape(), {0, 1}, bias.offset()), out);
 }
+void Backend::linear_weight_grad(const Tensor& g, const Tensor& x, Tensor& gw, Tensor& gb) {
+    // as a (1, M, N)^T @ (1, M, K) batch, then gb = the sums down g's columns, (1, M, N) -> (1, N)
+    Tensor gw3 = make_view(gw, {1, gw.size(0), gw.size(1)}, {0, gw.size(1), 1}, gw.offset());
+    Tensor g3 = make_view(g, {1, g.size(0), g.size(1)}, {0, g.size(1), 1}, g.offset());
+    matmul(g3, make_view(x, {1, x.size(0), x.size(1)}, {0, x.size(1), 1}, x.offset()), gw3, true, false);
+    if (gb.defined()) {
+        Tensor gb2 = make_view(gb, {1, gb.size(0)}, {0, 1}, gb.offset());
+        reduce_cols(ReduceOp::Sum, g3, gb2);
+    }
+}
 void Backend::softmax_rows(const Tensor& x, Tensor&, bool) { missing("softmax", x); }
 void Backend::softmax_rows_backward(const Tensor& y, const Tensor&, Tensor&, bool) { missing("softmax_backward", y); }
 void Backend::layer_norm(const Tensor& x, const Tensor&, const Tensor&, Tensor&, Tensor&, Tensor&, double) {

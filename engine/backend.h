@@ -110,6 +110,11 @@ struct Backend {
     //     default is matmul then an in-place broadcast add; a backend may add the bias inside
     //     its GEMM (one pass over out instead of two). ---
     virtual void linear(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out);
+    // --- linear_weight_grad: linear's weight and bias gradients, gw (N, K) = g (M, N)^T @
+    //     x (M, K) and gb (N) = the column sums of g (gb may be undefined); all contiguous,
+    //     M, N, K > 0. The default is matmul then reduce_cols; a backend may sum gb inside its
+    //     GEMM (one pass over g instead of two). ---
+    virtual void linear_weight_grad(const Tensor& g, const Tensor& x, Tensor& gw, Tensor& gb);
 
     // --- fused nn kernels, rows of x are (N, C) ---
     virtual void softmax_rows(const Tensor& x, Tensor& out, bool log);

@@ -113,6 +113,11 @@ public:
         timed(str_cat("linear ", dt(x), " ", dims({x.size(0), w.size(0), x.size(1)})),
               [&] { inner_.linear(x, w, bias, out); });
     }
+    // gw (N, K) = g (M, N)^T @ x (M, K), gb (N) = g's column sums
+    void linear_weight_grad(const Tensor& g, const Tensor& x, Tensor& gw, Tensor& gb) override {
+        timed(str_cat("linear_weight_grad ", dt(g), " ", dims({g.size(0), g.size(1), x.size(1)}), gb.defined() ? " bias" : ""),
+              [&] { inner_.linear_weight_grad(g, x, gw, gb); });
+    }
 
     void softmax_rows(const Tensor& x, Tensor& out, bool log) override {
         timed(str_cat(log ? "log_softmax " : "softmax ", dt(x)), [&] { inner_.softmax_rows(x, out, log); });

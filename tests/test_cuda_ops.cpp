@@ -250,6 +250,15 @@ std::vector<Case> binary_cases() {
          [](const Inputs& in) { return add(in[0], in[1]); }, false, true},
         {"add, rows of 4099", [](Generator& g) { return Inputs{normal(g, {2, 4099}), normal(g, {2, 4099})}; },
          [](const Inputs& in) { return in[0] + in[1]; }, false, true},
+        // dense but one element off the alignment of the kernels' vector loads (kernels::Pack)
+        {"add, views one element in", [](Generator& g) { return Inputs{normal(g, {4100}), normal(g, {4100})}; },
+         [](const Inputs& in) { return in[0].narrow(0, 1, 4099) + in[1].narrow(0, 1, 4099); }, false, true},
+        {"quick_gelu and a cast of a view one element in", [](Generator& g) { return Inputs{normal(g, {2, 4100})}; },
+         [](const Inputs& in) {
+             Tensor x = in[0].view({-1}).narrow(0, 1, 8199);
+             return quick_gelu(x) + cast(cast(x, DType::F64), x.dtype());
+         },
+         false, true},
         {"sub, transposed input", [](Generator& g) { return Inputs{normal(g, {7, 5}), normal(g, {5, 7})}; },
          [](const Inputs& in) { return sub(in[0].t(), in[1]); }, false, true},
         {"mul, narrowed input", [](Generator& g) { return Inputs{normal(g, {6, 9}), normal(g, {6, 5})}; },
@@ -451,6 +460,16 @@ std::vector<Case> shape_index_cases() {
          [](Generator& g) { return Inputs{normal(g, {12, 5}), ids(g, 0, 12, {20}, DType::I32)}; },
          [](const Inputs& in) { return index_select(in[0], 0, in[1]); }, true},
         {"embedding (50, 768), ids (4, 77)", [](Generator& g) { return Inputs{normal(g, {50, 768}), ids(g, 0, 50, {4, 77})}; },
+         [](const Inputs& in) { return embedding(in[0], in[1]); }, true},
+        // a padded text batch: 60 of each row's 77 ids are the padding id, one run of 480 in
+        // the backward's sorted keys (its adds in order, 8 loads ahead, and a tail)
+        {"embedding of a padded batch, ids (8, 77)",
+         [](Generator& g) {
+             std::vector<int64_t> v = ids(g, 0, 40, {8, 77}).to_vector<int64_t>();
+             for (size_t j = 0; j < v.size(); j++)
+                 if (j % 77 >= 17) v[j] = 3;
+             return Inputs{normal(g, {40, 64}), from_vector(v, {8, 77}, DType::I64)};
+         },
          [](const Inputs& in) { return embedding(in[0], in[1]); }, true},
         {"gather dim 1, index smaller than input",
          [](Generator& g) { return Inputs{normal(g, {4, 9, 5}), ids(g, 0, 9, {3, 6, 5})}; },
@@ -669,9 +688,10 @@ TEST(CudaOps, Linear) {
     check_all(linear_cases(), true);
 }
 
-// The two GEMM paths of cuda/matmul.cu on every matmul and linear case: cuBLASLt (the default)
-// and cuBLAS with a separate bias add (RANKCLIP_GEMM=cublas); and cuBLASLt's result is the same
-// bit for bit when run again.
+// The two GEMM paths of cuda/matmul.cu on every matmul and linear case (forward and gradients):
+// cuBLASLt with the bias and its gradient in the epilogues (the default) and cuBLAS with a
+// separate bias add and reduce_cols (RANKCLIP_GEMM=cublas); and cuBLASLt's results, the
+// gradients too, are the same bit for bit when run again.
 TEST(CudaOps, GemmOnEachPath) {
     SKIP_WITHOUT_CUDA();
     struct Unset {
@@ -692,6 +712,19 @@ TEST(CudaOps, GemmOnEachPath) {
         Tensor first = linear(x, w, b), second = linear(x, w, b);
         expect_same_bits(second, first, std::string("linear run twice [") + dtype_name(dtype) + "]");
         expect_same_bits(matmul(x, w.t()), matmul(x, w.t()), std::string("matmul run twice [") + dtype_name(dtype) + "]");
+        // the weight and bias gradients (one GEMM with the bias gradient in its epilogue)
+        Tensor gy = copy_to(randn({640, 1152}, g).to(dtype), dev);
+        auto weight_grads = [&] {
+            Tensor wl = w.detach().clone(), bl = b.detach().clone();
+            wl.set_requires_grad(true);
+            bl.set_requires_grad(true);
+            sum(linear(x, wl, bl) * gy).backward();
+            return std::pair{wl.grad(), bl.grad()};
+        };
+        auto [gw1, gb1] = weight_grads();
+        auto [gw2, gb2] = weight_grads();
+        expect_same_bits(gw2, gw1, std::string("weight gradient twice [") + dtype_name(dtype) + "]");
+        expect_same_bits(gb2, gb1, std::string("bias gradient twice [") + dtype_name(dtype) + "]");
     }
 }
 

@@ -65,6 +65,16 @@ TEST(OptimKernels, GlobalNormMatchesTorchAndComposite) {
         EXPECT_NEAR(global_norm({x}).item(), std::sqrt(direct), 1e-12 * std::sqrt(direct)) << n;
     }
     EXPECT_THROW(global_norm({}), Error);
+    // F32, F64 and BF16 tensors together (each dtype's partial sums apart, BF16 widened to F32),
+    // an undefined and an empty one among them
+    Tensor a = randn64({4097}, 7), b = randn64({33}, 8), c = randn64({5000}, 9);
+    Tensor c16 = c.to(DType::BF16);
+    double direct = 0;
+    for (const Tensor& t : {a, b, c16.to(DType::F64)})
+        for (double e : t.to_vector<double>()) direct += e * e;
+    Tensor mixed = global_norm({a.to(DType::F32), Tensor(), b, zeros({0}), c16});
+    EXPECT_EQ(mixed.dtype(), DType::F64);
+    EXPECT_NEAR(mixed.item(), std::sqrt(direct), 1e-6 * std::sqrt(direct));
 }
 
 TEST(OptimKernelsCuda, AdamWAndGlobalNormMatchTheCpu) {
@@ -75,6 +85,24 @@ TEST(OptimKernelsCuda, AdamWAndGlobalNormMatchTheCpu) {
     Tensor x = randn({3 * 4096 + 17}, gen), y = randn({5, 7}, gen);
     expect_close(global_norm({x.to(Device::cuda(0)), y.to(Device::cuda(0))}), global_norm({x, y}), 1e-6, 0.0,
                  "cuda global_norm");
+    // The CUDA update gives the CPU's bits: on slabs aligned for its vector loads (offset 0) and
+    // on slabs one element off (offset 1, the one-by-one loop), a tail of 3 included (4099).
+    for (int64_t offset : {0, 1}) {
+        const int64_t n = 4099;
+        Generator g(11 + uint64_t(offset));
+        Tensor p = randn({offset + n}, g), m = randn({offset + n}, g), v = randn({offset + n}, g);
+        v = v * v;
+        Tensor pc = p.to(Device::cuda(0)), mc = m.to(Device::cuda(0)), vc = v.to(Device::cuda(0));
+        Tensor p1 = p.narrow(0, offset, n), m1 = m.narrow(0, offset, n), v1 = v.narrow(0, offset, n);
+        Tensor p2 = pc.narrow(0, offset, n), m2 = mc.narrow(0, offset, n), v2 = vc.narrow(0, offset, n);
+        for (int step = 1; step <= 2; step++) {
+            Tensor grad = randn({n}, g);
+            adamw_step_(p1, grad, m1, v1, AdamWHyper{}, step);
+            adamw_step_(p2, grad.to(Device::cuda(0)), m2, v2, AdamWHyper{}, step);
+        }
+        for (auto [cpu, cuda] : {std::pair{p1, p2}, std::pair{m1, m2}, std::pair{v1, v2}})
+            EXPECT_EQ(cuda.to(Device::cpu()).to_vector<float>(), cpu.to_vector<float>()) << "offset " << offset;
+    }
 #else
     GTEST_SKIP() << "no CUDA device: built without CUDA";
 #endif

@@ -4,7 +4,8 @@
 // and the attention input projection run through it: a separate bias add would be one more full
 // pass over each layer's output, forward, on tensors as large as (8320, 512) in the tiny ViT.
 //   forward:  y = x W^T + b               x (M, K), W (N, K), b (N) -> y (M, N)
-//   backward: dx = dy W,  dW = dy^T x,  db = sum over rows of dy
+//   backward: dx = dy W,  dW = dy^T x,  db = sum over rows of dy   (dW and db in one backend call,
+//             linear_weight_grad, which may sum db inside the GEMM)
 #include "engine/autocast.h"
 #include "engine/backend.h"
 #include "engine/ops.h"
@@ -36,11 +37,20 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in) {
     }
     bool gx = x.requires_grad(), gw = w.requires_grad(), gb = b.defined() && b.requires_grad();
     record("linear", out, {x, w, b}, [x = x.detach(), w = w.detach(), M, gx, gw, gb](const Tensor& g) -> std::vector<Tensor> {
-        Tensor g2 = g.reshape({M, g.size(-1)});  // (M, N)
+        const int64_t N = g.size(-1), K = x.size(-1);
+        Tensor g2 = g.reshape({M, N});  // (M, N)
         Tensor dx, dw, db;
-        if (gx) dx = matmul(g2, w).reshape(x.shape());                      // (M, N) @ (N, K)
-        if (gw) dw = matmul(g2.t(), x.reshape({M, x.size(-1)}));            // (N, M) @ (M, K)
-        if (gb) db = sum_to(g2, {g2.size(1)});                              // (N)
+        if (gx) dx = matmul(g2, w).reshape(x.shape());  // (M, N) @ (N, K)
+        if (gw && M > 0 && N > 0 && K > 0) {            // dw = g2^T x (N, K), db in the same call
+            NoGradGuard no_grad;
+            Tensor gc = g2.contiguous(), xc = x.reshape({M, K}).contiguous();
+            dw = empty({N, K}, gc.dtype(), gc.device());
+            if (gb) db = empty({N}, gc.dtype(), gc.device());
+            backend_for(gc.device()).linear_weight_grad(gc, xc, dw, db);
+            return {dx, dw, db};
+        }
+        if (gw) dw = matmul(g2.t(), x.reshape({M, K}));  // (N, M) @ (M, K): an empty one
+        if (gb) db = sum_to(g2, {N});                    // (N)
         return {dx, dw, db};
     });
     return out;
