@@ -657,6 +657,20 @@ std::vector<Case> attention_cases() {
 
 // ---- the equivalence tests ----
 
+// Runs `checks` once with each value of the environment variable `var` (a backend reads it per
+// call to pick a path), then unsets it, also when a check returns early.
+void on_each_path(const char* var, std::initializer_list<const char*> values, const std::function<void()>& checks) {
+    struct Unset {
+        const char* var;
+        ~Unset() { unsetenv(var); }
+    } unset{var};
+    for (const char* value : values) {
+        SCOPED_TRACE(std::string(var) + "=" + value);
+        setenv(var, value, 1);
+        checks();
+    }
+}
+
 TEST(CudaOps, BinaryAndScalarElementwise) {
     SKIP_WITHOUT_CUDA();
     check_all(binary_cases(), true);
@@ -694,16 +708,10 @@ TEST(CudaOps, Linear) {
 // gradients too, are the same bit for bit when run again.
 TEST(CudaOps, GemmOnEachPath) {
     SKIP_WITHOUT_CUDA();
-    struct Unset {
-        ~Unset() { unsetenv("RANKCLIP_GEMM"); }  // also when a check returns early
-    } unset;
-    for (const char* path : {"cublas", "cublaslt"}) {
-        SCOPED_TRACE(std::string("RANKCLIP_GEMM=") + path);
-        setenv("RANKCLIP_GEMM", path, 1);
+    on_each_path("RANKCLIP_GEMM", {"cublas", "cublaslt"}, [] {
         check_all(matmul_cases(), true);
         check_all(linear_cases(), true);
-    }
-    unsetenv("RANKCLIP_GEMM");
+    });
     Generator g(11);
     const Device dev = device_under_test();
     for (DType dtype : {DType::F32, DType::BF16}) {
@@ -763,14 +771,7 @@ TEST(CudaOps, Attention) {
 // take T >= 32.
 TEST(CudaOps, AttentionOnEachPath) {
     SKIP_WITHOUT_CUDA();
-    struct Unset {
-        ~Unset() { unsetenv("RANKCLIP_ATTENTION"); }  // also when a check returns early
-    } unset;
-    for (const char* path : {"kernel", "gemm"}) {
-        SCOPED_TRACE(std::string("RANKCLIP_ATTENTION=") + path);
-        setenv("RANKCLIP_ATTENTION", path, 1);
-        check_all(attention_cases(), true);
-    }
+    on_each_path("RANKCLIP_ATTENTION", {"kernel", "gemm"}, [] { check_all(attention_cases(), true); });
 }
 
 TEST(CudaOps, DropoutMaskIsTheSameOnBothDevices) {
