@@ -10,7 +10,19 @@
 //            serves four rows). This is the design of cuda/attention.cu.
 //   kernel4: kernel3 with 128-bit shared-memory reads for the scores (float4 along D).
 // The number of warps per block is the "block size" swept by the checks.
+//   kernel5: bf16 on the tensor cores (q, k, v, out bf16, lse fp32; D = 64 only), flash-style:
+//            a block of 4 warps takes 64 query rows of one (b, h), 16 per warp; K and V tiles of
+//            64 keys pass through shared memory; each warp's 16 x 64 scores come from WMMA
+//            16x16x16 products with fp32 accumulators, the online softmax keeps each row's max
+//            and sum in registers (two lanes a row), P goes to shared memory in bf16, and P V
+//            (WMMA again) is added into the warp's fp32 output rows in shared memory, where the
+//            per-row rescale can be done (a WMMA accumulator's layout is opaque). Checked on the
+//            bf16-rounded inputs against the same CPU reference, and timed against the engine's
+//            present bf16 path (cuda/attention_gemm.cu: S in fp32 and P in bf16 through global
+//            memory, cuBLAS GEMMs). Written without a GPU on 2026-12-04: not yet run.
 // Usage: ./attention_forward [variant]   (no argument: all variants)
+#include <mma.h>
+
 #include "common.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -263,6 +275,226 @@ struct CublasAttention {
 };
 
 // ---------------------------------------------------------------------------------------------
+// kernel5: bf16 on the tensor cores (see the top of the file)
+
+namespace tc {
+
+using bf16 = __nv_bfloat16;
+constexpr int kD = 64;             // head dim
+constexpr int kWarps = 4;          // 16 query rows each
+constexpr int kQTile = 16 * kWarps;
+constexpr int kKTile = 64;         // keys per K/V tile
+constexpr int kLd = kD + 8;        // bf16 rows of Q, K, V, P in shared memory (padded; 144 bytes)
+constexpr int kLdF = kKTile + 4;   // fp32 rows of S and of the output (kD == kKTile; 272 bytes)
+static_assert(kD == kKTile, "the warp's score rows double as its P V rows");
+
+constexpr size_t kSmemBytes = size_t(kQTile + 2 * kKTile + kQTile) * kLd * sizeof(bf16)  // Q, K, V, P
+                              + size_t(2 * kQTile) * kLdF * sizeof(float);                // S (and P V), O
+
+// rows (<= 64) of 64 bf16 from global memory into a [64][kLd] tile, zeros past `valid` rows
+__device__ __forceinline__ void load_tile(bf16* dst, const bf16* src, int valid) {
+    for (int idx = threadIdx.x; idx < 64 * (kD / 8); idx += blockDim.x) {
+        const int r = idx / (kD / 8), c = (idx % (kD / 8)) * 8;
+        uint4 val = make_uint4(0, 0, 0, 0);
+        if (r < valid) val = *reinterpret_cast<const uint4*>(src + int64_t(r) * kD + c);
+        *reinterpret_cast<uint4*>(dst + r * kLd + c) = val;
+    }
+}
+
+using namespace nvcuda;
+using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major>;
+using FragBCol = wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major>;
+using FragBRow = wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major>;
+using FragC = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
+
+// grid (ceil(Tq / 64), BH), 128 threads, kSmemBytes of dynamic shared memory
+__global__ void __launch_bounds__(kWarps * 32)
+    attention_forward_kernel5(const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
+                              bf16* __restrict__ out, float* __restrict__ lse, int Tq, int Tk, bool causal,
+                              float scale) {
+    extern __shared__ __align__(128) unsigned char smem[];
+    bf16* sq = reinterpret_cast<bf16*>(smem);
+    bf16* sk = sq + kQTile * kLd;
+    bf16* sv = sk + kKTile * kLd;
+    bf16* sp = sv + kKTile * kLd;
+    float* ss = reinterpret_cast<float*>(sp + kQTile * kLd);
+    float* so = ss + kQTile * kLdF;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int64_t bh = blockIdx.y;
+    const int q0 = blockIdx.x * kQTile;
+
+    load_tile(sq, q + (bh * Tq + q0) * kD, min(kQTile, Tq - q0));
+    const bf16* wq = sq + warp * 16 * kLd;  // this warp's 16 query rows
+    bf16* wp = sp + warp * 16 * kLd;        // its P (16 x 64 keys)
+    float* ws = ss + warp * 16 * kLdF;      // its S, then its P V
+    float* wo = so + warp * 16 * kLdF;      // its output rows, fp32
+    for (int idx = lane; idx < 16 * kD; idx += 32) wo[(idx / kD) * kLdF + idx % kD] = 0.0f;
+    __syncwarp();  // each lane then works on rows other lanes zeroed
+
+    // lane: row r of the warp's 16, half h of the 64 columns
+    const int r = lane / 2, h = lane % 2;
+    const int qi = q0 + warp * 16 + r;
+    float m = -INFINITY, l = 0.0f;
+    float* srow = ws + r * kLdF + h * 32;
+    float* orow = wo + r * kLdF + h * 32;
+    bf16* prow = wp + r * kLd + h * 32;
+
+    const int key_end = causal ? min(Tk, q0 + kQTile) : Tk;
+    for (int k0 = 0; k0 < key_end; k0 += kKTile) {
+        __syncthreads();  // every warp is done with the previous K and V tiles
+        load_tile(sk, k + (bh * Tk + k0) * kD, min(kKTile, Tk - k0));
+        load_tile(sv, v + (bh * Tk + k0) * kD, min(kKTile, Tk - k0));
+        __syncthreads();
+
+        // S (16 x 64) = Q_w (16 x D) K^T: K's rows are B's columns (col_major B)
+        for (int n = 0; n < kKTile / 16; n++) {
+            FragC acc;
+            wmma::fill_fragment(acc, 0.0f);
+            for (int kk = 0; kk < kD / 16; kk++) {
+                FragA a;
+                FragBCol b;
+                wmma::load_matrix_sync(a, wq + kk * 16, kLd);
+                wmma::load_matrix_sync(b, sk + n * 16 * kLd + kk * 16, kLd);
+                wmma::mma_sync(acc, a, b, acc);
+            }
+            wmma::store_matrix_sync(ws + n * 16, acc, kLdF, wmma::mem_row_major);
+        }
+        __syncwarp();
+
+        // online softmax over this tile's 64 keys: each lane 32 of its row's scores
+        float x[32], tile_max = -INFINITY;
+#pragma unroll
+        for (int c = 0; c < 32; c++) {
+            const int key = k0 + h * 32 + c;
+            const bool visible = key < Tk && (!causal || key <= qi);
+            x[c] = visible ? srow[c] * scale : -INFINITY;
+            tile_max = fmaxf(tile_max, x[c]);
+        }
+        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
+        const float m_new = fmaxf(m, tile_max);
+        const float alpha = m_new == -INFINITY ? 1.0f : __expf(m - m_new);
+        float sum = 0.0f;
+#pragma unroll
+        for (int c = 0; c < 32; c++) {
+            const float p = x[c] == -INFINITY ? 0.0f : __expf(x[c] - m_new);
+            prow[c] = __float2bfloat16(p);
+            sum += p;
+        }
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        l = l * alpha + sum;
+        m = m_new;
+#pragma unroll
+        for (int c = 0; c < 32; c++) orow[c] *= alpha;
+        __syncwarp();
+
+        // P V (16 x D) into ws, then added to the output rows
+        for (int n = 0; n < kD / 16; n++) {
+            FragC acc;
+            wmma::fill_fragment(acc, 0.0f);
+            for (int kk = 0; kk < kKTile / 16; kk++) {
+                FragA a;
+                FragBRow b;
+                wmma::load_matrix_sync(a, wp + kk * 16, kLd);
+                wmma::load_matrix_sync(b, sv + kk * 16 * kLd + n * 16, kLd);
+                wmma::mma_sync(acc, a, b, acc);
+            }
+            wmma::store_matrix_sync(ws + n * 16, acc, kLdF, wmma::mem_row_major);
+        }
+        __syncwarp();
+#pragma unroll
+        for (int c = 0; c < 32; c++) orow[c] += srow[c];
+        __syncwarp();  // before the next tile's scores overwrite ws
+    }
+
+    if (qi < Tq) {
+        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+        bf16* og = out + (bh * Tq + qi) * kD + h * 32;
+#pragma unroll
+        for (int c = 0; c < 32; c++) og[c] = __float2bfloat16(orow[c] * inv);
+        if (h == 0) lse[bh * Tq + qi] = l > 0.0f ? m + logf(l) : -INFINITY;
+    }
+}
+
+void attention_forward_tc(const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse, int BH, int Tq,
+                          int Tk, bool causal, float scale) {
+    static bool configured = false;
+    if (!configured) {
+        CUDA_CHECK(cudaFuncSetAttribute(attention_forward_kernel5, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        int(kSmemBytes)));
+        configured = true;
+    }
+    dim3 grid(unsigned(ceil_div(Tq, kQTile)), unsigned(BH));
+    attention_forward_kernel5<<<grid, kWarps * 32, kSmemBytes>>>(q, k, v, out, lse, Tq, Tk, causal, scale);
+    CUDA_CHECK_LAUNCH();
+}
+
+// The engine's present bf16 path (cuda/attention_gemm.cu), with strided batches: S = scale Q K^T
+// in fp32, a row kernel for lse and P in bf16, O = P V in bf16.
+__global__ void softmax_to_bf16_rows(const float* s, bf16* p, float* lse, int64_t rows, int Tq, int Tk, bool causal,
+                                     float scale) {
+    const int64_t row = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (row >= rows) return;
+    const int i = int(row % Tq);
+    const int keys = causal ? min(Tk, i + 1) : Tk;
+    const float* sr = s + row * Tk;
+    float mx = -INFINITY;
+    for (int j = lane; j < keys; j += 32) mx = fmaxf(mx, sr[j] * scale);
+    mx = warp_max(mx);
+    float sum = 0.0f;
+    for (int j = lane; j < keys; j += 32) sum += __expf(sr[j] * scale - mx);
+    const float l = mx + logf(warp_sum(sum));
+    for (int j = lane; j < Tk; j += 32) p[row * Tk + j] = __float2bfloat16(j < keys ? __expf(sr[j] * scale - l) : 0.0f);
+    if (lane == 0) lse[row] = l;
+}
+
+struct GemmPathAttention {
+    cublasHandle_t handle;
+    float* scores = nullptr;
+    bf16* probs = nullptr;
+    GemmPathAttention() { CUBLAS_CHECK(cublasCreate(&handle)); }
+    ~GemmPathAttention() {
+        cublasDestroy(handle);
+        if (scores) cudaFree(scores);
+        if (probs) cudaFree(probs);
+    }
+    void operator()(const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse, int BH, int Tq, int Tk,
+                    bool causal, float scale) {
+        const size_t n = size_t(BH) * Tq * Tk;
+        if (!scores) scores = device_alloc<float>(n), probs = device_alloc<bf16>(n);
+        const float one = 1.0f, zero = 0.0f;
+        CUBLAS_CHECK(cublasGemmStridedBatchedEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, Tk, Tq, kD, &one, k, CUDA_R_16BF, kD,
+                                                int64_t(Tk) * kD, q, CUDA_R_16BF, kD, int64_t(Tq) * kD, &zero, scores,
+                                                CUDA_R_32F, Tk, int64_t(Tq) * Tk, BH, CUBLAS_COMPUTE_32F,
+                                                CUBLAS_GEMM_DEFAULT));
+        const int64_t rows = int64_t(BH) * Tq;
+        softmax_to_bf16_rows<<<unsigned(ceil_div<int64_t>(rows, 8)), 256>>>(scores, probs, lse, rows, Tq, Tk, causal,
+                                                                             scale);
+        CUDA_CHECK_LAUNCH();
+        CUBLAS_CHECK(cublasGemmStridedBatchedEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, kD, Tq, Tk, &one, v, CUDA_R_16BF, kD,
+                                                int64_t(Tk) * kD, probs, CUDA_R_16BF, Tk, int64_t(Tq) * Tk, &zero, out,
+                                                CUDA_R_16BF, kD, int64_t(Tq) * kD, BH, CUBLAS_COMPUTE_32F,
+                                                CUBLAS_GEMM_DEFAULT));
+    }
+};
+
+// the floats rounded to bf16: the device's inputs, and the reference's
+std::vector<float> rounded_to_bf16(const std::vector<float>& x) {
+    std::vector<float> r(x.size());
+    for (size_t i = 0; i < x.size(); i++) r[i] = host_bf16_to_float(host_float_to_bf16(x[i]));
+    return r;
+}
+bf16* device_bf16(const std::vector<float>& x) {
+    std::vector<uint16_t> bits(x.size());
+    for (size_t i = 0; i < x.size(); i++) bits[i] = host_float_to_bf16(x[i]);
+    bf16* d = device_alloc<bf16>(x.size());
+    CUDA_CHECK(cudaMemcpy(d, bits.data(), bits.size() * 2, cudaMemcpyHostToDevice));
+    return d;
+}
+
+}  // namespace tc
+
+// ---------------------------------------------------------------------------------------------
 // launcher
 
 template <int kDL>
@@ -309,7 +541,8 @@ int main(int argc, char** argv) {
     struct Case { int BH, Tq, Tk, D; bool causal; };
     const Case cases[] = {{1, 1, 1, 1, false},   {2, 7, 7, 16, true},    {3, 77, 77, 64, true},
                           {2, 50, 50, 64, false}, {1, 33, 65, 128, false}, {1, 65, 33, 128, true},
-                          {2, 130, 130, 80, true}, {1, 40, 70, 256, true}, {2, 5, 300, 32, false}};
+                          {2, 130, 130, 80, true}, {1, 40, 70, 256, true}, {2, 5, 300, 32, false},
+                          {2, 197, 197, 64, false}, {1, 130, 70, 64, true},   {1, 33, 129, 64, false}};
     for (const Case& t : cases) {
         size_t nq = size_t(t.BH) * t.Tq * t.D, nk = size_t(t.BH) * t.Tk * t.D;
         std::vector<float> q = random_normal(nq, 21), k = random_normal(nk, 22), v = random_normal(nk, 23);
@@ -318,7 +551,7 @@ int main(int argc, char** argv) {
         attention_forward_cpu(q.data(), k.data(), v.data(), out.data(), lse.data(), t.BH, t.Tq, t.Tk, t.D, t.causal, scale);
         float *dq = device_from_host(q), *dk = device_from_host(k), *dv = device_from_host(v);
         float *dout = device_alloc<float>(nq), *dlse = device_alloc<float>(lse.size());
-        for (int var = 1; var <= n_variants; var++) {
+        for (int var = 1; var <= n_variants; var++) {  // the fp32 variants (kernel5 below)
             if (variant && var != variant) continue;
             for (int warps : {1, 2, 4, 8}) {
                 CUDA_CHECK(cudaMemset(dout, 0, nq * sizeof(float)));
@@ -341,6 +574,33 @@ int main(int argc, char** argv) {
             ok &= good;
         }
         for (float* p : {dq, dk, dv, dout, dlse}) CUDA_CHECK(cudaFree(p));
+
+        // kernel5 and the engine's bf16 GEMM path, on the bf16-rounded inputs (D = 64 only)
+        if (t.D == tc::kD && (variant == 0 || variant == 5)) {
+            std::vector<float> out16(nq), lse16(lse.size());
+            attention_forward_cpu(tc::rounded_to_bf16(q).data(), tc::rounded_to_bf16(k).data(),
+                                  tc::rounded_to_bf16(v).data(), out16.data(), lse16.data(), t.BH, t.Tq, t.Tk, t.D,
+                                  t.causal, scale);
+            tc::bf16 *bq = tc::device_bf16(q), *bk = tc::device_bf16(k), *bv = tc::device_bf16(v);
+            tc::bf16 *bout = device_alloc<tc::bf16>(nq), *bout2 = device_alloc<tc::bf16>(nq);
+            float *blse = device_alloc<float>(lse.size()), *blse2 = device_alloc<float>(lse.size());
+            tc::attention_forward_tc(bq, bk, bv, bout, blse, t.BH, t.Tq, t.Tk, t.causal, scale);
+            tc::attention_forward_tc(bq, bk, bv, bout2, blse2, t.BH, t.Tq, t.Tk, t.causal, scale);
+            CUDA_CHECK(cudaDeviceSynchronize());
+            bool good = validate_device_bf16("out (kernel5)", bout, out16.data(), nq, 1e-2f, 1e-2f) &&
+                        validate_device("lse (kernel5)", blse, lse16.data(), lse16.size(), 1e-3f, 1e-3f) &&
+                        same_bits("out (kernel5)", bout, bout2, nq) && same_bits("lse (kernel5)", blse, blse2, lse.size());
+            if (!good) std::printf("kernel5 failed at BH=%d Tq=%d Tk=%d causal=%d\n", t.BH, t.Tq, t.Tk, int(t.causal));
+            ok &= good;
+            tc::GemmPathAttention gemm_path;
+            gemm_path(bq, bk, bv, bout, blse, t.BH, t.Tq, t.Tk, t.causal, scale);
+            CUDA_CHECK(cudaDeviceSynchronize());
+            good = validate_device_bf16("out (bf16 GEMM path)", bout, out16.data(), nq, 1e-2f, 1e-2f);
+            if (!good) std::printf("bf16 GEMM path failed at BH=%d Tq=%d Tk=%d\n", t.BH, t.Tq, t.Tk);
+            ok &= good;
+            for (void* p : {(void*)bq, (void*)bk, (void*)bv, (void*)bout, (void*)bout2, (void*)blse, (void*)blse2})
+                CUDA_CHECK(cudaFree(p));
+        }
     }
     std::printf("correctness: %s\n", ok ? "ok" : "FAILED");
 
@@ -368,6 +628,17 @@ int main(int argc, char** argv) {
                 std::snprintf(what, sizeof what, "kernel%d, %d warps", var, warps);
                 report_flops(what, ms, flops, ref_ms);
             }
+        }
+        if (t.D == tc::kD && (variant == 0 || variant == 5)) {  // bf16: kernel5 against the engine's GEMM path
+            std::printf("benchmark BH=%d T=%d D=%d causal=%d (BF16)\n", t.BH, t.Tq, t.D, int(t.causal));
+            tc::bf16 *bq = tc::device_bf16(random_normal(nq, 24)), *bk = tc::device_bf16(random_normal(nk, 25));
+            tc::bf16 *bv = tc::device_bf16(random_normal(nk, 26)), *bout = device_alloc<tc::bf16>(nq);
+            tc::GemmPathAttention gemm_path;
+            float gemm_ms = benchmark_ms(10, [&] { gemm_path(bq, bk, bv, bout, dlse, t.BH, t.Tq, t.Tk, t.causal, scale); });
+            report_flops("bf16 GEMM path (cuda/attention_gemm.cu's design)", gemm_ms, flops, 0);
+            float ms = benchmark_ms(10, [&] { tc::attention_forward_tc(bq, bk, bv, bout, dlse, t.BH, t.Tq, t.Tk, t.causal, scale); });
+            report_flops("kernel5 (tensor cores)", ms, flops, gemm_ms);
+            for (void* p : {(void*)bq, (void*)bk, (void*)bv, (void*)bout}) CUDA_CHECK(cudaFree(p));
         }
         for (float* p : {dq, dk, dv, dout, dlse}) CUDA_CHECK(cudaFree(p));
     }
