@@ -9,8 +9,18 @@
 //            of 4 keys per warp looping over 32-query tiles (lane = query for the scores, lane =
 //            head dim for the sums); dQ by blocks of 4 query rows per warp looping over 32-key
 //            tiles. P is recomputed from lse in both, never stored.
+//   kernel3: bf16 on the tensor cores (q, k, v, out, dO, dQ, dK, dV bf16; lse, delta fp32;
+//            D = 64 only), the flash-attention-2 split: dK and dV by blocks of 64 keys (16 per
+//            warp) looping over 64-query tiles, dQ by blocks of 64 queries looping over 64-key
+//            tiles; every product a WMMA 16x16x16 bf16 product with fp32 accumulators; P and dS
+//            in bf16 in shared memory, as the engine's GEMM path keeps them; dK, dV, dQ summed
+//            in accumulator fragments over the loop (no rescale in the backward), so no atomics.
+//            Checked on bf16-rounded inputs against the same reference; written without a GPU on
+//            2026-12-04, not yet run.
 // Benchmark reference: cuBLAS GEMMs with S, P, dP held in global memory.
 // Usage: ./attention_backward [variant]   (no argument: all variants)
+#include <mma.h>
+
 #include "common.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -381,6 +391,279 @@ __global__ void attention_backward_dkdv_kernel2(const float* __restrict__ q, con
 }
 
 // ---------------------------------------------------------------------------------------------
+// kernel3: bf16 on the tensor cores (see the top of the file)
+
+namespace tc {
+
+using bf16 = __nv_bfloat16;
+using namespace nvcuda;
+constexpr int kD = 64;            // head dim
+constexpr int kWarps = 4;         // 16 rows (keys or queries) each
+constexpr int kTile = 16 * kWarps;
+constexpr int kLd = kD + 8;       // bf16 rows in shared memory (144 bytes)
+constexpr int kLdF = kTile + 4;   // fp32 scratch rows (272 bytes)
+static_assert(kD == kTile, "the fp32 scratch rows hold scores (kTile wide) and gradient rows (kD wide)");
+
+using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major>;
+using FragBCol = wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major>;
+using FragBRow = wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major>;
+using FragC = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
+
+// four tiles of 64 rows, two per-warp bf16 (16 x kLd) buffers each, a per-warp fp32 scratch, and
+// 2 x 64 floats (lse, delta)
+constexpr size_t kSmemBytes = size_t(4 * kTile + 2 * kTile) * kLd * sizeof(bf16) + size_t(kTile) * kLdF * sizeof(float) +
+                              2 * kTile * sizeof(float);
+
+__device__ __forceinline__ void load_tile(bf16* dst, const bf16* src, int valid) {
+    for (int idx = threadIdx.x; idx < kTile * (kD / 8); idx += blockDim.x) {
+        const int r = idx / (kD / 8), c = (idx % (kD / 8)) * 8;
+        uint4 val = make_uint4(0, 0, 0, 0);
+        if (r < valid) val = *reinterpret_cast<const uint4*>(src + int64_t(r) * kD + c);
+        *reinterpret_cast<uint4*>(dst + r * kLd + c) = val;
+    }
+}
+
+// C (16 x 64) = A (16 x 64, row-major at a) @ B, B (64 x 64) row-major at b (kB_col: B^T stored,
+// i.e. B's columns are the rows at b); the four 16 x 16 results into acc[0..3] (added to them)
+template <bool kBCol>
+__device__ __forceinline__ void mma_16x64x64(FragC (&acc)[4], const bf16* a, const bf16* b) {
+#pragma unroll
+    for (int n = 0; n < 4; n++)
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) {
+            FragA fa;
+            wmma::load_matrix_sync(fa, a + kk * 16, kLd);
+            if constexpr (kBCol) {
+                FragBCol fb;
+                wmma::load_matrix_sync(fb, b + n * 16 * kLd + kk * 16, kLd);
+                wmma::mma_sync(acc[n], fa, fb, acc[n]);
+            } else {
+                FragBRow fb;
+                wmma::load_matrix_sync(fb, b + kk * 16 * kLd + n * 16, kLd);
+                wmma::mma_sync(acc[n], fa, fb, acc[n]);
+            }
+        }
+}
+__device__ __forceinline__ void zero(FragC (&acc)[4]) {
+#pragma unroll
+    for (int n = 0; n < 4; n++) wmma::fill_fragment(acc[n], 0.0f);
+}
+__device__ __forceinline__ void store(float* dst, FragC (&acc)[4]) {
+#pragma unroll
+    for (int n = 0; n < 4; n++) wmma::store_matrix_sync(dst + n * 16, acc[n], kLdF, wmma::mem_row_major);
+}
+
+// delta_i = sum_d dO[i, d] O[i, d] (fp32), one warp per row
+__global__ void delta_kernel(const bf16* out, const bf16* dout, float* delta, int64_t rows) {
+    const int64_t row = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (row >= rows) return;
+    float s = 0.0f;
+    for (int d = lane; d < kD; d += 32) s += __bfloat162float(out[row * kD + d]) * __bfloat162float(dout[row * kD + d]);
+    s = warp_sum(s);
+    if (lane == 0) delta[row] = s;
+}
+
+// Writes a warp's 16 gradient rows (fp32 in scratch, row r = lane / 2, half h) times `mul` as bf16.
+__device__ __forceinline__ void write_rows(bf16* dst_rows, int64_t first_row, int valid_rows, const float* scratch,
+                                           float mul) {
+    const int lane = threadIdx.x % 32, r = lane / 2, h = lane % 2;
+    if (r >= valid_rows) return;
+    const float* src = scratch + r * kLdF + h * 32;
+    bf16* dst = dst_rows + (first_row + r) * kD + h * 32;
+#pragma unroll
+    for (int c = 0; c < 32; c++) dst[c] = __float2bfloat16(src[c] * mul);
+}
+
+// dK, dV: grid (ceil(Tk / 64), BH), 128 threads, kSmemBytes
+__global__ void __launch_bounds__(kWarps * 32)
+    attention_backward_dkdv_kernel3(const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
+                                    const bf16* __restrict__ dout, const float* __restrict__ lse,
+                                    const float* __restrict__ delta, bf16* __restrict__ dk, bf16* __restrict__ dv,
+                                    int Tq, int Tk, bool causal, float scale) {
+    extern __shared__ __align__(128) unsigned char smem[];
+    bf16* sk = reinterpret_cast<bf16*>(smem);
+    bf16* sv = sk + kTile * kLd;
+    bf16* sq = sv + kTile * kLd;
+    bf16* sdo = sq + kTile * kLd;
+    bf16* sp = sdo + kTile * kLd;    // per warp: P^T (16 keys x 64 queries)
+    bf16* sds = sp + kTile * kLd;    // per warp: dS^T
+    float* sf = reinterpret_cast<float*>(sds + kTile * kLd);  // per warp: S^T, then dP^T
+    float* slse = sf + kTile * kLdF;
+    float* sdelta = slse + kTile;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, r = lane / 2, h = lane % 2;
+    const int64_t bh = blockIdx.y;
+    const int k0 = blockIdx.x * kTile;
+    const int kj = k0 + warp * 16 + r;  // this lane's key
+
+    load_tile(sk, k + (bh * Tk + k0) * kD, min(kTile, Tk - k0));
+    load_tile(sv, v + (bh * Tk + k0) * kD, min(kTile, Tk - k0));
+    const bf16* wk = sk + warp * 16 * kLd;
+    const bf16* wv = sv + warp * 16 * kLd;
+    bf16* wp = sp + warp * 16 * kLd;
+    bf16* wds = sds + warp * 16 * kLd;
+    float* wf = sf + warp * 16 * kLdF;
+    FragC dk_acc[4], dv_acc[4];
+    zero(dk_acc);
+    zero(dv_acc);
+
+    // causal: queries before this key tile see none of its keys
+    for (int q0 = causal ? k0 : 0; q0 < Tq; q0 += kTile) {
+        __syncthreads();  // the previous query tile is used up
+        load_tile(sq, q + (bh * Tq + q0) * kD, min(kTile, Tq - q0));
+        load_tile(sdo, dout + (bh * Tq + q0) * kD, min(kTile, Tq - q0));
+        for (int i = threadIdx.x; i < kTile; i += blockDim.x) {
+            const bool valid = q0 + i < Tq;
+            slse[i] = valid ? lse[bh * Tq + q0 + i] : INFINITY;  // exp(s - inf) = 0
+            sdelta[i] = valid ? delta[bh * Tq + q0 + i] : 0.0f;
+        }
+        __syncthreads();
+
+        FragC acc[4];
+        zero(acc);
+        mma_16x64x64<true>(acc, wk, sq);  // S^T (16 keys x 64 queries) = K_w Q^T
+        store(wf, acc);
+        __syncwarp();
+        float p[32];
+#pragma unroll
+        for (int c = 0; c < 32; c++) {
+            const int qi = q0 + h * 32 + c;
+            const bool visible = kj < Tk && qi < Tq && (!causal || kj <= qi);
+            p[c] = visible ? __expf(wf[r * kLdF + h * 32 + c] * scale - slse[h * 32 + c]) : 0.0f;
+            wp[r * kLd + h * 32 + c] = __float2bfloat16(p[c]);
+        }
+        __syncwarp();
+        mma_16x64x64<false>(dv_acc, wp, sdo);  // dV_w += P^T dO
+        zero(acc);
+        mma_16x64x64<true>(acc, wv, sdo);  // dP^T (16 keys x 64 queries) = V_w dO^T
+        store(wf, acc);
+        __syncwarp();
+#pragma unroll
+        for (int c = 0; c < 32; c++)
+            wds[r * kLd + h * 32 + c] = __float2bfloat16(p[c] * (wf[r * kLdF + h * 32 + c] - sdelta[h * 32 + c]));
+        __syncwarp();
+        mma_16x64x64<false>(dk_acc, wds, sq);  // dK_w += dS^T Q
+    }
+
+    const int valid_keys = min(16, Tk - (k0 + warp * 16));
+    __syncwarp();
+    store(wf, dk_acc);
+    __syncwarp();
+    write_rows(dk + bh * Tk * kD, k0 + warp * 16, valid_keys, wf, scale);
+    __syncwarp();
+    store(wf, dv_acc);
+    __syncwarp();
+    write_rows(dv + bh * Tk * kD, k0 + warp * 16, valid_keys, wf, 1.0f);
+}
+
+// dQ: grid (ceil(Tq / 64), BH), 128 threads, kSmemBytes
+__global__ void __launch_bounds__(kWarps * 32)
+    attention_backward_dq_kernel3(const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
+                                  const bf16* __restrict__ dout, const float* __restrict__ lse,
+                                  const float* __restrict__ delta, bf16* __restrict__ dq, int Tq, int Tk, bool causal,
+                                  float scale) {
+    extern __shared__ __align__(128) unsigned char smem[];
+    bf16* sq = reinterpret_cast<bf16*>(smem);
+    bf16* sdo = sq + kTile * kLd;
+    bf16* sk = sdo + kTile * kLd;
+    bf16* sv = sk + kTile * kLd;
+    bf16* sds = sv + kTile * kLd;  // per warp: dS (16 queries x 64 keys)
+    float* sf = reinterpret_cast<float*>(sds + 2 * kTile * kLd);  // per warp: S, then dP
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, r = lane / 2, h = lane % 2;
+    const int64_t bh = blockIdx.y;
+    const int q0 = blockIdx.x * kTile;
+    const int qi = q0 + warp * 16 + r;  // this lane's query
+    const float row_lse = qi < Tq ? lse[bh * Tq + qi] : INFINITY, row_delta = qi < Tq ? delta[bh * Tq + qi] : 0.0f;
+
+    load_tile(sq, q + (bh * Tq + q0) * kD, min(kTile, Tq - q0));
+    load_tile(sdo, dout + (bh * Tq + q0) * kD, min(kTile, Tq - q0));
+    const bf16* wq = sq + warp * 16 * kLd;
+    const bf16* wdo = sdo + warp * 16 * kLd;
+    bf16* wds = sds + warp * 16 * kLd;
+    float* wf = sf + warp * 16 * kLdF;
+    FragC dq_acc[4];
+    zero(dq_acc);
+
+    const int key_end = causal ? min(Tk, q0 + kTile) : Tk;
+    for (int k0 = 0; k0 < key_end; k0 += kTile) {
+        __syncthreads();  // the previous key tile is used up
+        load_tile(sk, k + (bh * Tk + k0) * kD, min(kTile, Tk - k0));
+        load_tile(sv, v + (bh * Tk + k0) * kD, min(kTile, Tk - k0));
+        __syncthreads();
+
+        FragC acc[4];
+        zero(acc);
+        mma_16x64x64<true>(acc, wq, sk);  // S (16 queries x 64 keys) = Q_w K^T
+        store(wf, acc);
+        __syncwarp();
+        float p[32];
+#pragma unroll
+        for (int c = 0; c < 32; c++) {
+            const int kj = k0 + h * 32 + c;
+            const bool visible = kj < Tk && qi < Tq && (!causal || kj <= qi);
+            p[c] = visible ? __expf(wf[r * kLdF + h * 32 + c] * scale - row_lse) : 0.0f;
+        }
+        __syncwarp();
+        zero(acc);
+        mma_16x64x64<true>(acc, wdo, sv);  // dP (16 queries x 64 keys) = dO_w V^T
+        store(wf, acc);
+        __syncwarp();
+#pragma unroll
+        for (int c = 0; c < 32; c++)
+            wds[r * kLd + h * 32 + c] = __float2bfloat16(p[c] * (wf[r * kLdF + h * 32 + c] - row_delta));
+        __syncwarp();
+        mma_16x64x64<false>(dq_acc, wds, sk);  // dQ_w += dS K
+    }
+
+    __syncwarp();
+    store(wf, dq_acc);
+    __syncwarp();
+    write_rows(dq + bh * Tq * kD, q0 + warp * 16, min(16, Tq - (q0 + warp * 16)), wf, scale);
+}
+
+struct Buffers16 {
+    const bf16 *q, *k, *v, *out, *dout;
+    const float* lse;
+    float* delta;
+    bf16 *dq, *dk, *dv;
+};
+
+void attention_backward_tc(const Buffers16& b, int BH, int Tq, int Tk, bool causal, float scale) {
+    static bool configured = false;
+    if (!configured) {
+        CUDA_CHECK(cudaFuncSetAttribute(attention_backward_dkdv_kernel3, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        int(kSmemBytes)));
+        CUDA_CHECK(cudaFuncSetAttribute(attention_backward_dq_kernel3, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        int(kSmemBytes)));
+        configured = true;
+    }
+    const int64_t rows = int64_t(BH) * Tq;
+    delta_kernel<<<unsigned(ceil_div<int64_t>(rows, 8)), 256>>>(b.out, b.dout, b.delta, rows);
+    CUDA_CHECK_LAUNCH();
+    attention_backward_dkdv_kernel3<<<dim3(unsigned(ceil_div(Tk, kTile)), unsigned(BH)), kWarps * 32, kSmemBytes>>>(
+        b.q, b.k, b.v, b.dout, b.lse, b.delta, b.dk, b.dv, Tq, Tk, causal, scale);
+    CUDA_CHECK_LAUNCH();
+    attention_backward_dq_kernel3<<<dim3(unsigned(ceil_div(Tq, kTile)), unsigned(BH)), kWarps * 32, kSmemBytes>>>(
+        b.q, b.k, b.v, b.dout, b.lse, b.delta, b.dq, Tq, Tk, causal, scale);
+    CUDA_CHECK_LAUNCH();
+}
+
+std::vector<float> rounded_to_bf16(const std::vector<float>& x) {
+    std::vector<float> r(x.size());
+    for (size_t i = 0; i < x.size(); i++) r[i] = host_bf16_to_float(host_float_to_bf16(x[i]));
+    return r;
+}
+bf16* device_bf16(const std::vector<float>& x) {
+    std::vector<uint16_t> bits(x.size());
+    for (size_t i = 0; i < x.size(); i++) bits[i] = host_float_to_bf16(x[i]);
+    bf16* d = device_alloc<bf16>(x.size());
+    CUDA_CHECK(cudaMemcpy(d, bits.data(), bits.size() * 2, cudaMemcpyHostToDevice));
+    return d;
+}
+
+}  // namespace tc
+
+// ---------------------------------------------------------------------------------------------
 // launchers
 
 struct Buffers {
@@ -491,7 +774,8 @@ int main(int argc, char** argv) {
     struct Case { int BH, Tq, Tk, D; bool causal; };
     const Case cases[] = {{1, 1, 1, 1, false},   {2, 7, 7, 16, true},     {3, 77, 77, 64, true},
                           {2, 50, 50, 64, false}, {1, 33, 65, 128, false}, {1, 65, 33, 128, true},
-                          {2, 70, 70, 80, true},  {1, 40, 70, 256, true},  {2, 5, 100, 32, false}};
+                          {2, 70, 70, 80, true},  {1, 40, 70, 256, true},  {2, 5, 100, 32, false},
+                          {2, 197, 197, 64, false}, {1, 130, 70, 64, true}, {1, 33, 129, 64, false}};
     for (const Case& t : cases) {
         size_t nq = size_t(t.BH) * t.Tq * t.D, nk = size_t(t.BH) * t.Tk * t.D;
         std::vector<float> q = random_normal(nq, 31), k = random_normal(nk, 32), v = random_normal(nk, 33);
@@ -547,10 +831,48 @@ int main(int argc, char** argv) {
         }
         for (const float* p : {b.q, b.k, b.v, b.out, b.dout, b.lse}) CUDA_CHECK(cudaFree(const_cast<float*>(p)));
         for (float* p : {b.delta, b.dq, b.dk, b.dv, dk_again}) CUDA_CHECK(cudaFree(p));
+
+        // kernel3 on the bf16-rounded inputs (D = 64 only), against the reference on the same values
+        if (t.D == tc::kD && (variant == 0 || variant == 3)) {
+            std::vector<float> q16 = tc::rounded_to_bf16(q), k16 = tc::rounded_to_bf16(k), v16 = tc::rounded_to_bf16(v);
+            std::vector<float> do16 = tc::rounded_to_bf16(dout);
+            attention_cpu(q16.data(), k16.data(), v16.data(), do16.data(), out.data(), lse.data(), dq.data(), dk.data(),
+                          dv.data(), t.BH, t.Tq, t.Tk, t.D, t.causal, scale);
+            tc::Buffers16 c;
+            c.q = tc::device_bf16(q16);
+            c.k = tc::device_bf16(k16);
+            c.v = tc::device_bf16(v16);
+            c.out = tc::device_bf16(out);  // the forward's output as the engine keeps it: bf16
+            c.dout = tc::device_bf16(do16);
+            c.lse = device_from_host(lse);
+            c.delta = device_alloc<float>(lse.size());
+            c.dq = device_alloc<tc::bf16>(nq);
+            c.dk = device_alloc<tc::bf16>(nk);
+            c.dv = device_alloc<tc::bf16>(nk);
+            tc::bf16* dk16_again = device_alloc<tc::bf16>(nk);
+            tc::attention_backward_tc(c, t.BH, t.Tq, t.Tk, t.causal, scale);
+            CUDA_CHECK(cudaDeviceSynchronize());
+            // bf16 P, dS and outputs: about 1% of each term, over up to T terms
+            float atol16 = 1e-2f * std::sqrt(float(std::max(t.Tq, t.Tk)) / 16.0f);
+            bool good = validate_device_bf16("dq (kernel3)", c.dq, dq.data(), nq, atol16, 2e-2f) &&
+                        validate_device_bf16("dk (kernel3)", c.dk, dk.data(), nk, atol16, 2e-2f) &&
+                        validate_device_bf16("dv (kernel3)", c.dv, dv.data(), nk, atol16, 2e-2f);
+            CUDA_CHECK(cudaMemcpy(dk16_again, c.dk, nk * 2, cudaMemcpyDeviceToDevice));
+            tc::attention_backward_tc(c, t.BH, t.Tq, t.Tk, t.causal, scale);
+            CUDA_CHECK(cudaDeviceSynchronize());
+            good &= same_bits("dk (kernel3)", c.dk, dk16_again, nk);
+            if (!good) std::printf("kernel3 failed at BH=%d Tq=%d Tk=%d causal=%d\n", t.BH, t.Tq, t.Tk, int(t.causal));
+            ok &= good;
+            for (const void* p : {(const void*)c.q, (const void*)c.k, (const void*)c.v, (const void*)c.out,
+                                  (const void*)c.dout, (const void*)c.lse, (const void*)c.delta, (const void*)c.dq,
+                                  (const void*)c.dk, (const void*)c.dv, (const void*)dk16_again})
+                CUDA_CHECK(cudaFree(const_cast<void*>(p)));
+        }
     }
     std::printf("correctness: %s\n", ok ? "ok" : "FAILED");
 
-    const Case bench[] = {{256 * 8, 77, 77, 64, true}, {128 * 12, 197, 197, 64, false}, {8 * 16, 1024, 1024, 128, true}};
+    const Case bench[] = {{256 * 8, 77, 77, 64, true}, {256 * 12, 50, 50, 64, false}, {128 * 12, 197, 197, 64, false},
+                          {8 * 16, 1024, 1024, 128, true}};
     for (const Case& t : bench) {
         size_t nq = size_t(t.BH) * t.Tq * t.D, nk = size_t(t.BH) * t.Tk * t.D;
         Buffers b;
@@ -579,6 +901,26 @@ int main(int argc, char** argv) {
                 std::snprintf(what, sizeof what, "kernel%d, %d warps", var, warps);
                 report_flops(what, ms, flops, ref_ms);
             }
+        }
+        if (t.D == tc::kD && (variant == 0 || variant == 3)) {  // kernel3 in bf16
+            tc::Buffers16 c;
+            c.q = tc::device_bf16(random_normal(nq, 35));
+            c.k = tc::device_bf16(random_normal(nk, 36));
+            c.v = tc::device_bf16(random_normal(nk, 37));
+            c.out = tc::device_bf16(random_normal(nq, 38));
+            c.dout = tc::device_bf16(random_normal(nq, 39));
+            c.lse = b.lse;
+            c.delta = b.delta;
+            c.dq = device_alloc<tc::bf16>(nq);
+            c.dk = device_alloc<tc::bf16>(nk);
+            c.dv = device_alloc<tc::bf16>(nk);
+            std::printf("benchmark BH=%d T=%d D=%d causal=%d (BF16; the engine's GEMM path: see docs/PERFORMANCE.md)\n",
+                        t.BH, t.Tq, t.D, int(t.causal));
+            float ms = benchmark_ms(5, [&] { tc::attention_backward_tc(c, t.BH, t.Tq, t.Tk, t.causal, scale); });
+            report_flops("kernel3 (tensor cores)", ms, flops, 0);
+            for (const void* p : {(const void*)c.q, (const void*)c.k, (const void*)c.v, (const void*)c.out,
+                                  (const void*)c.dout, (const void*)c.dq, (const void*)c.dk, (const void*)c.dv})
+                CUDA_CHECK(cudaFree(const_cast<void*>(p)));
         }
         for (const float* p : {b.q, b.k, b.v, b.out, b.dout, b.lse}) CUDA_CHECK(cudaFree(const_cast<float*>(p)));
         for (float* p : {b.delta, b.dq, b.dk, b.dv}) CUDA_CHECK(cudaFree(p));
