@@ -2,7 +2,7 @@
 # tools/stage-gpu-deps.sh — copies into .gpu-deps/ (git-ignored) the build dependencies that a
 # bare GPU machine lacks, so `make DEPS=$PWD/.gpu-deps` builds there. The device image has nvcc,
 # cuBLAS, CMake and Python with PyTorch, but no Debian -dev packages and no network, so it needs:
-#   include/eigen3/            Eigen (the F64 GEMM; without unsupported/) from /usr/include/eigen3
+#   include/eigen3/            Eigen/Core and what it reads (the F64 GEMM) from /usr/include/eigen3
 #   include/gtest/             GoogleTest headers (gmock is not used) from /usr/include
 #   lib/libgtest*.a            GoogleTest, prebuilt here (static)
 #   src/googletest/            GoogleTest sources, so tools/gpu-check.sh can rebuild the libraries
@@ -70,8 +70,13 @@ mkdir -p "$dest/include" "$dest/lib" "$dest/src"
 
 # ---- Eigen (header-only) ----
 [[ -d /usr/include/eigen3/Eigen ]] || die "Eigen headers not found in /usr/include/eigen3 (apt-get install libeigen3-dev)"
-cp -rL /usr/include/eigen3 "$dest/include/eigen3"
-rm -rf "$dest/include/eigen3/unsupported"  # nothing uses it; the carry limit is tight
+# Only what <Eigen/Core> reads (the one Eigen header the build includes): its dense core, the
+# plugins and misc/blas.h; the solvers, sparse and geometry modules would take 3 MB of the
+# carry's 64 MiB.
+mkdir -p "$dest/include/eigen3/Eigen/src/misc"
+cp -L /usr/include/eigen3/Eigen/Core "$dest/include/eigen3/Eigen/"
+cp -rL /usr/include/eigen3/Eigen/src/Core /usr/include/eigen3/Eigen/src/plugins "$dest/include/eigen3/Eigen/src/"
+cp -L /usr/include/eigen3/Eigen/src/misc/blas.h "$dest/include/eigen3/Eigen/src/misc/"
 
 # ---- GoogleTest: headers, prebuilt static libraries, and the sources ----
 headers=(gtest gmock)
