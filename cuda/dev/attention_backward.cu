@@ -19,9 +19,8 @@
 //            2026-12-04, not yet run.
 // Benchmark reference: cuBLAS GEMMs with S, P, dP held in global memory.
 // Usage: ./attention_backward [variant]   (no argument: all variants)
-#include <mma.h>
-
 #include "common.h"
+#include "wmma_tiles.h"
 
 // ---------------------------------------------------------------------------------------------
 // CPU reference (double): forward then backward
@@ -395,63 +394,10 @@ __global__ void attention_backward_dkdv_kernel2(const float* __restrict__ q, con
 
 namespace tc {
 
-using bf16 = __nv_bfloat16;
-using namespace nvcuda;
-constexpr int kD = 64;            // head dim
-constexpr int kWarps = 4;         // 16 rows (keys or queries) each
-constexpr int kTile = 16 * kWarps;
-constexpr int kLd = kD + 8;       // bf16 rows in shared memory (144 bytes)
-constexpr int kLdF = kTile + 4;   // fp32 scratch rows (272 bytes)
-static_assert(kD == kTile, "the fp32 scratch rows hold scores (kTile wide) and gradient rows (kD wide)");
-
-using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major>;
-using FragBCol = wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major>;
-using FragBRow = wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major>;
-using FragC = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
-
 // four tiles of 64 rows, two per-warp bf16 (16 x kLd) buffers each, a per-warp fp32 scratch, and
 // 2 x 64 floats (lse, delta)
 constexpr size_t kSmemBytes = size_t(4 * kTile + 2 * kTile) * kLd * sizeof(bf16) + size_t(kTile) * kLdF * sizeof(float) +
                               2 * kTile * sizeof(float);
-
-__device__ __forceinline__ void load_tile(bf16* dst, const bf16* src, int valid) {
-    for (int idx = threadIdx.x; idx < kTile * (kD / 8); idx += blockDim.x) {
-        const int r = idx / (kD / 8), c = (idx % (kD / 8)) * 8;
-        uint4 val = make_uint4(0, 0, 0, 0);
-        if (r < valid) val = *reinterpret_cast<const uint4*>(src + int64_t(r) * kD + c);
-        *reinterpret_cast<uint4*>(dst + r * kLd + c) = val;
-    }
-}
-
-// C (16 x 64) = A (16 x 64, row-major at a) @ B, B (64 x 64) row-major at b (kB_col: B^T stored,
-// i.e. B's columns are the rows at b); the four 16 x 16 results into acc[0..3] (added to them)
-template <bool kBCol>
-__device__ __forceinline__ void mma_16x64x64(FragC (&acc)[4], const bf16* a, const bf16* b) {
-#pragma unroll
-    for (int n = 0; n < 4; n++)
-#pragma unroll
-        for (int kk = 0; kk < 4; kk++) {
-            FragA fa;
-            wmma::load_matrix_sync(fa, a + kk * 16, kLd);
-            if constexpr (kBCol) {
-                FragBCol fb;
-                wmma::load_matrix_sync(fb, b + n * 16 * kLd + kk * 16, kLd);
-                wmma::mma_sync(acc[n], fa, fb, acc[n]);
-            } else {
-                FragBRow fb;
-                wmma::load_matrix_sync(fb, b + kk * 16 * kLd + n * 16, kLd);
-                wmma::mma_sync(acc[n], fa, fb, acc[n]);
-            }
-        }
-}
-__device__ __forceinline__ void zero(FragC (&acc)[4]) {
-#pragma unroll
-    for (int n = 0; n < 4; n++) wmma::fill_fragment(acc[n], 0.0f);
-}
-__device__ __forceinline__ void store(float* dst, FragC (&acc)[4]) {
-#pragma unroll
-    for (int n = 0; n < 4; n++) wmma::store_matrix_sync(dst + n * 16, acc[n], kLdF, wmma::mem_row_major);
-}
 
 // delta_i = sum_d dO[i, d] O[i, d] (fp32), one warp per row
 __global__ void delta_kernel(const bf16* out, const bf16* dout, float* delta, int64_t rows) {
@@ -646,19 +592,6 @@ void attention_backward_tc(const Buffers16& b, int BH, int Tq, int Tk, bool caus
     attention_backward_dq_kernel3<<<dim3(unsigned(ceil_div(Tq, kTile)), unsigned(BH)), kWarps * 32, kSmemBytes>>>(
         b.q, b.k, b.v, b.dout, b.lse, b.delta, b.dq, Tq, Tk, causal, scale);
     CUDA_CHECK_LAUNCH();
-}
-
-std::vector<float> rounded_to_bf16(const std::vector<float>& x) {
-    std::vector<float> r(x.size());
-    for (size_t i = 0; i < x.size(); i++) r[i] = host_bf16_to_float(host_float_to_bf16(x[i]));
-    return r;
-}
-bf16* device_bf16(const std::vector<float>& x) {
-    std::vector<uint16_t> bits(x.size());
-    for (size_t i = 0; i < x.size(); i++) bits[i] = host_float_to_bf16(x[i]);
-    bf16* d = device_alloc<bf16>(x.size());
-    CUDA_CHECK(cudaMemcpy(d, bits.data(), bits.size() * 2, cudaMemcpyHostToDevice));
-    return d;
 }
 
 }  // namespace tc

@@ -21,9 +21,8 @@
 //            present bf16 path (cuda/attention_gemm.cu: S in fp32 and P in bf16 through global
 //            memory, cuBLAS GEMMs). Written without a GPU on 2026-12-04: not yet run.
 // Usage: ./attention_forward [variant]   (no argument: all variants)
-#include <mma.h>
-
 #include "common.h"
+#include "wmma_tiles.h"
 
 // ---------------------------------------------------------------------------------------------
 // CPU reference (double)
@@ -279,33 +278,10 @@ struct CublasAttention {
 
 namespace tc {
 
-using bf16 = __nv_bfloat16;
-constexpr int kD = 64;             // head dim
-constexpr int kWarps = 4;          // 16 query rows each
-constexpr int kQTile = 16 * kWarps;
-constexpr int kKTile = 64;         // keys per K/V tile
-constexpr int kLd = kD + 8;        // bf16 rows of Q, K, V, P in shared memory (padded; 144 bytes)
-constexpr int kLdF = kKTile + 4;   // fp32 rows of S and of the output (kD == kKTile; 272 bytes)
-static_assert(kD == kKTile, "the warp's score rows double as its P V rows");
-
+constexpr int kQTile = kTile;  // query rows per block, 16 per warp
+constexpr int kKTile = kTile;  // keys per K/V tile
 constexpr size_t kSmemBytes = size_t(kQTile + 2 * kKTile + kQTile) * kLd * sizeof(bf16)  // Q, K, V, P
                               + size_t(2 * kQTile) * kLdF * sizeof(float);                // S (and P V), O
-
-// rows (<= 64) of 64 bf16 from global memory into a [64][kLd] tile, zeros past `valid` rows
-__device__ __forceinline__ void load_tile(bf16* dst, const bf16* src, int valid) {
-    for (int idx = threadIdx.x; idx < 64 * (kD / 8); idx += blockDim.x) {
-        const int r = idx / (kD / 8), c = (idx % (kD / 8)) * 8;
-        uint4 val = make_uint4(0, 0, 0, 0);
-        if (r < valid) val = *reinterpret_cast<const uint4*>(src + int64_t(r) * kD + c);
-        *reinterpret_cast<uint4*>(dst + r * kLd + c) = val;
-    }
-}
-
-using namespace nvcuda;
-using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major>;
-using FragBCol = wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major>;
-using FragBRow = wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major>;
-using FragC = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
 
 // grid (ceil(Tq / 64), BH), 128 threads, kSmemBytes of dynamic shared memory
 __global__ void __launch_bounds__(kWarps * 32)
@@ -346,19 +322,10 @@ __global__ void __launch_bounds__(kWarps * 32)
         load_tile(sv, v + (bh * Tk + k0) * kD, min(kKTile, Tk - k0));
         __syncthreads();
 
-        // S (16 x 64) = Q_w (16 x D) K^T: K's rows are B's columns (col_major B)
-        for (int n = 0; n < kKTile / 16; n++) {
-            FragC acc;
-            wmma::fill_fragment(acc, 0.0f);
-            for (int kk = 0; kk < kD / 16; kk++) {
-                FragA a;
-                FragBCol b;
-                wmma::load_matrix_sync(a, wq + kk * 16, kLd);
-                wmma::load_matrix_sync(b, sk + n * 16 * kLd + kk * 16, kLd);
-                wmma::mma_sync(acc, a, b, acc);
-            }
-            wmma::store_matrix_sync(ws + n * 16, acc, kLdF, wmma::mem_row_major);
-        }
+        FragC acc[4];
+        zero(acc);
+        mma_16x64x64<true>(acc, wq, sk);  // S (16 x 64 keys) = Q_w K^T
+        store(ws, acc);
         __syncwarp();
 
         // online softmax over this tile's 64 keys: each lane 32 of its row's scores
@@ -387,19 +354,9 @@ __global__ void __launch_bounds__(kWarps * 32)
         for (int c = 0; c < 32; c++) orow[c] *= alpha;
         __syncwarp();
 
-        // P V (16 x D) into ws, then added to the output rows
-        for (int n = 0; n < kD / 16; n++) {
-            FragC acc;
-            wmma::fill_fragment(acc, 0.0f);
-            for (int kk = 0; kk < kKTile / 16; kk++) {
-                FragA a;
-                FragBRow b;
-                wmma::load_matrix_sync(a, wp + kk * 16, kLd);
-                wmma::load_matrix_sync(b, sv + kk * 16 * kLd + n * 16, kLd);
-                wmma::mma_sync(acc, a, b, acc);
-            }
-            wmma::store_matrix_sync(ws + n * 16, acc, kLdF, wmma::mem_row_major);
-        }
+        zero(acc);
+        mma_16x64x64<false>(acc, wp, sv);  // P V (16 x D) into ws, then added to the output rows
+        store(ws, acc);
         __syncwarp();
 #pragma unroll
         for (int c = 0; c < 32; c++) orow[c] += srow[c];
@@ -477,20 +434,6 @@ struct GemmPathAttention {
                                                 CUBLAS_GEMM_DEFAULT));
     }
 };
-
-// the floats rounded to bf16: the device's inputs, and the reference's
-std::vector<float> rounded_to_bf16(const std::vector<float>& x) {
-    std::vector<float> r(x.size());
-    for (size_t i = 0; i < x.size(); i++) r[i] = host_bf16_to_float(host_float_to_bf16(x[i]));
-    return r;
-}
-bf16* device_bf16(const std::vector<float>& x) {
-    std::vector<uint16_t> bits(x.size());
-    for (size_t i = 0; i < x.size(); i++) bits[i] = host_float_to_bf16(x[i]);
-    bf16* d = device_alloc<bf16>(x.size());
-    CUDA_CHECK(cudaMemcpy(d, bits.data(), bits.size() * 2, cudaMemcpyHostToDevice));
-    return d;
-}
 
 }  // namespace tc
 
