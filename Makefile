@@ -148,7 +148,7 @@ SAN_BUILD  ?= build-sanitize
 # The kinds of the library reports tests/sanitize/ubsan.supp names are recoverable, so that the
 # suppressions apply; halt_on_error=1 (tools/run-sanitize.sh, tools/run-fuzz.sh) still stops at
 # any report not suppressed
-SAN_RECOVER := -fsanitize-recover=shift-base
+SAN_RECOVER := -fsanitize-recover=shift-base,signed-integer-overflow
 SAN_FLAGS  := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
               $(SAN_RECOVER)
 SANITIZE_TESTS  ?= all
