@@ -31,9 +31,9 @@ void adamw_step_(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const 
 
 // The L2 norm of all the tensors together: one reduce_rows launch per tensor (two where its size
 // is not a multiple of 4096), each writing its partial sums of squares into its own slots of one
-// shared vector, then one sum of that vector. A training step's ~300 gradients thus cost ~300 small kernels, not
-// ~900 (a sum and an add per tensor as well). F64 tensors are summed apart, in F64; BF16 ones are
-// widened to F32 first. The slots depend only on the sizes: deterministic.
+// shared vector, then one sum of that vector. A training step's ~300 gradients thus cost ~300
+// small kernels, not ~900 (a sum and an add per tensor as well). F64 tensors are summed apart,
+// in F64; BF16 ones are widened to F32 first. The slots depend only on the sizes: deterministic.
 Tensor global_norm(const std::vector<Tensor>& tensors) {
     NoGradGuard no_grad;
     constexpr int64_t R = 4096;  // elements per row of a reduce_rows launch
