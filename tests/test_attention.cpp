@@ -10,8 +10,10 @@
 //     strided last dim) and the output layout (permuted back to (B, T, W) it is a view);
 //   - self_attention against self_attention_composite, F64 / F32 / BF16, forward and gradients,
 //     and an F64 gradient check;
-//   - BF16: the output is the F32 kernel's output on the same (bf16) values rounded once; the
-//     gradients within bf16 bounds of the F64 ones;
+//   - BF16: on AVX512-BF16 CPUs (D even, even strides) the products run on bf16 pairs: output and
+//     gradients within bf16 bounds of the F64 ones and of the widened kernel (the F32 kernel on
+//     the same values, which runs for odd D or odd strides and whose output is the F32 output
+//     rounded once);
 //   - bit-identical results across runs and across thread counts.
 #include <gtest/gtest.h>
 
@@ -387,11 +389,12 @@ TEST(SelfAttention, AutocastRunsInBf16) {
 // ---------------------------------------------------------------------------------------------
 // BF16 bounds
 
-TEST(AttentionKernel, Bf16IsTheF32KernelRoundedOnce) {
-    // bf16 inputs are widened exactly and the math is the F32 kernel's: the forward output equals
-    // the F32 kernel's output on the same values, rounded to bf16 once (bit for bit)
-    for (int64_t T : {1, 17, 65, 77, 128})
-        for (int64_t D : {8, 32, 64})
+TEST(AttentionKernel, Bf16WidenedKernelIsTheF32KernelRoundedOnce) {
+    // where the pair kernel does not apply (odd D), bf16 inputs are widened exactly and the math
+    // is the F32 kernel's: the forward output equals the F32 kernel's output on the same values,
+    // rounded to bf16 once (bit for bit)
+    for (int64_t T : {1, 17, 65, 77})
+        for (int64_t D : {7, 33})
             for (bool causal : {false, true}) {
                 uint64_t seed = uint64_t(800 + 3 * T + D);
                 std::vector<Tensor> b16 = cast_all(
@@ -405,13 +408,34 @@ TEST(AttentionKernel, Bf16IsTheF32KernelRoundedOnce) {
             }
 }
 
+namespace {
+
+// The bf16 bounds against a reference on the same bf16 values (the F64 kernel, or the widened
+// F32 kernel). Forward: P is rounded to bf16 before P V (2^-9 relative per weight: at most 2^-9
+// of the largest |v|) and the output once (2^-9 relative): checked to 2^-8 relative plus 2^-8 of
+// the largest |v|. Gradients: P and dS are rounded for their products, dO and the saved O are
+// bf16 (rowsum(dO * O) subtracts nearly equal numbers), and each gradient is rounded once:
+// checked to 2^-7 relative plus 2^-6 of the largest gradient of that input (the entries that are
+// differences of near-equal terms) plus 1e-5 (T = 1: dq and dk are exactly 0, left with rounding
+// residue).
+void expect_within_bf16_bounds(const Result& r16, const Result& ref, const Tensor& v, const std::string& what) {
+    EXPECT_EQ(r16.out.dtype(), DType::BF16);
+    double largest_v = amax(abs(v.to(DType::F64))).item();
+    expect_close(r16.out.to(DType::F64), ref.out.to(DType::F64), std::ldexp(1.0, -8), std::ldexp(largest_v, -8),
+                 what + " bf16 forward");
+    for (size_t i = 0; i < 3; i++) {
+        EXPECT_EQ(r16.grads[i].dtype(), DType::BF16);
+        Tensor g = ref.grads[i].to(DType::F64);
+        double largest = amax(abs(g)).item();
+        expect_close(r16.grads[i].to(DType::F64), g, std::ldexp(1.0, -7), std::ldexp(largest, -6) + 1e-5,
+                     what + " bf16 gradient " + std::to_string(i));
+    }
+}
+
+}  // namespace
+
 TEST(AttentionKernel, Bf16GradientsWithinBounds) {
-    // Against the F64 kernel on the same bf16 values. Forward: the F32 kernel's error (~1e-6)
-    // plus the output's rounding (half a bf16 ulp, at most 2^-9 relative): checked to 2^-8
-    // relative. Gradients: dO and the saved O are bf16 (rowsum(dO * O) subtracts nearly equal
-    // numbers), and each gradient is rounded once: checked to 2^-7 relative plus 2^-6 of the
-    // largest gradient of that input (the entries that are differences of near-equal terms) plus
-    // 1e-5 (T = 1: dq and dk are exactly 0, left with rounding residue).
+    // against the F64 kernel on the same bf16 values
     for (int64_t T : {1, 17, 65, 77, 128})
         for (int64_t D : {8, 32, 64})
             for (bool causal : {false, true}) {
@@ -423,15 +447,30 @@ TEST(AttentionKernel, Bf16GradientsWithinBounds) {
                     DType::BF16);
                 auto fused = [causal](Inputs in) { return scaled_dot_product_attention(in[0], in[1], in[2], causal); };
                 Result r16 = run_with_grads(fused, b16), r64 = run_with_grads(fused, cast_all(b16, DType::F64));
-                EXPECT_EQ(r16.out.dtype(), DType::BF16);
-                expect_close(r16.out.to(DType::F64), r64.out, std::ldexp(1.0, -8), 1e-6, what + " bf16 forward");
-                for (size_t i = 0; i < 3; i++) {
-                    EXPECT_EQ(r16.grads[i].dtype(), DType::BF16);
-                    double largest = amax(abs(r64.grads[i])).item();
-                    expect_close(r16.grads[i].to(DType::F64), r64.grads[i], std::ldexp(1.0, -7),
-                                 std::ldexp(largest, -6) + 1e-5, what + " bf16 gradient " + std::to_string(i));
-                }
+                expect_within_bf16_bounds(r16, r64, b16[2], what);
             }
+}
+
+TEST(AttentionKernel, Bf16PairKernelMatchesTheWidenedKernel) {
+    // The same bf16 values twice: in (B, H, T, D) tensors with D even (the pair kernel), and as
+    // views of buffers one element wider, whose odd row strides send them to the widened F32
+    // kernel; the bounds against the F64 kernel hold between them.
+    for (int64_t T : {1, 17, 65, 77, 300})
+        for (bool causal : {false, true}) {
+            const int64_t D = 64;
+            const std::string what = "T " + std::to_string(T) + (causal ? " causal" : "");
+            uint64_t seed = uint64_t(950 + T);
+            std::vector<Tensor> pairs, widened;
+            for (uint64_t i = 0; i < 3; i++) {
+                Tensor wide = randn64({2, 2, T, D + 1}, seed + i).to(DType::BF16);
+                widened.push_back(wide.narrow(3, 0, D));
+                pairs.push_back(widened.back().contiguous());
+            }
+            ASSERT_EQ(widened[0].strides()[2] % 2, 1);
+            auto fused = [causal](Inputs in) { return scaled_dot_product_attention(in[0], in[1], in[2], causal); };
+            Result a = run_with_grads(fused, pairs), b = run_with_grads(fused, widened);
+            expect_within_bf16_bounds(a, b, pairs[2], what);
+        }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,13 +2,16 @@
 // tests: the fused linear op (GEMM with the bias added inside it) against its composite
 // (matmul + add), forward and gradients, in F64 and F32, with and without bias, on 2-D and 3-D
 // inputs and a non-contiguous input; empty inner (K = 0) and outer dimensions; the F64 gradient check; bf16 under autocast against the
-// composite on bf16-rounded inputs; the CPU GEMM giving the same bits twice (oneDNN, F32 and
-// BF16); and the errors bad shapes raise.
+// composite on bf16-rounded inputs; the bf16 output and weight and bias gradients (the CPU's
+// inner-product path) against F64 and against the backend's default paths (matmul + add,
+// matmul + reduce_cols); the CPU GEMMs giving the same bits twice (oneDNN, F32 and BF16); and the
+// errors bad shapes raise.
 #include <gtest/gtest.h>
 
 #include <cstring>
 
 #include "engine/autocast.h"
+#include "engine/backend.h"
 #include "engine/ops.h"
 #include "tests/test_util.h"
 
@@ -105,6 +108,65 @@ TEST(Linear, Bf16UnderAutocastMatchesTheCompositeOnRoundedInputs) {
     std::vector<Tensor> rounded;
     for (const Tensor& t : in) rounded.push_back(t.to(DType::BF16).to(DType::F64));
     expect_close(out.to(DType::F64), composite_of(rounded), 1.0 / 128, 1e-2, "bf16 linear");
+}
+
+// A bf16 linear layer's output and its weight and bias gradients, dW = g^T x and db = g's column
+// sums, on shapes whose sizes are not multiples of any tile, against F64 on the same bf16 values.
+// The CPU runs both on oneDNN's inner product where it has no AMX (engine/cpu/cpu_matmul.cpp).
+TEST(Linear, Bf16ForwardAndParameterGradientsMatchF64) {
+    struct Case {
+        int64_t M, N, K;
+        bool bias;
+    };
+    for (const Case& c : {Case{1, 1, 1, true}, Case{13, 17, 19, true}, Case{257, 33, 70, false},
+                          Case{130, 96, 128, true}, Case{2049, 40, 24, true}}) {
+        SCOPED_TRACE(std::to_string(c.M) + "x" + std::to_string(c.N) + "x" + std::to_string(c.K));
+        std::vector<Tensor> in = cases_inputs({c.M, c.K}, c.N, c.bias, 41);
+        for (Tensor& t : in) t = t.to(DType::BF16).set_requires_grad(true);
+        Tensor g = randn64({c.M, c.N}, 45).to(DType::BF16);
+        Tensor y = linear_of(in);
+        sum(y * g).backward();  // the output's gradient is g, exactly
+        Tensor x64 = in[0].detach().to(DType::F64), g64 = g.to(DType::F64);
+        std::vector<Tensor> in64;
+        for (const Tensor& t : in) in64.push_back(t.detach().to(DType::F64));
+        ASSERT_EQ(y.dtype(), DType::BF16);
+        expect_close(y.to(DType::F64), composite_of(in64), 1.0 / 128, 1e-5 * double(c.K), "y");
+        ASSERT_EQ(in[1].grad().dtype(), DType::BF16);
+        // bf16 output rounding (2^-8 relative) after M-long fp32 sums of unit-scale products
+        const double atol = 1e-5 * double(c.M);
+        expect_close(in[1].grad().to(DType::F64), matmul(g64.t(), x64), 1.0 / 128, atol, "dW");
+        if (c.bias) expect_close(in[2].grad().to(DType::F64), sum_to(g64, {c.N}), 1.0 / 128, atol, "db");
+    }
+}
+
+// The CPU backend's bf16 linear and linear_weight_grad against Backend's defaults (the matmul
+// with the transposes as flags, then the bias as a broadcast add, or reduce_cols), on the same
+// bf16 inputs: both round fp32 sums once. Each twice: the same bits.
+TEST(Linear, CpuBf16LinearMatchesTheDefaultPath) {
+    Backend& cpu = backend_for(Device::cpu());
+    for (bool bias : {true, false}) {
+        Tensor x = randn64({4160, 96}, 53).to(DType::BF16), w = randn64({256, 96}, 54).to(DType::BF16);
+        Tensor b = bias ? randn64({256}, 55).to(DType::BF16) : Tensor();
+        Tensor y = empty({4160, 256}, DType::BF16), y_default = empty({4160, 256}, DType::BF16), y_again = empty({4160, 256}, DType::BF16);
+        cpu.linear(x, w, b, y);
+        cpu.Backend::linear(x, w, b, y_default);
+        cpu.linear(x, w, b, y_again);
+        expect_close(y.to(DType::F64), y_default.to(DType::F64), 1.0 / 128, 1e-2, "y");
+        EXPECT_TRUE(same_bits(y, y_again)) << "y twice";
+    }
+    for (bool bias : {true, false}) {
+        Tensor g = randn64({4160, 256}, 51).to(DType::BF16), x = randn64({4160, 96}, 52).to(DType::BF16);
+        Tensor gw = empty({256, 96}, DType::BF16), gw_default = empty({256, 96}, DType::BF16), gw_again = empty({256, 96}, DType::BF16);
+        Tensor gb = bias ? empty({256}, DType::BF16) : Tensor(), gb_default = bias ? empty({256}, DType::BF16) : Tensor();
+        Tensor gb_again = bias ? empty({256}, DType::BF16) : Tensor();
+        cpu.linear_weight_grad(g, x, gw, gb);
+        cpu.Backend::linear_weight_grad(g, x, gw_default, gb_default);
+        expect_close(gw.to(DType::F64), gw_default.to(DType::F64), 1.0 / 128, 1e-2, "dW");
+        if (bias) expect_close(gb.to(DType::F64), gb_default.to(DType::F64), 1.0 / 128, 1e-2, "db");
+        cpu.linear_weight_grad(g, x, gw_again, gb_again);
+        EXPECT_TRUE(same_bits(gw, gw_again)) << "dW twice";
+        if (bias) EXPECT_TRUE(same_bits(gb, gb_again)) << "db twice";
+    }
 }
 
 TEST(Linear, CpuGemmGivesTheSameBitsTwice) {

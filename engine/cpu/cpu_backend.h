@@ -34,6 +34,7 @@ struct CpuBackend : Backend {
 
     void matmul(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bool trans_b) override;
     void linear(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out) override;
+    void linear_weight_grad(const Tensor& g, const Tensor& x, Tensor& gw, Tensor& gb) override;
 
     void softmax_rows(const Tensor& x, Tensor& out, bool log) override;
     void softmax_rows_backward(const Tensor& y, const Tensor& gy, Tensor& gx, bool log) override;

@@ -19,6 +19,11 @@
 //      skips masked blocks; dQ, dK, dV written into one packed (B, T, 3, H, D) gradient
 //   3  + K^T, V^T by 16 x 16 register transposes, rowsum(dO * O) vectorised: the engine's kernel
 //   4  = 3 with the query block capped at 32 rows (the long-sequence path) on every shape
+//   5  bf16 inputs and gradients (the model under autocast), the five products on AVX512-BF16
+//      dot products (vdpbf16ps): S and dP from the bf16 rows against K^T, V^T in transposed
+//      pairs; P and dS rounded to bf16 for dV = P^T dO, dQ = dS K, dK = dS^T Q (row pairs of P,
+//      dS, K, Q, dO interleaved); S, P, dP, delta and the sums in fp32. Checked against the
+//      reference on the bf16-rounded inputs.
 //   Also tried: prefetching the next head's rows into L2, non-temporal stores of dQ, dK, dV:
 //   no gain.
 // Where the time goes (variant 3, tiny vision, 1 thread, phase timers): reading Q, K, V, O, dO
@@ -28,6 +33,7 @@
 // times by CPU time (see time_kernel), for a machine other jobs share.
 #include <array>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -263,6 +269,126 @@ void tiled(const Problem& p, const HeadView& q, const HeadView& k, const HeadVie
     }
 }
 
+#if defined(__AVX512BF16__)
+// ---------------------------------------------------------------------------------------------
+// variant 5: bf16 pairs (the pair micro-kernels and row helpers: attention_common.h)
+
+// widened dot product of two bf16 rows of n values
+float dot_row_bf16(const bf16* a, const bf16* b, int64_t n) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; j += 16) {
+        __mmask16 m = first_lanes(n - j);
+        __m512 x = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, a + j)), 16));
+        __m512 y = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, b + j)), 16));
+        acc = _mm512_fmadd_ps(x, y, acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+// A (B, H, T, D) bf16 view: head bh at base + (bh / H) sb + (bh % H) D, row t at + t st.
+struct Bf16Heads {
+    bf16* data;
+    int64_t H, D, sb, st;
+    bf16* head(int64_t bh) const { return data + (bh / H) * sb + (bh % H) * D; }
+};
+
+void tiled_bf16(const Problem& p, const Bf16Heads& q, const Bf16Heads& k, const Bf16Heads& v, const Bf16Heads& o,
+                const float* lse, const Bf16Heads& go, const Bf16Heads& gq, const Bf16Heads& gk, const Bf16Heads& gv,
+                double scale_d) {
+    const int64_t Tq = p.Tq, Tk = p.Tk, D = p.D, D2 = D / 2, Dp = round16(D), Tkp = round16(Tk), Tq2 = (Tq + 1) / 2;
+    const float scale = float(scale_d);
+    // queries per block, even (pairs of query rows), the score tiles within ~256 KiB
+    int64_t Bq = std::max<int64_t>(16, std::min<int64_t>(Tq + (Tq & 1), 32768 / Tkp));
+    Bq -= Bq & 1;
+#pragma omp parallel
+    {
+        // rows as pairs along D: Q, dO (Tq, Dp/2 words); K^T, V^T in pairs (D/2, Tkp); row pairs:
+        // K (Tkp/2, Dp), Q and dO (Tq2, Dp); per block: S -> P, dP -> dS fp32 (Bq, Tkp) and bf16
+        // (Bq, Tkp), their row pairs (Bq/2, Tkp); dQ (Bq, Dp); dK, dV (Tkp, Dp); delta (Tq)
+        std::vector<bf16> qrow(size_t((Tq + 1) * Dp), 0), gorow(size_t((Tq + 1) * Dp), 0), krow(size_t(Tkp * Dp), 0),
+            p16(size_t(Bq * Tkp), 0), ds16(size_t(Bq * Tkp), 0);
+        std::vector<uint32_t> kt(size_t(D2 * Tkp), 0), vt(size_t(D2 * Tkp), 0), kp(size_t(Tkp / 2 * Dp)),
+            qp(size_t(Tq2 * Dp)), gop(size_t(Tq2 * Dp)), pp(size_t(Bq / 2 * Tkp)), dsp(size_t(Bq / 2 * Tkp));
+        std::vector<float> s(size_t(Bq * Tkp)), dp(size_t(Bq * Tkp)), dq(size_t(Bq * Dp)), dk(size_t(Tkp * Dp)),
+            dv(size_t(Tkp * Dp)), delta(static_cast<size_t>(Tq));
+#pragma omp for schedule(static)
+        for (int64_t bh = 0; bh < p.BH(); bh++) {
+            const bf16 *qh = q.head(bh), *kh = k.head(bh), *vh = v.head(bh), *oh = o.head(bh), *gh = go.head(bh);
+            const float* lh = lse + bh * Tq;
+            for (int64_t i = 0; i < Tq; i++) {
+                copy_bf16_row(qh + i * q.st, &qrow[i * Dp], D, Dp);
+                copy_bf16_row(gh + i * go.st, &gorow[i * Dp], D, Dp);
+                delta[i] = dot_row_bf16(gh + i * go.st, oh + i * o.st, D);
+            }
+            for (int64_t j = 0; j < Tk; j++) copy_bf16_row(kh + j * k.st, &krow[j * Dp], D, Dp);
+            transpose_blocks(reinterpret_cast<const float*>(kh), k.st / 2, Tk, D2, reinterpret_cast<float*>(kt.data()), Tkp);
+            transpose_blocks(reinterpret_cast<const float*>(vh), v.st / 2, Tk, D2, reinterpret_cast<float*>(vt.data()), Tkp);
+            for (int64_t j2 = 0; j2 < Tkp / 2; j2++) interleave_row_pairs(&krow[2 * j2 * Dp], &krow[(2 * j2 + 1) * Dp], &kp[j2 * Dp], Dp);
+            for (int64_t i2 = 0; i2 < Tq2; i2++) {
+                interleave_row_pairs(&qrow[2 * i2 * Dp], &qrow[(2 * i2 + 1) * Dp], &qp[i2 * Dp], Dp);
+                interleave_row_pairs(&gorow[2 * i2 * Dp], &gorow[(2 * i2 + 1) * Dp], &gop[i2 * Dp], Dp);
+            }
+            std::fill(dk.begin(), dk.end(), 0.0f);
+            std::fill(dv.begin(), dv.end(), 0.0f);
+            const int mr_s = block_rows(Tkp), mr_d = block_rows(Dp);
+            for (int64_t qb0 = 0; qb0 < Tq; qb0 += Bq) {
+                const int64_t nq = std::min(Bq, Tq - qb0), nq2 = (nq + 1) / 2;
+                const uint32_t* qw = reinterpret_cast<const uint32_t*>(qrow.data());
+                const uint32_t* gw = reinterpret_cast<const uint32_t*>(gorow.data());
+                for (int64_t i0 = 0; i0 < nq; i0 += mr_s) {
+                    int m = int(std::min<int64_t>(mr_s, nq - i0));
+                    int64_t cols = p.causal ? round16(std::min(Tk, qb0 + i0 + m)) : Tkp;
+                    gemm_rows<true>(m, cols, 0, D2, qw + (qb0 + i0) * Dp / 2, Dp / 2, kt.data(), Tkp, &s[i0 * Tkp], Tkp, false);
+                    gemm_rows<true>(m, cols, 0, D2, gw + (qb0 + i0) * Dp / 2, Dp / 2, vt.data(), Tkp, &dp[i0 * Tkp], Tkp, false);
+                }
+                // P = exp(scale S - lse), dS = scale P (dP - delta), both zero past the visible keys, to bf16
+                for (int64_t r = 0; r < nq; r++) {
+                    const int64_t i = qb0 + r, keys = p.keys(i);
+                    const __m512 vscale = _mm512_set1_ps(scale), vl = _mm512_set1_ps(lh[i]), vd = _mm512_set1_ps(delta[i]);
+                    for (int64_t j = 0; j < Tkp; j += 16) {
+                        __mmask16 live = first_lanes(keys - j);
+                        __m512 pv = _mm512_maskz_mov_ps(live, Sleef_expf16_u10(_mm512_fmsub_ps(_mm512_loadu_ps(&s[r * Tkp + j]), vscale, vl)));
+                        __m512 ds = _mm512_maskz_mul_ps(live, _mm512_mul_ps(pv, vscale), _mm512_sub_ps(_mm512_loadu_ps(&dp[r * Tkp + j]), vd));
+                        _mm256_storeu_si256(reinterpret_cast<__m256i*>(&p16[r * Tkp + j]), (__m256i)_mm512_cvtneps_pbh(pv));
+                        _mm256_storeu_si256(reinterpret_cast<__m256i*>(&ds16[r * Tkp + j]), (__m256i)_mm512_cvtneps_pbh(ds));
+                    }
+                }
+                if (nq & 1) {  // the last pair's second row: no query
+                    std::memset(&p16[nq * Tkp], 0, size_t(Tkp) * 2);
+                    std::memset(&ds16[nq * Tkp], 0, size_t(Tkp) * 2);
+                }
+                // dQ = dS K; causal: keys up to the block's last row
+                const uint32_t* dsw = reinterpret_cast<const uint32_t*>(ds16.data());
+                for (int64_t i0 = 0; i0 < nq; i0 += mr_d) {
+                    int m = int(std::min<int64_t>(mr_d, nq - i0));
+                    int64_t kend = p.causal ? std::min(Tk, qb0 + i0 + m) : Tk;
+                    gemm_rows<true>(m, Dp, 0, (kend + 1) / 2, dsw + i0 * Tkp / 2, Tkp / 2, kp.data(), Dp, &dq[i0 * Dp], Dp, false);
+                }
+                bf16* gqh = gq.head(bh);
+                for (int64_t r = 0; r < nq; r++) narrow_row_bf16(&dq[r * Dp], gqh + (qb0 + r) * gq.st, D, 1.0f);
+                // dV += P^T dO, dK += dS^T Q over the block's query pairs; causal: pairs from the first key's
+                for (int64_t r2 = 0; r2 < nq2; r2++) {
+                    interleave_row_pairs(&p16[2 * r2 * Tkp], &p16[(2 * r2 + 1) * Tkp], &pp[r2 * Tkp], Tkp);
+                    interleave_row_pairs(&ds16[2 * r2 * Tkp], &ds16[(2 * r2 + 1) * Tkp], &dsp[r2 * Tkp], Tkp);
+                }
+                const int64_t kmax = p.causal ? std::min(Tk, qb0 + nq) : Tk;
+                for (int64_t j0 = 0; j0 < kmax; j0 += mr_d) {
+                    int m = int(std::min<int64_t>(mr_d, kmax - j0));
+                    int64_t r0 = p.causal ? std::max<int64_t>(0, j0 - qb0) / 2 : 0;
+                    gemm_rows<false>(m, Dp, r0, nq2, &pp[j0], Tkp, &gop[qb0 / 2 * Dp], Dp, &dv[j0 * Dp], Dp, true);
+                    gemm_rows<false>(m, Dp, r0, nq2, &dsp[j0], Tkp, &qp[qb0 / 2 * Dp], Dp, &dk[j0 * Dp], Dp, true);
+                }
+            }
+            bf16 *gkh = gk.head(bh), *gvh = gv.head(bh);
+            for (int64_t j = 0; j < Tk; j++) {
+                narrow_row_bf16(&dk[j * Dp], gkh + j * gk.st, D, 1.0f);
+                narrow_row_bf16(&dv[j * Dp], gvh + j * gv.st, D, 1.0f);
+            }
+        }
+    }
+}
+#endif
+
 // ---------------------------------------------------------------------------------------------
 // driver
 
@@ -276,13 +402,15 @@ struct Data {
     std::vector<float> gq_ref, gk_ref, gv_ref;
 };
 
-Data make_data(const Problem& p, uint64_t seed, bool with_reference) {
+// bf16_values: q, k, v and dO rounded to bf16 first (the bf16 variant's inputs; its reference)
+Data make_data(const Problem& p, uint64_t seed, bool with_reference, bool bf16_values = false) {
     Data d;
     d.p = p;
     d.scale = 1.0 / std::sqrt(double(p.D));
     int64_t T = std::max(p.Tq, p.Tk), W = p.H * p.D;
     d.qkv = random_normal(size_t(p.B * T * 3 * W), seed);
     d.go_buf = random_normal(size_t(p.B * p.Tq * W), seed + 1);
+    if (bf16_values) d.qkv = round_to_bf16(d.qkv), d.go_buf = round_to_bf16(d.go_buf);
     d.q = {d.qkv.data(), p.H, T * 3 * W, p.D, 3 * W};
     d.k = {d.qkv.data() + W, p.H, T * 3 * W, p.D, 3 * W};
     d.v = {d.qkv.data() + 2 * W, p.H, T * 3 * W, p.D, 3 * W};
@@ -317,12 +445,50 @@ struct Runner {
     std::function<void()> unpack;
 };
 
+constexpr int kBf16Variant = 5;
+
+
 Runner make_runner(int which, Data& d, std::vector<float>& gq, std::vector<float>& gk, std::vector<float>& gv,
                    std::vector<float>& packed) {
     const Problem& p = d.p;
     gq.assign(size_t(p.BH() * p.Tq * p.D), 0.0f);
     gk.assign(size_t(p.BH() * p.Tk * p.D), 0.0f);
     gv.assign(size_t(p.BH() * p.Tk * p.D), 0.0f);
+#if defined(__AVX512BF16__)
+    if (which == kBf16Variant) {
+        // bf16 copies of the inputs; the gradients into one packed bf16 (B, T, 3, H, D)
+        struct Buffers {
+            std::vector<bf16> qkv, go, o, grads;
+        };
+        auto b = std::make_shared<Buffers>();
+        int64_t T = std::max(p.Tq, p.Tk), W = p.H * p.D;
+        b->qkv = to_bf16(d.qkv), b->go = to_bf16(d.go_buf), b->o = to_bf16(d.o_buf);
+        b->grads.assign(size_t(p.B * T * 3 * W), 0);
+        auto view = [&](std::vector<bf16>& v, int64_t offset, int64_t sb, int64_t st) {
+            return Bf16Heads{v.data() + offset, p.H, p.D, sb, st};
+        };
+        Bf16Heads q = view(b->qkv, 0, T * 3 * W, 3 * W), k = view(b->qkv, W, T * 3 * W, 3 * W),
+                  v = view(b->qkv, 2 * W, T * 3 * W, 3 * W), go = view(b->go, 0, p.Tq * W, W),
+                  o = view(b->o, 0, p.Tq * W, W), hq = view(b->grads, 0, T * 3 * W, 3 * W),
+                  hk = view(b->grads, W, T * 3 * W, 3 * W), hv = view(b->grads, 2 * W, T * 3 * W, 3 * W);
+        return {[&d, b, q, k, v, o, go, hq, hk, hv] {
+                    tiled_bf16(d.p, q, k, v, o, d.lse_ref.data(), go, hq, hk, hv, d.scale);
+                },
+                [&d, b, hq, hk, hv, &gq, &gk, &gv] {
+                    const Problem& p = d.p;
+                    auto widen = [&](const Bf16Heads& h, int64_t bh, int64_t t, float* dst) {
+                        for (int64_t c = 0; c < p.D; c++) dst[c] = bf16_bits_to_float(h.head(bh)[t * h.st + c]);
+                    };
+                    for (int64_t bh = 0; bh < p.BH(); bh++) {
+                        for (int64_t i = 0; i < p.Tq; i++) widen(hq, bh, i, &gq[(bh * p.Tq + i) * p.D]);
+                        for (int64_t j = 0; j < p.Tk; j++) {
+                            widen(hk, bh, j, &gk[(bh * p.Tk + j) * p.D]);
+                            widen(hv, bh, j, &gv[(bh * p.Tk + j) * p.D]);
+                        }
+                    }
+                }};
+    }
+#endif
     if (which == 1)
         return {[&d, &gq, &gk, &gv] {
                     old_scalar(d.p, d.qc.data(), d.kc.data(), d.vc.data(), d.oc.data(), d.lse_ref.data(),
@@ -351,9 +517,10 @@ Runner make_runner(int which, Data& d, std::vector<float>& gq, std::vector<float
             }};
 }
 
-constexpr int kVariants = 4;
+constexpr int kVariants = 5;
 const char* kNames[kVariants + 1] = {"", "1 old scalar per row (contiguous)", "2 tiled, as first written",
-                                     "3 + register transposes, vector delta", "4 = 3 with query blocks of 32"};
+                                     "3 + register transposes, vector delta", "4 = 3 with query blocks of 32",
+                                     "5 bf16, vdpbf16ps products"};
 
 }  // namespace
 
@@ -365,18 +532,24 @@ int main(int argc, char** argv) {
     std::printf("correctness (fp32 vs double reference, atol 5e-5 + rtol 5e-5)\n");
     for (const Problem& p : kCheckShapes) {
         Data d = make_data(p, uint64_t(p.Tq * 131 + p.D), true);
+        Data d16 = make_data(p, uint64_t(p.Tq * 131 + p.D), true, true);
         for (int w = 1; w <= kVariants; w++) {
             if (only && w != only) continue;
+            const bool bf = w == kBf16Variant;
+            if (bf && !bf16_variant_runs(p)) continue;
             std::vector<float> gq, gk, gv, packed;
-            Runner r = make_runner(w, d, gq, gk, gv, packed);
+            Runner r = make_runner(w, bf ? d16 : d, gq, gk, gv, packed);
             r.run();
             r.unpack();
             char name[160];
             std::snprintf(name, sizeof name, "variant %d B %ld H %ld Tq %ld Tk %ld D %ld%s", w, long(p.B), long(p.H),
                           long(p.Tq), long(p.Tk), long(p.D), p.causal ? " causal" : "");
-            ok &= validate((std::string(name) + " dq").c_str(), gq, d.gq_ref, 5e-5f, 5e-5f);
-            ok &= validate((std::string(name) + " dk").c_str(), gk, d.gk_ref, 5e-5f, 5e-5f);
-            ok &= validate((std::string(name) + " dv").c_str(), gv, d.gv_ref, 5e-5f, 5e-5f);
+            // bf16: P, dS and O rounded to bf16 (2^-9 relative each), the gradients' own rounding
+            const float tol = bf ? 2e-2f : 5e-5f;
+            const Data& ref = bf ? d16 : d;
+            ok &= validate((std::string(name) + " dq").c_str(), gq, ref.gq_ref, tol, tol);
+            ok &= validate((std::string(name) + " dk").c_str(), gk, ref.gk_ref, tol, tol);
+            ok &= validate((std::string(name) + " dv").c_str(), gv, ref.gv_ref, tol, tol);
             std::vector<float> gq1 = gq, gk1 = gk, gv1 = gv;
             r.run();
             r.unpack();
@@ -392,6 +565,7 @@ int main(int argc, char** argv) {
         Data d = make_data(s.p, 7, false);
         for (int w = 1; w <= kVariants; w++) {
             if (only && w != only) continue;
+            if (w == kBf16Variant && !bf16_variant_runs(s.p)) continue;
             std::vector<float> gq, gk, gv, packed;
             Runner r = make_runner(w, d, gq, gk, gv, packed);
             report_flops(kNames[w], time_kernel(r.run, 5, 0.3), s.p.flops(5), peak);

@@ -5,7 +5,9 @@
 // on: C (MR x 16 NV) (+)= A (MR x [k0, k1)) B ([k0, k1) x 16 NV), A read one scalar at a time and
 // broadcast (row-major: A(r, k) = a[r lda + k]; otherwise A(r, k) = a[k lda + r], i.e. A is the
 // transpose of what is stored), B rows of 16 NV floats. Every buffer they touch is a padded fp32
-// tile, so no masks. engine/cpu/cpu_attention.cpp holds the library's copy.
+// tile, so no masks. With AVX512-BF16, the same on bf16 pairs for the bf16 variants
+// (micro_tile_pairs: vdpbf16ps, a 32-bit pair of bf16 values along the reduction per element)
+// and the row helpers they need. engine/cpu/cpu_attention.cpp holds the library's copies.
 #pragma once
 // GCC 12's AVX-512 headers build many intrinsics on a deliberately undefined register
 // (_mm512_undefined_ps), which -Wuninitialized reports wherever they are inlined (GCC bug 105593).
@@ -73,9 +75,40 @@ struct HeadView {
     float* head(int64_t bh) const { return data + (bh / H) * sb + (bh % H) * sh; }
 };
 
-template <int MR, int NV, bool kRowMajorA>
-void micro_tile(int64_t k0, int64_t k1, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
-                int64_t ldc, bool accumulate) {
+// What one step of the micro-kernel multiplies: Fp32Products, an fp32 element of A broadcast
+// times 16 floats of B (FMA); Bf16PairProducts (AVX512-BF16, the bf16 variants), a 32-bit pair of
+// bf16 values along the reduction broadcast times 16 pairs, both products added to each fp32
+// lane (vdpbf16ps). ProductsFor picks by the tiles' element type (float, uint32_t).
+struct Fp32Products {
+    using Element = float;
+    static __m512 load(const float* b) { return _mm512_loadu_ps(b); }
+    static __m512 broadcast(float a) { return _mm512_set1_ps(a); }
+    static __m512 madd(__m512 acc, __m512 a, __m512 b) { return _mm512_fmadd_ps(a, b, acc); }
+};
+#if defined(__AVX512BF16__)
+struct Bf16PairProducts {
+    using Element = uint32_t;
+    static __m512bh load(const uint32_t* b) { return (__m512bh)_mm512_loadu_si512(b); }
+    static __m512bh broadcast(uint32_t a) { return (__m512bh)_mm512_set1_epi32(int(a)); }
+    static __m512 madd(__m512 acc, __m512bh a, __m512bh b) { return _mm512_dpbf16_ps(acc, a, b); }
+};
+#endif
+template <typename E>
+struct ProductsFor;
+template <>
+struct ProductsFor<float> {
+    using type = Fp32Products;
+};
+#if defined(__AVX512BF16__)
+template <>
+struct ProductsFor<uint32_t> {
+    using type = Bf16PairProducts;
+};
+#endif
+
+template <typename P, int MR, int NV, bool kRowMajorA>
+void micro_tile(int64_t k0, int64_t k1, const typename P::Element* a, int64_t lda, const typename P::Element* b,
+                int64_t ldb, float* c, int64_t ldc, bool accumulate) {
     __m512 acc[MR][NV];
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++)
@@ -83,15 +116,15 @@ void micro_tile(int64_t k0, int64_t k1, const float* a, int64_t lda, const float
         for (int v = 0; v < NV; v++)
             acc[r][v] = accumulate ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
     for (int64_t k = k0; k < k1; k++) {
-        const float* bk = b + k * ldb;
-        __m512 bv[NV];
+        const typename P::Element* bk = b + k * ldb;
+        decltype(P::load(bk)) bv[NV];
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(bk + 16 * v);
+        for (int v = 0; v < NV; v++) bv[v] = P::load(bk + 16 * v);
 #pragma GCC unroll 16
         for (int r = 0; r < MR; r++) {
-            __m512 av = _mm512_set1_ps(kRowMajorA ? a[r * lda + k] : a[k * lda + r]);
+            auto av = P::broadcast(kRowMajorA ? a[r * lda + k] : a[k * lda + r]);
 #pragma GCC unroll 4
-            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+            for (int v = 0; v < NV; v++) acc[r][v] = P::madd(acc[r][v], av, bv[v]);
         }
     }
 #pragma GCC unroll 16
@@ -100,29 +133,31 @@ void micro_tile(int64_t k0, int64_t k1, const float* a, int64_t lda, const float
         for (int v = 0; v < NV; v++) _mm512_storeu_ps(c + r * ldc + 16 * v, acc[r][v]);
 }
 
-using TileFn = void (*)(int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, bool);
+template <typename P>
+using TileFn = void (*)(int64_t, int64_t, const typename P::Element*, int64_t, const typename P::Element*, int64_t,
+                        float*, int64_t, bool);
 constexpr int kMaxRows = 16;
-template <int NV, bool kRowMajorA, size_t... M>
-constexpr std::array<TileFn, kMaxRows> tile_row(std::index_sequence<M...>) {
-    return {&micro_tile<int(M) + 1, NV, kRowMajorA>...};
+template <typename P, int NV, bool kRowMajorA, size_t... M>
+constexpr std::array<TileFn<P>, kMaxRows> tile_row(std::index_sequence<M...>) {
+    return {&micro_tile<P, int(M) + 1, NV, kRowMajorA>...};
 }
-template <bool kRowMajorA>
-constexpr std::array<std::array<TileFn, kMaxRows>, 4> tile_table() {
-    return {tile_row<1, kRowMajorA>(std::make_index_sequence<kMaxRows>()),
-            tile_row<2, kRowMajorA>(std::make_index_sequence<kMaxRows>()),
-            tile_row<3, kRowMajorA>(std::make_index_sequence<kMaxRows>()),
-            tile_row<4, kRowMajorA>(std::make_index_sequence<kMaxRows>())};
-}
-const auto kTilesRowMajor = tile_table<true>();
-const auto kTilesTransposed = tile_table<false>();
+// kTiles<P, A>[NV - 1][m - 1]: the micro-kernel for m rows and NV vectors
+template <typename P, bool kRowMajorA>
+constexpr std::array<std::array<TileFn<P>, kMaxRows>, 4> kTiles = {
+    tile_row<P, 1, kRowMajorA>(std::make_index_sequence<kMaxRows>()),
+    tile_row<P, 2, kRowMajorA>(std::make_index_sequence<kMaxRows>()),
+    tile_row<P, 3, kRowMajorA>(std::make_index_sequence<kMaxRows>()),
+    tile_row<P, 4, kRowMajorA>(std::make_index_sequence<kMaxRows>())};
 
-template <bool kRowMajorA>
-void gemm_rows(int m, int64_t n, int64_t k0, int64_t k1, const float* a, int64_t lda, const float* b, int64_t ldb,
-               float* c, int64_t ldc, bool accumulate) {
-    const auto& table = kRowMajorA ? kTilesRowMajor : kTilesTransposed;
+// C[0:m, 0:n) (+)= A[0:m, k0:k1) B[k0:k1, 0:n): n a multiple of 16, in tiles of up to 64 columns;
+// k counts elements, or pairs
+template <bool kRowMajorA, typename E>
+void gemm_rows(int m, int64_t n, int64_t k0, int64_t k1, const E* a, int64_t lda, const E* b, int64_t ldb, float* c,
+               int64_t ldc, bool accumulate) {
+    using P = typename ProductsFor<E>::type;
     for (int64_t j = 0; j < n;) {
         int nv = int(std::min<int64_t>((n - j) / 16, 4));
-        table[nv - 1][m - 1](k0, k1, a, lda, b + j, ldb, c + j, ldc, accumulate);
+        kTiles<P, kRowMajorA>[nv - 1][m - 1](k0, k1, a, lda, b + j, ldb, c + j, ldc, accumulate);
         j += 16 * nv;
     }
 }
@@ -165,6 +200,54 @@ void transpose_blocks(const float* src, int64_t st, int64_t rows, int64_t D, flo
             const __mmask16 rm = first_lanes(nr);
             for (int c = 0; c < nc; c++) _mm512_mask_storeu_ps(dst + (c0 + c) * ld + j0, rm, t[c]);
         }
+}
+
+#if defined(__AVX512BF16__)
+// ---------------------------------------------------------------------------------------------
+// the bf16 variants' row helpers (their products: gemm_rows on uint32_t pair tiles)
+
+using bf16 = uint16_t;
+
+// n bf16 values into dst (zero past n up to `pad` values)
+void copy_bf16_row(const bf16* src, bf16* dst, int64_t n, int64_t pad) {
+    std::memcpy(dst, src, size_t(n) * 2);
+    std::memset(dst + n, 0, size_t(pad - n) * 2);
+}
+
+// dst = bf16(src * mul), round to nearest even (VCVTNE2PS2BF16), n values
+void narrow_row_bf16(const float* src, bf16* dst, int64_t n, float mul) {
+    for (int64_t j = 0; j < n; j += 16) {
+        __mmask16 m = first_lanes(n - j);
+        __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + j), _mm512_set1_ps(mul));
+        _mm256_mask_storeu_epi16(dst + j, m, (__m256i)_mm512_cvtneps_pbh(x));
+    }
+}
+
+// Two bf16 rows interleaved: out[d] = (r0[d], r1[d]) as one 32-bit word, for d < Dp (a multiple
+// of 16): row pairs of V for P V, of K for dS K, of Q and dO for dS^T Q and P^T dO.
+void interleave_row_pairs(const bf16* r0, const bf16* r1, uint32_t* out, int64_t Dp) {
+    const __m512i lo = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8, 39, 7, 38, 6, 37,
+                                        5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
+    const __m512i hi = _mm512_set_epi16(63, 31, 62, 30, 61, 29, 60, 28, 59, 27, 58, 26, 57, 25, 56, 24, 55, 23, 54,
+                                        22, 53, 21, 52, 20, 51, 19, 50, 18, 49, 17, 48, 16);
+    for (int64_t d = 0; d < Dp; d += 32) {
+        __mmask32 m = Dp - d >= 32 ? __mmask32(0xffffffff) : __mmask32((1u << (Dp - d)) - 1);
+        __m512i a = _mm512_maskz_loadu_epi16(m, r0 + d), b = _mm512_maskz_loadu_epi16(m, r1 + d);
+        _mm512_storeu_si512(out + d, _mm512_permutex2var_epi16(a, lo, b));
+        if (Dp - d > 16) _mm512_storeu_si512(out + d + 16, _mm512_permutex2var_epi16(a, hi, b));
+    }
+}
+
+#endif
+
+// The bf16 variants need AVX512-BF16 and an even D (a row is whole 32-bit pairs).
+inline bool bf16_variant_runs(const Problem& p) {
+#if defined(__AVX512BF16__)
+    return p.D % 2 == 0;
+#else
+    (void)p;
+    return false;
+#endif
 }
 
 // The FMA peak the benchmark reports against: measured here, or in CPU-time mode the peak

@@ -11,6 +11,7 @@
 //   5  ours: AVX-512, packed panels, 12x32 block   11 oneDNN matmul f32 with a bias row
 //   6  ours: 5 without packing A (broadcast loads straight from A)
 //                                                  12 oneDNN dnnl_sgemm (its BLAS-style API)
+//   13 oneDNN inner product f32 (B^T only)         14 oneDNN inner product bf16 (B^T only)
 //
 // Checks every variant on awkward shapes (1x1x1, odd M/N/K, K not a multiple of the tile), then
 // times the model's shapes (tiny ViT: M = 128 images x 65 tokens = 8320; forward x @ W^T, the
@@ -70,12 +71,18 @@ static void gemm_openblas(const Problem& p, const float* A, const float* B, floa
 }
 
 // oneDNN matmul, built once per problem and dtype (as the engine caches them).
-struct OnednnGemm {
+// A built oneDNN primitive for one problem: run(A, B, C); impl names the kernel oneDNN chose.
+struct OnednnPrimitive {
+    std::string impl;
+    virtual ~OnednnPrimitive() = default;
+    virtual void run(const void* A, const void* B, void* C) = 0;
+};
+
+struct OnednnGemm : OnednnPrimitive {
     dnnl::engine engine{dnnl::engine::kind::cpu, 0};
     dnnl::stream stream{engine};
     dnnl::memory::desc a, b, c;
     dnnl::matmul primitive;
-    std::string impl;
     dnnl::memory::desc bias;
     std::vector<float> bias_row;
     OnednnGemm(const Problem& p, dnnl::memory::data_type in, dnnl::memory::data_type out, bool with_bias = false) {
@@ -91,11 +98,41 @@ struct OnednnGemm {
         impl = pd.impl_info_str();
         primitive = dnnl::matmul(pd);
     }
-    void run(const void* A, const void* B, void* C) {
+    void run(const void* A, const void* B, void* C) override {
         dnnl::memory ma(a, engine, const_cast<void*>(A)), mb(b, engine, const_cast<void*>(B)), mc(c, engine, C);
         std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
         if (!bias_row.empty()) args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias, engine, bias_row.data()));
         primitive.execute(stream, args);
+        stream.wait();
+    }
+};
+
+// 13-14: oneDNN's inner product, forward, plain row-major layouts and a zero bias: the same
+// product for B given as a Linear weight (N, K), on the kernels oneDNN picks for that primitive
+// (its gemm driver) rather than the matmul primitive's.
+struct OnednnInnerProduct : OnednnPrimitive {
+    dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+    dnnl::stream stream{engine};
+    dnnl::memory::desc a, b, bias, c;
+    dnnl::inner_product_forward primitive;
+    std::vector<float> bias_values;
+    OnednnInnerProduct(const Problem& p, dnnl::memory::data_type in) {
+        using tag = dnnl::memory::format_tag;
+        const auto f32 = dnnl::memory::data_type::f32;
+        a = dnnl::memory::desc({p.M, p.K}, in, tag::ab);
+        b = dnnl::memory::desc({p.N, p.K}, in, tag::ab);
+        c = dnnl::memory::desc({p.M, p.N}, f32, tag::ab);
+        bias = dnnl::memory::desc({p.N}, f32, tag::a);
+        bias_values.assign(size_t(p.N), 0.0f);
+        dnnl::inner_product_forward::primitive_desc pd(
+            dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_training, a, b, bias, c), engine);
+        impl = pd.impl_info_str();
+        primitive = dnnl::inner_product_forward(pd);
+    }
+    void run(const void* A, const void* B, void* C) override {
+        dnnl::memory ma(a, engine, const_cast<void*>(A)), mb(b, engine, const_cast<void*>(B)), mc(c, engine, C);
+        primitive.execute(stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc},
+                                   {DNNL_ARG_BIAS, dnnl::memory(bias, engine, bias_values.data())}});
         stream.wait();
     }
 };
@@ -349,7 +386,7 @@ static Inputs make_inputs(const Problem& p, uint64_t seed) {
 
 // Runs variant v once into C; false when it is not available on this CPU / build.
 static bool run_variant(int v, const Problem& p, const Inputs& in, std::vector<float>& C,
-                        std::unique_ptr<OnednnGemm>& onednn) {
+                        std::unique_ptr<OnednnPrimitive>& onednn) {
     switch (v) {
         case 1: gemm_reference(p, in.A.data(), in.B.data(), C.data()); return true;
         case 2: gemm_eigen(p, in.A.data(), in.B.data(), C.data()); return true;
@@ -383,6 +420,13 @@ static bool run_variant(int v, const Problem& p, const Inputs& in, std::vector<f
             if (!onednn) onednn = std::make_unique<OnednnGemm>(p, dnnl::memory::data_type::f32, dnnl::memory::data_type::f32, true);
             onednn->run(in.A.data(), in.B.data(), C.data());
             return true;
+        case 13:
+        case 14:
+            if (!p.b_transposed) return false;
+            if (!onednn) onednn = std::make_unique<OnednnInnerProduct>(p, v == 13 ? dnnl::memory::data_type::f32 : dnnl::memory::data_type::bf16);
+            onednn->run(v == 13 ? static_cast<const void*>(in.A.data()) : in.A16.data(),
+                        v == 13 ? static_cast<const void*>(in.B.data()) : in.B16.data(), C.data());
+            return true;
         case 12:
             dnnl_sgemm('N', p.b_transposed ? 'T' : 'N', p.M, p.N, p.K, 1.0f, in.A.data(), p.K, in.B.data(),
                        p.b_transposed ? p.K : p.N, 0.0f, C.data(), p.N);
@@ -395,7 +439,7 @@ static const char* variant_name(int v) {
     static const char* names[] = {"",         "reference",     "eigen",       "openblas sgemm", "onednn f32",
                                   "ours avx512 12x32", "ours avx512, A unpacked", "reference bf16", "onednn bf16",
                                   "ours amx 32x32", "ours avx512-bf16 12x32", "onednn f32 + bias row",
-                                  "onednn dnnl_sgemm"};
+                                  "onednn dnnl_sgemm", "onednn inner product f32", "onednn inner product bf16"};
     return names[v];
 }
 
@@ -416,12 +460,12 @@ int main(int argc, char** argv) {
         std::vector<float> ref(size_t(p.M) * p.N), ref16(ref.size());
         gemm_reference(p, in.A.data(), in.B.data(), ref.data());
         gemm_reference(p, in.Ab.data(), in.Bb.data(), ref16.data());
-        for (int v = 2; v <= 12; v++) {
+        for (int v = 2; v <= 14; v++) {
             if (only && v != only) continue;
-            std::unique_ptr<OnednnGemm> onednn;
+            std::unique_ptr<OnednnPrimitive> onednn;
             std::vector<float> C(ref.size(), NAN);
             if (!run_variant(v, p, in, C, onednn)) continue;
-            bool bf = v >= 7 && v <= 10;
+            bool bf = (v >= 7 && v <= 10) || v == 14;
             // fp32: a K-long sum of unit-scale products, reordered; bf16: same inputs, fp32 sums
             std::string name = std::string(variant_name(v)) + " " + p.what;
             ok &= validate(name.c_str(), C, bf ? ref16 : ref, 1e-4f * std::sqrt(float(p.K)), 1e-4f);
@@ -429,24 +473,26 @@ int main(int argc, char** argv) {
     }
     std::printf("checks: %s\n", ok ? "ok" : "FAILED");
 
-    // benchmark: the tiny ViT's linear layers at batch 128 (M = 8320 tokens)
+    // benchmark: the tiny ViT's linear layers at batch 128 (M = 8320 tokens), two of small's at 64 (4160)
     const Problem shapes[] = {{8320, 384, 128, true, "qkv   x @ W^T   8320x384x128"},
                               {8320, 512, 128, true, "c_fc  x @ W^T   8320x512x128"},
                               {8320, 128, 512, true, "c_proj x @ W^T  8320x128x512"},
                               {8320, 128, 384, false, "qkv dX = dY @ W 8320x128x384"},
-                              {384, 128, 8320, false, "K-long (weight-gradient size) 384x128x8320"}};
+                              {384, 128, 8320, false, "K-long (weight-gradient size) 384x128x8320"},
+                              {4160, 1024, 256, true, "small c_fc x @ W^T 4160x1024x256"},
+                              {4160, 256, 1024, true, "small c_proj x @ W^T 4160x256x1024"}};
     for (const Problem& p : shapes) {
         std::printf("%s\n", p.what);
         Inputs in = make_inputs(p, 11);
         std::vector<float> C(size_t(p.M) * p.N);
         double flops = 2.0 * p.M * p.N * p.K;
-        for (int v = 2; v <= 12; v++) {
+        for (int v = 2; v <= 14; v++) {
             if (only && v != only) continue;
             if (v == 7) continue;  // the reference is for checks only
-            std::unique_ptr<OnednnGemm> onednn;
+            std::unique_ptr<OnednnPrimitive> onednn;
             if (!run_variant(v, p, in, C, onednn)) continue;
             Timing t = time_it([&] { run_variant(v, p, in, C, onednn); });
-            bool bf = v >= 7 && v <= 10;
+            bool bf = (v >= 7 && v <= 10) || v == 14;
             std::string label = std::string(variant_name(v)) + (onednn ? " [" + onednn->impl + "]" : "");
             report_flops(label.c_str(), t, flops, bf ? measured_amx_peak_gflops() : measured_fp32_peak_gflops());
         }
