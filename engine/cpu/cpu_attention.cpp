@@ -22,8 +22,9 @@
 // BF16 on CPUs with AVX512-BF16 (D even, even strides: every CLIP shape): the same blocking and
 // fp32 softmax, but every product runs on bf16 pairs (vdpbf16ps, two products per fp32 lane)
 // straight from the bf16 rows, with P and dS rounded to bf16 for their products (as PyTorch's
-// autocast feeds its bf16 matmuls); 1.3-1.7x faster than widening (forward 1.3x, backward
-// 1.4-1.7x on the CLIP vision shapes). Elsewhere BF16 widens to the fp32 tiles above.
+// autocast feeds its bf16 matmuls). In the small model's bf16 training step the forward is 1.6x
+// and the backward 1.34x faster than widening (docs/PERFORMANCE.md). Elsewhere BF16 widens to
+// the fp32 tiles above.
 // F64 (gradient checks): the plain scalar loops, one query row at a time.
 // Measured in engine/cpu/dev/attention_forward.cpp (variant 4 is the fp32 forward, 6 the bf16
 // one) and attention_backward.cpp (variants 3 and 5); at B = 128 the fp32 kernels spend a
