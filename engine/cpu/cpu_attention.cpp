@@ -303,6 +303,14 @@ void interleave_rows(const bf16* r0, const bf16* r1, uint32_t* out, int64_t n) {
 void transpose_pairs(const bf16* src, int64_t st, int64_t rows, int64_t D, uint32_t* dst, int64_t ld) {
     transpose_tile(reinterpret_cast<const float*>(src), st / 2, rows, D / 2, reinterpret_cast<float*>(dst), ld);
 }
+
+// bf16 rows the micro-kernel reads two values at a time, as 32-bit pairs: stored as words (so
+// those reads have their own type), written through a bf16 view (memcpy and vector stores only).
+struct PairRows {
+    std::vector<uint32_t> words;  // zeros
+    explicit PairRows(size_t values) : words((values + 1) / 2) {}
+    bf16* values() { return reinterpret_cast<bf16*>(words.data()); }
+};
 #endif
 
 // ---------------------------------------------------------------------------------------------
@@ -513,11 +521,12 @@ void attention_forward_pairs(const Tensor& q, const Tensor& k, const Tensor& v, 
     {
         // per thread: Q rows (Bq, Dp) bf16 = pairs along D; K^T in pairs (D/2, Tkp); V rows (Tkp,
         // Dp) and their row pairs (Tkp/2, Dp); S -> P (Bq, Tkp) fp32 and bf16; O (Bq, Dp); 1/rowsum
-        std::vector<bf16> q_rows(size_t(Bq * Dp)), v_rows(size_t(Tkp * Dp)), p_rows(size_t(Bq * Tkp));  // zeros
+        std::vector<bf16> v_rows(size_t(Tkp * Dp));  // zeros
+        PairRows q_rows(size_t(Bq * Dp)), p_rows(size_t(Bq * Tkp));
+        bf16 *q16 = q_rows.values(), *p16 = p_rows.values();
         std::vector<uint32_t> k_pairs(size_t(D / 2 * Tkp), 0), v_pairs(size_t(Tkp / 2 * Dp));
         std::vector<float> s_tile(size_t(Bq * Tkp)), o_tile(size_t(Bq * Dp)), inv(static_cast<size_t>(Bq));
-        const uint32_t* q_words = reinterpret_cast<const uint32_t*>(q_rows.data());
-        const uint32_t* p_words = reinterpret_cast<const uint32_t*>(p_rows.data());
+        const uint32_t *q_words = q_rows.words.data(), *p_words = p_rows.words.data();
 #pragma omp for schedule(static)
         for (int64_t bh = 0; bh < d.BH; bh++) {
             const bf16 *qh = qs.head(bh), *kh = ks.head(bh), *vh = vs.head(bh);
@@ -528,7 +537,7 @@ void attention_forward_pairs(const Tensor& q, const Tensor& k, const Tensor& v, 
                 interleave_rows(&v_rows[2 * j2 * Dp], &v_rows[(2 * j2 + 1) * Dp], &v_pairs[j2 * Dp], Dp);
             for (int64_t qb0 = 0; qb0 < d.Tq; qb0 += Bq) {
                 const int64_t nq = std::min(Bq, d.Tq - qb0);
-                for (int64_t r = 0; r < nq; r++) copy_row(qh + (qb0 + r) * qs.st, &q_rows[r * Dp], D, Dp);
+                for (int64_t r = 0; r < nq; r++) copy_row(qh + (qb0 + r) * qs.st, q16 + r * Dp, D, Dp);
                 // S = Q K^T; causal: only the column tiles a row block's last query sees
                 const int mr_s = block_rows(Tkp);
                 for (int64_t i0 = 0; i0 < nq; i0 += mr_s) {
@@ -543,7 +552,7 @@ void attention_forward_pairs(const Tensor& q, const Tensor& k, const Tensor& v, 
                     float sum = softmax_row(&s_tile[r * Tkp], d.keys(qb0 + r), Tkp, scale, &m);
                     inv[r] = sum > 0 ? 1.0f / sum : 0.0f;
                     ls[bh * d.Tq + qb0 + r] = sum > 0 ? m + std::log(sum) : -INFINITY;
-                    for (int64_t j = 0; j < Tkp; j += 16) store_bf16(&p_rows[r * Tkp + j], _mm512_loadu_ps(&s_tile[r * Tkp + j]));
+                    for (int64_t j = 0; j < Tkp; j += 16) store_bf16(p16 + r * Tkp + j, _mm512_loadu_ps(&s_tile[r * Tkp + j]));
                 }
                 // O = P V over key pairs; causal: a row block's keys end at its last query
                 const int mr_o = block_rows(Dp);
@@ -573,25 +582,24 @@ void attention_backward_pairs(const Tensor& q, const Tensor& k, const Tensor& v,
         // K rows (Tkp, Dp) and row pairs (Tkp/2, Dp); K^T, V^T in pairs (D/2, Tkp); S -> P and
         // dP -> dS (Bq, Tkp) fp32, in bf16 (Bq, Tkp) and as row pairs (Bq/2, Tkp); dQ (Bq, Dp);
         // dK, dV (Tk, Dp); delta = rowsum(dO * O) (Tq); two widened rows (Dp)
-        std::vector<bf16> q_rows(size_t((Tq + 1) * Dp)), do_rows(size_t((Tq + 1) * Dp)), k_rows(size_t(Tkp * Dp)),
-            p_rows(size_t(Bq * Tkp)), ds_rows(size_t(Bq * Tkp));  // zeros
+        std::vector<bf16> k_rows(size_t(Tkp * Dp)), p_rows(size_t(Bq * Tkp));  // zeros
+        PairRows q_rows(size_t((Tq + 1) * Dp)), do_rows(size_t((Tq + 1) * Dp)), ds_rows(size_t(Bq * Tkp));
+        bf16 *q16 = q_rows.values(), *do16 = do_rows.values(), *ds16 = ds_rows.values();
         std::vector<uint32_t> q_pairs(size_t(Tq2 * Dp)), do_pairs(size_t(Tq2 * Dp)), k_pairs(size_t(Tkp / 2 * Dp)),
             k_trans(size_t(D / 2 * Tkp), 0), v_trans(size_t(D / 2 * Tkp), 0), p_pairs(size_t(Bq / 2 * Tkp)),
             ds_pairs(size_t(Bq / 2 * Tkp));
         std::vector<float> s_tile(size_t(Bq * Tkp)), ds_tile(size_t(Bq * Tkp)), dq_tile(size_t(Bq * Dp)),
             dk_tile(size_t(Tk * Dp)), dv_tile(size_t(Tk * Dp)), delta(static_cast<size_t>(Tq)), do_row(static_cast<size_t>(Dp)),
             o_row(static_cast<size_t>(Dp));
-        const uint32_t* q_words = reinterpret_cast<const uint32_t*>(q_rows.data());
-        const uint32_t* do_words = reinterpret_cast<const uint32_t*>(do_rows.data());
-        const uint32_t* ds_words = reinterpret_cast<const uint32_t*>(ds_rows.data());
+        const uint32_t *q_words = q_rows.words.data(), *do_words = do_rows.words.data(), *ds_words = ds_rows.words.data();
         const int mr_s = block_rows(Tkp), mr_d = block_rows(Dp);
 #pragma omp for schedule(static)
         for (int64_t bh = 0; bh < d.BH; bh++) {
             const bf16 *qh = qs.head(bh), *kh = ks.head(bh), *vh = vs.head(bh), *oh = os.head(bh), *gh = gos.head(bh);
             const float* lh = ls + bh * Tq;
             for (int64_t i = 0; i < Tq; i++) {
-                copy_row(qh + i * qs.st, &q_rows[i * Dp], D, Dp);
-                copy_row(gh + i * gos.st, &do_rows[i * Dp], D, Dp);
+                copy_row(qh + i * qs.st, q16 + i * Dp, D, Dp);
+                copy_row(gh + i * gos.st, do16 + i * Dp, D, Dp);
                 widen_row(gh + i * gos.st, do_row.data(), D);
                 widen_row(oh + i * os.st, o_row.data(), D);
                 delta[i] = dot_row(do_row.data(), o_row.data(), D);
@@ -602,8 +610,8 @@ void attention_backward_pairs(const Tensor& q, const Tensor& k, const Tensor& v,
             for (int64_t j2 = 0; j2 < Tkp / 2; j2++)
                 interleave_rows(&k_rows[2 * j2 * Dp], &k_rows[(2 * j2 + 1) * Dp], &k_pairs[j2 * Dp], Dp);
             for (int64_t i2 = 0; i2 < Tq2; i2++) {
-                interleave_rows(&q_rows[2 * i2 * Dp], &q_rows[(2 * i2 + 1) * Dp], &q_pairs[i2 * Dp], Dp);
-                interleave_rows(&do_rows[2 * i2 * Dp], &do_rows[(2 * i2 + 1) * Dp], &do_pairs[i2 * Dp], Dp);
+                interleave_rows(q16 + 2 * i2 * Dp, q16 + (2 * i2 + 1) * Dp, &q_pairs[i2 * Dp], Dp);
+                interleave_rows(do16 + 2 * i2 * Dp, do16 + (2 * i2 + 1) * Dp, &do_pairs[i2 * Dp], Dp);
             }
             std::fill(dk_tile.begin(), dk_tile.end(), 0.0f);
             std::fill(dv_tile.begin(), dv_tile.end(), 0.0f);
@@ -633,12 +641,12 @@ void attention_backward_pairs(const Tensor& q, const Tensor& k, const Tensor& v,
                         __m512 ds = _mm512_maskz_mul_ps(live, _mm512_mul_ps(p, vscale),
                                                         _mm512_sub_ps(_mm512_loadu_ps(dp + j), vd));
                         store_bf16(&p_rows[r * Tkp + j], p);
-                        store_bf16(&ds_rows[r * Tkp + j], ds);
+                        store_bf16(ds16 + r * Tkp + j, ds);
                     }
                 }
                 if (nq % 2) {
                     std::memset(&p_rows[nq * Tkp], 0, size_t(Tkp) * sizeof(bf16));
-                    std::memset(&ds_rows[nq * Tkp], 0, size_t(Tkp) * sizeof(bf16));
+                    std::memset(ds16 + nq * Tkp, 0, size_t(Tkp) * sizeof(bf16));
                 }
                 // dQ = (scale dS) K over key pairs; causal: a row block's keys end at its last query
                 for (int64_t i0 = 0; i0 < nq; i0 += mr_d) {
@@ -653,7 +661,7 @@ void attention_backward_pairs(const Tensor& q, const Tensor& k, const Tensor& v,
                 // the block's last query get nothing, a key block's queries start at its first key
                 for (int64_t r2 = 0; r2 < nq2; r2++) {
                     interleave_rows(&p_rows[2 * r2 * Tkp], &p_rows[(2 * r2 + 1) * Tkp], &p_pairs[r2 * Tkp], Tkp);
-                    interleave_rows(&ds_rows[2 * r2 * Tkp], &ds_rows[(2 * r2 + 1) * Tkp], &ds_pairs[r2 * Tkp], Tkp);
+                    interleave_rows(ds16 + 2 * r2 * Tkp, ds16 + (2 * r2 + 1) * Tkp, &ds_pairs[r2 * Tkp], Tkp);
                 }
                 const int64_t key_end = causal ? std::min(Tk, qb0 + nq) : Tk;
                 for (int64_t j0 = 0; j0 < key_end; j0 += mr_d) {
