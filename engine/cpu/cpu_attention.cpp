@@ -393,6 +393,21 @@ void attention_forward_tiled(const Tensor& q, const Tensor& k, const Tensor& v, 
 // ---------------------------------------------------------------------------------------------
 // backward, F32 / BF16 (inverts the forward above: S = scale Q K^T, P = softmax(S), O = P V)
 
+// One query row of the backward: P = exp(scale S - lse) and scale dS = scale P (dP - delta) from
+// the rows of S and dP, exactly 0 past the visible keys (whatever the unwritten columns held);
+// each block of 16 keys is handed to store(j, P, scale dS).
+template <typename Store>
+void probabilities_and_score_gradients(const float* s, const float* dp, int64_t keys, int64_t n, float scale,
+                                       float lse, float delta, Store&& store) {
+    const __m512 vscale = _mm512_set1_ps(scale), vl = _mm512_set1_ps(lse), vd = _mm512_set1_ps(delta);
+    for (int64_t j = 0; j < n; j += 16) {
+        __mmask16 live = first_lanes(keys - j);
+        __m512 p = _mm512_maskz_mov_ps(live, Sleef_expf16_u10(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), vscale, vl)));
+        __m512 ds = _mm512_maskz_mul_ps(live, _mm512_mul_ps(p, vscale), _mm512_sub_ps(_mm512_loadu_ps(dp + j), vd));
+        store(j, p, ds);
+    }
+}
+
 template <typename T>
 void attention_backward_tiled(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                               const Tensor& lse, const Tensor& gout, Tensor& gq, Tensor& gk, Tensor& gv, bool causal,
@@ -441,22 +456,14 @@ void attention_backward_tiled(const Tensor& q, const Tensor& k, const Tensor& v,
                     gemm_rows<true>(m, cols, 0, D, &do_tile[(qb0 + i0) * Dp], Dp, v_trans.data(), Tkp,
                                     &ds_tile[i0 * Tkp], Tkp, false);
                 }
-                // P = exp(scale S - lse) and dS = scale P (dP - delta) in place; exactly 0 past the
-                // visible keys (whatever the unwritten columns held)
-                const __m512 vscale = _mm512_set1_ps(scale);
+                // P and (scale dS) in place over S and dP
                 for (int64_t r = 0; r < nq; r++) {
-                    const int64_t i = qb0 + r, keys = d.keys(i);
                     float *s = &s_tile[r * Tkp], *dp = &ds_tile[r * Tkp];
-                    const __m512 vl = _mm512_set1_ps(lh[i]), vd = _mm512_set1_ps(delta[i]);
-                    for (int64_t j = 0; j < Tkp; j += 16) {
-                        __mmask16 live = first_lanes(keys - j);
-                        __m512 p = _mm512_maskz_mov_ps(
-                            live, Sleef_expf16_u10(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), vscale, vl)));
-                        __m512 ds = _mm512_maskz_mul_ps(live, _mm512_mul_ps(p, vscale),
-                                                        _mm512_sub_ps(_mm512_loadu_ps(dp + j), vd));
-                        _mm512_storeu_ps(s + j, p);
-                        _mm512_storeu_ps(dp + j, ds);
-                    }
+                    probabilities_and_score_gradients(s, dp, d.keys(qb0 + r), Tkp, scale, lh[qb0 + r], delta[qb0 + r],
+                                                      [&](int64_t j, __m512 p, __m512 ds) {
+                                                          _mm512_storeu_ps(s + j, p);
+                                                          _mm512_storeu_ps(dp + j, ds);
+                                                      });
                 }
                 // dQ = (scale dS) K; causal: a row block's keys end at its last query
                 for (int64_t i0 = 0; i0 < nq; i0 += mr_d) {
@@ -626,24 +633,14 @@ void attention_backward_pairs(const Tensor& q, const Tensor& k, const Tensor& v,
                     gemm_rows<true>(m, cols, 0, D / 2, do_words + (qb0 + i0) * Dp / 2, Dp / 2, v_trans.data(),
                                           Tkp, &ds_tile[i0 * Tkp], Tkp, false);
                 }
-                // P = exp(scale S - lse) and dS = scale P (dP - delta), exactly 0 past the visible
-                // keys (whatever the unwritten columns held), in bf16; a block of odd length gets a
-                // zero row to complete its last pair
-                const __m512 vscale = _mm512_set1_ps(scale);
-                for (int64_t r = 0; r < nq; r++) {
-                    const int64_t i = qb0 + r, keys = d.keys(i);
-                    const float *s = &s_tile[r * Tkp], *dp = &ds_tile[r * Tkp];
-                    const __m512 vl = _mm512_set1_ps(lh[i]), vd = _mm512_set1_ps(delta[i]);
-                    for (int64_t j = 0; j < Tkp; j += 16) {
-                        __mmask16 live = first_lanes(keys - j);
-                        __m512 p = _mm512_maskz_mov_ps(
-                            live, Sleef_expf16_u10(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), vscale, vl)));
-                        __m512 ds = _mm512_maskz_mul_ps(live, _mm512_mul_ps(p, vscale),
-                                                        _mm512_sub_ps(_mm512_loadu_ps(dp + j), vd));
-                        store_bf16(&p_rows[r * Tkp + j], p);
-                        store_bf16(ds16 + r * Tkp + j, ds);
-                    }
-                }
+                // P and (scale dS) in bf16; a block of odd length gets a zero row to complete its
+                // last pair
+                for (int64_t r = 0; r < nq; r++)
+                    probabilities_and_score_gradients(&s_tile[r * Tkp], &ds_tile[r * Tkp], d.keys(qb0 + r), Tkp, scale,
+                                                      lh[qb0 + r], delta[qb0 + r], [&](int64_t j, __m512 p, __m512 ds) {
+                                                          store_bf16(&p_rows[r * Tkp + j], p);
+                                                          store_bf16(ds16 + r * Tkp + j, ds);
+                                                      });
                 if (nq % 2) {
                     std::memset(&p_rows[nq * Tkp], 0, size_t(Tkp) * sizeof(bf16));
                     std::memset(ds16 + nq * Tkp, 0, size_t(Tkp) * sizeof(bf16));
