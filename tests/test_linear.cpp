@@ -1,11 +1,11 @@
 // tests/test_linear.cpp
 // tests: the fused linear op (GEMM with the bias added inside it) against its composite
 // (matmul + add), forward and gradients, in F64 and F32, with and without bias, on 2-D and 3-D
-// inputs and a non-contiguous input; empty inner (K = 0) and outer dimensions; the F64 gradient check; bf16 under autocast against the
-// composite on bf16-rounded inputs; the bf16 output and weight and bias gradients (the CPU's
-// inner-product path) against F64 and against the backend's default paths (matmul + add,
-// matmul + reduce_cols); the CPU GEMMs giving the same bits twice (oneDNN, F32 and BF16); and the
-// errors bad shapes raise.
+// inputs and a non-contiguous input; empty inner (K = 0) and outer dimensions; the F64 gradient
+// check; bf16 under autocast against the composite on bf16-rounded inputs; the bf16 output and
+// weight and bias gradients (the CPU's inner-product path) against F64 and against the backend's
+// default paths (matmul + add, matmul + reduce_cols); the CPU GEMMs giving the same bits twice
+// (oneDNN, F32 and BF16); and the errors bad shapes raise.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -144,10 +144,13 @@ TEST(Linear, Bf16ForwardAndParameterGradientsMatchF64) {
 // bf16 inputs: both round fp32 sums once. Each twice: the same bits.
 TEST(Linear, CpuBf16LinearMatchesTheDefaultPath) {
     Backend& cpu = backend_for(Device::cpu());
+    auto bf16_empty = [](const Shape& shape, bool defined = true) {
+        return defined ? empty(shape, DType::BF16) : Tensor();
+    };
     for (bool bias : {true, false}) {
         Tensor x = randn64({4160, 96}, 53).to(DType::BF16), w = randn64({256, 96}, 54).to(DType::BF16);
         Tensor b = bias ? randn64({256}, 55).to(DType::BF16) : Tensor();
-        Tensor y = empty({4160, 256}, DType::BF16), y_default = empty({4160, 256}, DType::BF16), y_again = empty({4160, 256}, DType::BF16);
+        Tensor y = bf16_empty({4160, 256}), y_default = bf16_empty({4160, 256}), y_again = bf16_empty({4160, 256});
         cpu.linear(x, w, b, y);
         cpu.Backend::linear(x, w, b, y_default);
         cpu.linear(x, w, b, y_again);
@@ -156,9 +159,8 @@ TEST(Linear, CpuBf16LinearMatchesTheDefaultPath) {
     }
     for (bool bias : {true, false}) {
         Tensor g = randn64({4160, 256}, 51).to(DType::BF16), x = randn64({4160, 96}, 52).to(DType::BF16);
-        Tensor gw = empty({256, 96}, DType::BF16), gw_default = empty({256, 96}, DType::BF16), gw_again = empty({256, 96}, DType::BF16);
-        Tensor gb = bias ? empty({256}, DType::BF16) : Tensor(), gb_default = bias ? empty({256}, DType::BF16) : Tensor();
-        Tensor gb_again = bias ? empty({256}, DType::BF16) : Tensor();
+        Tensor gw = bf16_empty({256, 96}), gw_default = bf16_empty({256, 96}), gw_again = bf16_empty({256, 96});
+        Tensor gb = bf16_empty({256}, bias), gb_default = bf16_empty({256}, bias), gb_again = bf16_empty({256}, bias);
         cpu.linear_weight_grad(g, x, gw, gb);
         cpu.Backend::linear_weight_grad(g, x, gw_default, gb_default);
         expect_close(gw.to(DType::F64), gw_default.to(DType::F64), 1.0 / 128, 1e-2, "dW");

@@ -271,15 +271,19 @@ float dot_row(const float* a, const float* b, int64_t n) {
 // BF16 on AVX512-BF16: the row helpers of the pair kernels (the products: micro_tile with
 // Bf16PairProducts, through gemm_rows on uint32_t tiles)
 
-// n bf16 values, then zeros up to `padded`
-void copy_row(const bf16* src, bf16* dst, int64_t n, int64_t padded) {
-    std::memcpy(dst, src, size_t(n) * sizeof(bf16));
-    std::memset(dst + n, 0, size_t(padded - n) * sizeof(bf16));
+// `rows` rows of a head (D values each, row stride st) into a tile of rows of Dp, zero past D
+void gather_rows(const bf16* src, int64_t st, int64_t rows, int64_t D, int64_t Dp, bf16* dst) {
+    for (int64_t j = 0; j < rows; j++) {
+        std::memcpy(dst + j * Dp, src + j * st, size_t(D) * sizeof(bf16));
+        std::memset(dst + j * Dp + D, 0, size_t(Dp - D) * sizeof(bf16));
+    }
 }
 
 // 16 fp32 values to bf16, rounded to nearest even (VCVTNEPS2BF16: a product operand, P or dS,
 // never an output, which narrow_row rounds exactly as float_to_bf16)
-inline void store_bf16(bf16* dst, __m512 x) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), (__m256i)_mm512_cvtneps_pbh(x)); }
+inline void store_bf16(bf16* dst, __m512 x) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), (__m256i)_mm512_cvtneps_pbh(x));
+}
 
 // Two bf16 rows interleaved into pairs: out[d] = (r0[d], r1[d]) as one word, d < n (a multiple of
 // 16): the row pairs of V (for P V), K (dS K), Q and dO (dS^T Q, P^T dO), P and dS (the
@@ -295,6 +299,12 @@ void interleave_rows(const bf16* r0, const bf16* r1, uint32_t* out, int64_t n) {
         _mm512_storeu_si512(out + d, _mm512_permutex2var_epi16(a, lo, b));
         if (n - d > 16) _mm512_storeu_si512(out + d + 16, _mm512_permutex2var_epi16(a, hi, b));
     }
+}
+
+// The row pairs of a tile of bf16 rows (n values each): pairs[i][c] = (row 2i, row 2i + 1), for
+// i < pair_rows (a last odd row pairs with the tile's next row, which the caller keeps zero)
+void interleave_row_pairs(const bf16* rows, int64_t n, int64_t pair_rows, uint32_t* pairs) {
+    for (int64_t i = 0; i < pair_rows; i++) interleave_rows(rows + 2 * i * n, rows + (2 * i + 1) * n, pairs + i * n, n);
 }
 
 // The rows of a bf16 head as pairs along D transposed: dst[c2 ld + j] = the pair (c2) of row j,
@@ -539,19 +549,18 @@ void attention_forward_pairs(const Tensor& q, const Tensor& k, const Tensor& v, 
             const bf16 *qh = qs.head(bh), *kh = ks.head(bh), *vh = vs.head(bh);
             bf16* oh = os.head(bh);
             transpose_pairs(kh, ks.st, d.Tk, D, k_pairs.data(), Tkp);
-            for (int64_t j = 0; j < d.Tk; j++) copy_row(vh + j * vs.st, &v_rows[j * Dp], D, Dp);
-            for (int64_t j2 = 0; j2 < Tkp / 2; j2++)
-                interleave_rows(&v_rows[2 * j2 * Dp], &v_rows[(2 * j2 + 1) * Dp], &v_pairs[j2 * Dp], Dp);
+            gather_rows(vh, vs.st, d.Tk, D, Dp, v_rows.data());
+            interleave_row_pairs(v_rows.data(), Dp, Tkp / 2, v_pairs.data());
             for (int64_t qb0 = 0; qb0 < d.Tq; qb0 += Bq) {
                 const int64_t nq = std::min(Bq, d.Tq - qb0);
-                for (int64_t r = 0; r < nq; r++) copy_row(qh + (qb0 + r) * qs.st, q16 + r * Dp, D, Dp);
+                gather_rows(qh + qb0 * qs.st, qs.st, nq, D, Dp, q16);
                 // S = Q K^T; causal: only the column tiles a row block's last query sees
                 const int mr_s = block_rows(Tkp);
                 for (int64_t i0 = 0; i0 < nq; i0 += mr_s) {
                     int m = int(std::min<int64_t>(mr_s, nq - i0));
                     int64_t cols = causal ? round16(std::min(d.Tk, qb0 + i0 + m)) : Tkp;
                     gemm_rows<true>(m, cols, 0, D / 2, q_words + i0 * Dp / 2, Dp / 2, k_pairs.data(), Tkp,
-                                          &s_tile[i0 * Tkp], Tkp, false);
+                                    &s_tile[i0 * Tkp], Tkp, false);
                 }
                 // P, unnormalised (1/rowsum is applied to O), then in bf16
                 for (int64_t r = 0; r < nq; r++) {
@@ -559,7 +568,8 @@ void attention_forward_pairs(const Tensor& q, const Tensor& k, const Tensor& v, 
                     float sum = softmax_row(&s_tile[r * Tkp], d.keys(qb0 + r), Tkp, scale, &m);
                     inv[r] = sum > 0 ? 1.0f / sum : 0.0f;
                     ls[bh * d.Tq + qb0 + r] = sum > 0 ? m + std::log(sum) : -INFINITY;
-                    for (int64_t j = 0; j < Tkp; j += 16) store_bf16(p16 + r * Tkp + j, _mm512_loadu_ps(&s_tile[r * Tkp + j]));
+                    for (int64_t j = 0; j < Tkp; j += 16)
+                        store_bf16(p16 + r * Tkp + j, _mm512_loadu_ps(&s_tile[r * Tkp + j]));
                 }
                 // O = P V over key pairs; causal: a row block's keys end at its last query
                 const int mr_o = block_rows(Dp);
@@ -567,7 +577,7 @@ void attention_forward_pairs(const Tensor& q, const Tensor& k, const Tensor& v, 
                     int m = int(std::min<int64_t>(mr_o, nq - i0));
                     int64_t kend = causal ? std::min(d.Tk, qb0 + i0 + m) : d.Tk;
                     gemm_rows<true>(m, Dp, 0, (kend + 1) / 2, p_words + i0 * Tkp / 2, Tkp / 2, v_pairs.data(), Dp,
-                                          &o_tile[i0 * Dp], Dp, false);
+                                    &o_tile[i0 * Dp], Dp, false);
                 }
                 for (int64_t r = 0; r < nq; r++) narrow_row(&o_tile[r * Dp], oh + (qb0 + r) * os.st, D, inv[r]);
             }
@@ -596,30 +606,28 @@ void attention_backward_pairs(const Tensor& q, const Tensor& k, const Tensor& v,
             k_trans(size_t(D / 2 * Tkp), 0), v_trans(size_t(D / 2 * Tkp), 0), p_pairs(size_t(Bq / 2 * Tkp)),
             ds_pairs(size_t(Bq / 2 * Tkp));
         std::vector<float> s_tile(size_t(Bq * Tkp)), ds_tile(size_t(Bq * Tkp)), dq_tile(size_t(Bq * Dp)),
-            dk_tile(size_t(Tk * Dp)), dv_tile(size_t(Tk * Dp)), delta(static_cast<size_t>(Tq)), do_row(static_cast<size_t>(Dp)),
-            o_row(static_cast<size_t>(Dp));
-        const uint32_t *q_words = q_rows.words.data(), *do_words = do_rows.words.data(), *ds_words = ds_rows.words.data();
+            dk_tile(size_t(Tk * Dp)), dv_tile(size_t(Tk * Dp)), delta(static_cast<size_t>(Tq)),
+            do_row(static_cast<size_t>(Dp)), o_row(static_cast<size_t>(Dp));
+        const uint32_t *q_words = q_rows.words.data(), *do_words = do_rows.words.data(),
+                       *ds_words = ds_rows.words.data();
         const int mr_s = block_rows(Tkp), mr_d = block_rows(Dp);
 #pragma omp for schedule(static)
         for (int64_t bh = 0; bh < d.BH; bh++) {
             const bf16 *qh = qs.head(bh), *kh = ks.head(bh), *vh = vs.head(bh), *oh = os.head(bh), *gh = gos.head(bh);
             const float* lh = ls + bh * Tq;
+            gather_rows(qh, qs.st, Tq, D, Dp, q16);
+            gather_rows(gh, gos.st, Tq, D, Dp, do16);
+            gather_rows(kh, ks.st, Tk, D, Dp, k_rows.data());
             for (int64_t i = 0; i < Tq; i++) {
-                copy_row(qh + i * qs.st, q16 + i * Dp, D, Dp);
-                copy_row(gh + i * gos.st, do16 + i * Dp, D, Dp);
                 widen_row(gh + i * gos.st, do_row.data(), D);
                 widen_row(oh + i * os.st, o_row.data(), D);
                 delta[i] = dot_row(do_row.data(), o_row.data(), D);
             }
-            for (int64_t j = 0; j < Tk; j++) copy_row(kh + j * ks.st, &k_rows[j * Dp], D, Dp);
             transpose_pairs(kh, ks.st, Tk, D, k_trans.data(), Tkp);
             transpose_pairs(vh, vs.st, Tk, D, v_trans.data(), Tkp);
-            for (int64_t j2 = 0; j2 < Tkp / 2; j2++)
-                interleave_rows(&k_rows[2 * j2 * Dp], &k_rows[(2 * j2 + 1) * Dp], &k_pairs[j2 * Dp], Dp);
-            for (int64_t i2 = 0; i2 < Tq2; i2++) {
-                interleave_rows(q16 + 2 * i2 * Dp, q16 + (2 * i2 + 1) * Dp, &q_pairs[i2 * Dp], Dp);
-                interleave_rows(do16 + 2 * i2 * Dp, do16 + (2 * i2 + 1) * Dp, &do_pairs[i2 * Dp], Dp);
-            }
+            interleave_row_pairs(k_rows.data(), Dp, Tkp / 2, k_pairs.data());
+            interleave_row_pairs(q16, Dp, Tq2, q_pairs.data());
+            interleave_row_pairs(do16, Dp, Tq2, do_pairs.data());
             std::fill(dk_tile.begin(), dk_tile.end(), 0.0f);
             std::fill(dv_tile.begin(), dv_tile.end(), 0.0f);
             for (int64_t qb0 = 0; qb0 < Tq; qb0 += Bq) {
@@ -629,9 +637,9 @@ void attention_backward_pairs(const Tensor& q, const Tensor& k, const Tensor& v,
                     int m = int(std::min<int64_t>(mr_s, nq - i0));
                     int64_t cols = causal ? round16(std::min(Tk, qb0 + i0 + m)) : Tkp;
                     gemm_rows<true>(m, cols, 0, D / 2, q_words + (qb0 + i0) * Dp / 2, Dp / 2, k_trans.data(), Tkp,
-                                          &s_tile[i0 * Tkp], Tkp, false);
-                    gemm_rows<true>(m, cols, 0, D / 2, do_words + (qb0 + i0) * Dp / 2, Dp / 2, v_trans.data(),
-                                          Tkp, &ds_tile[i0 * Tkp], Tkp, false);
+                                    &s_tile[i0 * Tkp], Tkp, false);
+                    gemm_rows<true>(m, cols, 0, D / 2, do_words + (qb0 + i0) * Dp / 2, Dp / 2, v_trans.data(), Tkp,
+                                    &ds_tile[i0 * Tkp], Tkp, false);
                 }
                 // P and (scale dS) in bf16; a block of odd length gets a zero row to complete its
                 // last pair
@@ -649,25 +657,23 @@ void attention_backward_pairs(const Tensor& q, const Tensor& k, const Tensor& v,
                 for (int64_t i0 = 0; i0 < nq; i0 += mr_d) {
                     int m = int(std::min<int64_t>(mr_d, nq - i0));
                     int64_t kend = causal ? std::min(Tk, qb0 + i0 + m) : Tk;
-                    gemm_rows<true>(m, Dp, 0, (kend + 1) / 2, ds_words + i0 * Tkp / 2, Tkp / 2, k_pairs.data(),
-                                          Dp, &dq_tile[i0 * Dp], Dp, false);
+                    gemm_rows<true>(m, Dp, 0, (kend + 1) / 2, ds_words + i0 * Tkp / 2, Tkp / 2, k_pairs.data(), Dp,
+                                    &dq_tile[i0 * Dp], Dp, false);
                 }
                 bf16* gqh = gqs.head(bh);
                 for (int64_t r = 0; r < nq; r++) narrow_row(&dq_tile[r * Dp], gqh + (qb0 + r) * gqs.st, D, 1.0f);
                 // dV += P^T dO, dK += (scale dS)^T Q over the block's query pairs; causal: keys past
                 // the block's last query get nothing, a key block's queries start at its first key
-                for (int64_t r2 = 0; r2 < nq2; r2++) {
-                    interleave_rows(&p_rows[2 * r2 * Tkp], &p_rows[(2 * r2 + 1) * Tkp], &p_pairs[r2 * Tkp], Tkp);
-                    interleave_rows(ds16 + 2 * r2 * Tkp, ds16 + (2 * r2 + 1) * Tkp, &ds_pairs[r2 * Tkp], Tkp);
-                }
+                interleave_row_pairs(p_rows.data(), Tkp, nq2, p_pairs.data());
+                interleave_row_pairs(ds16, Tkp, nq2, ds_pairs.data());
                 const int64_t key_end = causal ? std::min(Tk, qb0 + nq) : Tk;
                 for (int64_t j0 = 0; j0 < key_end; j0 += mr_d) {
                     int m = int(std::min<int64_t>(mr_d, key_end - j0));
                     int64_t r0 = causal ? std::max<int64_t>(0, j0 - qb0) / 2 : 0;
                     gemm_rows<false>(m, Dp, r0, nq2, &p_pairs[j0], Tkp, &do_pairs[qb0 / 2 * Dp], Dp,
-                                           &dv_tile[j0 * Dp], Dp, true);
+                                     &dv_tile[j0 * Dp], Dp, true);
                     gemm_rows<false>(m, Dp, r0, nq2, &ds_pairs[j0], Tkp, &q_pairs[qb0 / 2 * Dp], Dp,
-                                           &dk_tile[j0 * Dp], Dp, true);
+                                     &dk_tile[j0 * Dp], Dp, true);
                 }
             }
             bf16 *gkh = gks.head(bh), *gvh = gvs.head(bh);

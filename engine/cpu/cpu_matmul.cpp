@@ -17,6 +17,7 @@
 // Results are bit-identical run to run for a given thread count (oneDNN's CPU matmul and inner
 // product split work in a fixed way and have no atomics).
 #include <Eigen/Core>
+#include <array>
 #include <dnnl.hpp>
 #include <mutex>
 #include <unordered_map>
@@ -63,23 +64,26 @@ static void eigen_gemm(const Tensor& a, const Tensor& b, Tensor& out, bool ta, b
 
 namespace {
 
+// A plan cache's key lists its fields as integers (fields()): compared and hashed (KeyHash)
+// together.
+struct KeyHash {
+    template <typename Key>
+    size_t operator()(const Key& k) const {
+        size_t h = 0;
+        for (int64_t v : k.fields()) h = h * 1000003u ^ size_t(v);
+        return h;
+    }
+};
+
 struct GemmKey {
     DType dtype;
     int64_t batch, batch_a, batch_b, M, N, K;
     bool ta, tb, bias;
     int threads;
-    bool operator==(const GemmKey& o) const {
-        return dtype == o.dtype && batch == o.batch && batch_a == o.batch_a && batch_b == o.batch_b && M == o.M &&
-               N == o.N && K == o.K && ta == o.ta && tb == o.tb && bias == o.bias && threads == o.threads;
+    std::array<int64_t, 11> fields() const {
+        return {int64_t(dtype), batch, batch_a, batch_b, M, N, K, ta, tb, bias, threads};
     }
-};
-
-struct GemmKeyHash {
-    size_t operator()(const GemmKey& k) const {
-        size_t h = size_t(k.dtype) * 31 + size_t(k.ta) * 4 + size_t(k.tb) * 2 + size_t(k.bias) + size_t(k.threads) * 131;
-        for (int64_t v : {k.batch, k.batch_a, k.batch_b, k.M, k.N, k.K}) h = h * 1000003u ^ size_t(v);
-        return h;
-    }
+    bool operator==(const GemmKey& o) const { return fields() == o.fields(); }
 };
 
 // A built primitive with its memory descriptors, or `ok` false when oneDNN has no kernel for
@@ -127,10 +131,10 @@ GemmPlan build_plan(const GemmKey& k) {
 }
 
 // The plan for key, built on first use and kept (never erased: the reference stays valid).
-template <typename Key, typename Plan, typename Hash>
+template <typename Key, typename Plan>
 const Plan& cached(const Key& key, Plan (*build)(const Key&)) {
     static std::mutex mutex;
-    static std::unordered_map<Key, Plan, Hash> plans;
+    static std::unordered_map<Key, Plan, KeyHash> plans;
     std::lock_guard<std::mutex> lock(mutex);
     auto it = plans.find(key);
     if (it == plans.end()) it = plans.emplace(key, build(key)).first;
@@ -157,7 +161,7 @@ void execute(const dnnl::primitive& primitive, const dnnl::memory::desc& scratch
 bool onednn_gemm(const Tensor& a, const Tensor& b, const Tensor& bias, Tensor& out, bool ta, bool tb) {
     GemmKey key{a.dtype(), out.size(0), a.size(0), b.size(0), out.size(1), out.size(2),
                 ta ? a.size(1) : a.size(2), ta, tb, bias.defined(), omp_get_max_threads()};
-    const GemmPlan& plan = cached<GemmKey, GemmPlan, GemmKeyHash>(key, build_plan);
+    const GemmPlan& plan = cached(key, build_plan);
     if (!plan.ok) return false;
     const dnnl::engine& engine = onednn_engine();
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, dnnl::memory(plan.a, engine, a.raw_data())},
@@ -184,18 +188,8 @@ struct InnerProductKey {
     int64_t M, N, K;
     bool bias;
     int threads;
-    bool operator==(const InnerProductKey& o) const {
-        return backward == o.backward && dtype == o.dtype && M == o.M && N == o.N && K == o.K && bias == o.bias &&
-               threads == o.threads;
-    }
-};
-
-struct InnerProductKeyHash {
-    size_t operator()(const InnerProductKey& k) const {
-        size_t h = size_t(k.backward) * 7 + size_t(k.dtype) * 31 + size_t(k.bias) + size_t(k.threads) * 131;
-        for (int64_t v : {k.M, k.N, k.K}) h = h * 1000003u ^ size_t(v);
-        return h;
-    }
+    std::array<int64_t, 7> fields() const { return {backward, int64_t(dtype), M, N, K, bias, threads}; }
+    bool operator==(const InnerProductKey& o) const { return fields() == o.fields(); }
 };
 
 struct InnerProductPlan {
@@ -242,14 +236,15 @@ InnerProductPlan build_inner_product_plan(const InnerProductKey& k) {
 // (w, b = the gradients from y = g and x); false when oneDNN has no kernel for it here.
 bool onednn_inner_product(bool backward, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) {
     InnerProductKey key{backward, x.dtype(), x.size(0), w.size(0), x.size(1), b.defined(), omp_get_max_threads()};
-    const InnerProductPlan& plan = cached<InnerProductKey, InnerProductPlan, InnerProductKeyHash>(key, build_inner_product_plan);
+    const InnerProductPlan& plan = cached(key, build_inner_product_plan);
     if (!plan.ok) return false;
     const dnnl::engine& engine = onednn_engine();
     std::unordered_map<int, dnnl::memory> args{
         {DNNL_ARG_SRC, dnnl::memory(plan.x, engine, x.raw_data())},
         {backward ? DNNL_ARG_DIFF_WEIGHTS : DNNL_ARG_WEIGHTS, dnnl::memory(plan.w, engine, w.raw_data())},
         {backward ? DNNL_ARG_DIFF_DST : DNNL_ARG_DST, dnnl::memory(plan.y, engine, y.raw_data())}};
-    if (b.defined()) args.emplace(backward ? DNNL_ARG_DIFF_BIAS : DNNL_ARG_BIAS, dnnl::memory(plan.b, engine, b.raw_data()));
+    if (b.defined())
+        args.emplace(backward ? DNNL_ARG_DIFF_BIAS : DNNL_ARG_BIAS, dnnl::memory(plan.b, engine, b.raw_data()));
     execute(plan.primitive, plan.scratchpad, std::move(args));
     return true;
 }
@@ -259,10 +254,11 @@ Tensor as_batch_of_one(const Tensor& t) {
     return make_view(t, {1, t.size(0), t.size(1)}, {0, t.size(1), 1}, t.offset());
 }
 
-// True where oneDNN runs bf16 products on AMX tiles.
-bool onednn_uses_amx() {
+// Whether a layer of this dtype runs on the inner product: bf16 where oneDNN has no AMX tiles
+// (see "bf16 linear layers without AMX" above).
+bool inner_product_applies(DType dtype) {
     static const bool amx = dnnl::get_effective_cpu_isa() == dnnl::cpu_isa::avx512_core_amx;
-    return amx;
+    return dtype == DType::BF16 && !amx;
 }
 
 }  // namespace
@@ -294,17 +290,18 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, Tensor& out, bool ta, 
 }
 
 void CpuBackend::linear(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out) {
-    if (x.dtype() == DType::BF16 && x.size(1) > 0 && !onednn_uses_amx() &&
-        onednn_inner_product(false, x, w, bias, out))
-        return;
-    Tensor out3 = as_batch_of_one(out);
-    bool fused = (x.dtype() == DType::F32 || x.dtype() == DType::BF16) && x.size(1) > 0 &&
-                 onednn_gemm(as_batch_of_one(x), as_batch_of_one(w), bias, out3, false, true);
-    if (!fused) Backend::linear(x, w, bias, out);  // GEMM, then the bias as a broadcast add
+    if (x.size(1) > 0) {  // K = 0: oneDNN would leave out untouched
+        if (inner_product_applies(x.dtype()) && onednn_inner_product(false, x, w, bias, out)) return;
+        Tensor out3 = as_batch_of_one(out);
+        if ((x.dtype() == DType::F32 || x.dtype() == DType::BF16) &&
+            onednn_gemm(as_batch_of_one(x), as_batch_of_one(w), bias, out3, false, true))
+            return;
+    }
+    Backend::linear(x, w, bias, out);  // GEMM, then the bias as a broadcast add
 }
 
 void CpuBackend::linear_weight_grad(const Tensor& g, const Tensor& x, Tensor& gw, Tensor& gb) {
-    if (g.dtype() == DType::BF16 && !onednn_uses_amx() && onednn_inner_product(true, x, gw, gb, g)) return;
+    if (inner_product_applies(g.dtype()) && onednn_inner_product(true, x, gw, gb, g)) return;
     Backend::linear_weight_grad(g, x, gw, gb);  // matmul (g^T as a flag), then reduce_cols
 }
 

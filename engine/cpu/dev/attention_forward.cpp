@@ -239,7 +239,7 @@ void tiled(const Problem& p, const HeadView& q, const HeadView& k, const HeadVie
 void tiled_bf16(const Problem& p, const bf16* q, const bf16* k, const bf16* v, bf16* out, int64_t H, int64_t sb,
                 int64_t st, int64_t osb, int64_t ost, float* lse, double scale_d) {
     const int64_t Tq = p.Tq, Tk = p.Tk, D = p.D, D2 = D / 2, Dp = round16(D), Tkp = round16(Tk),
-                  Tk2 = (Tk + 1) / 2, Tkp2 = Tkp / 2;
+                  Tkp2 = Tkp / 2;
     const float scale = float(scale_d);
     const int64_t Bq = std::max<int64_t>(16, std::min<int64_t>(Tq, 32768 / std::max<int64_t>(Tkp, 1)));
     auto head = [&](const bf16* base, int64_t bh) { return base + (bh / H) * sb + (bh % H) * D; };
@@ -287,7 +287,6 @@ void tiled_bf16(const Problem& p, const bf16* q, const bf16* k, const bf16* v, b
                 }
                 for (int64_t r = 0; r < nq; r++) narrow_row_bf16(&ot[r * Dp], oh + (qb0 + r) * ost, D, inv[r]);
             }
-            (void)Tk2;
         }
     }
 }

@@ -179,13 +179,12 @@ struct Runner {
     std::unique_ptr<MatmulThenSum> mm;
     std::unique_ptr<InnerProduct> ip;
     std::vector<bf16> dw16, db16;
-    std::vector<float> dbf;
     std::string impl;
     Runner(int v, bool bf16_, const Problem& p_, const Inputs& in_) : variant(v), bf(bf16_), p(p_), in(in_) {
         dt type = bf ? dt::bf16 : dt::f32;
         if (v == 2 || v == 5) mm = std::make_unique<MatmulThenSum>(p, type), impl = mm->impl;
         if (v == 3 || v == 4) ip = std::make_unique<InnerProduct>(p, type, v == 4), impl = ip->impl;
-        dw16.resize(size_t(p.N) * p.K), db16.resize(size_t(p.N)), dbf.resize(size_t(p.N));
+        dw16.resize(size_t(p.N) * p.K), db16.resize(size_t(p.N));
     }
     void run(std::vector<float>& dw, std::vector<float>& db) {
         if (mm) {
