@@ -5,8 +5,8 @@
 // on: C (MR x 16 NV) (+)= A (MR x [k0, k1)) B ([k0, k1) x 16 NV), A read one scalar at a time and
 // broadcast (row-major: A(r, k) = a[r lda + k]; otherwise A(r, k) = a[k lda + r], i.e. A is the
 // transpose of what is stored), B rows of 16 NV floats. Every buffer they touch is a padded fp32
-// tile, so no masks. With AVX512-BF16, the same on bf16 pairs for the bf16 variants
-// (micro_tile_pairs: vdpbf16ps, a 32-bit pair of bf16 values along the reduction per element)
+// tile, so no masks. With AVX512-BF16, the same micro-kernel on bf16 pairs for the bf16 variants
+// (Bf16PairProducts: vdpbf16ps, a 32-bit pair of bf16 values along the reduction per element)
 // and the row helpers they need. engine/cpu/cpu_attention.cpp holds the library's copies.
 #pragma once
 // GCC 12's AVX-512 headers build many intrinsics on a deliberately undefined register
