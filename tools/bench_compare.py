@@ -69,7 +69,7 @@ def torch_config(records):
            f"ATen {rec.get('aten_cpu', '?')} kernels"
     if "onednn_isa" in rec:
         text += f"; oneDNN {rec['onednn_isa']}"
-    text += f"; OMP_WAIT_POLICY {rec.get('omp_wait_policy', '?')}"
+    text += f"; malloc {rec.get('allocator', '?')}; OMP_WAIT_POLICY {rec.get('omp_wait_policy', '?')}"
     if rec.get("gomp_spincount", "default") != "default":
         text += f", GOMP_SPINCOUNT {rec['gomp_spincount']}"
     return text + f"; {rec.get('threads', '?')} threads"

@@ -4,7 +4,8 @@
 #   build:      g++ make libeigen3-dev libgtest-dev libstb-dev zlib1g-dev libarchive-dev
 #               libdnnl-dev (oneDNN: the CPU GEMM, AMX bf16) libsleef-dev (SLEEF: vector math)
 #   benchmark:  libopenblas0-pthread (the BLAS PyTorch runs on in `make bench`; Debian's default is
-#               the netlib reference BLAS, which no one trains with)
+#               the netlib reference BLAS, which no one trains with), libtcmalloc-minimal4 (the
+#               allocator PyTorch's CPU guides advise; tools/torch_env.py preloads it for the twins)
 #   references: python3-torch python3-numpy python3-pil (only tools/ scripts and `make bench` use Python)
 #   data:       dataset-fashion-mnist (Fashion-MNIST idx files, for evaluation and experiments)
 #   several processes: libopenmpi-dev openmpi-bin (OpenMPI: dist/, docs/DISTRIBUTED.md; optional,
@@ -13,7 +14,7 @@
 #               clang), for `make fuzz`; `make sanitize` needs only g++ (docs/RELIABILITY.md)
 set -euo pipefail
 packages=(g++ make libeigen3-dev libgtest-dev libstb-dev zlib1g-dev libarchive-dev libdnnl-dev libsleef-dev
-          libopenblas0-pthread python3-torch python3-numpy python3-pil
+          libopenblas0-pthread libtcmalloc-minimal4 python3-torch python3-numpy python3-pil
           dataset-fashion-mnist libopenmpi-dev openmpi-bin clang libclang-rt-14-dev libomp-dev)
 missing=()
 for p in "${packages[@]}"; do
@@ -32,7 +33,7 @@ $SUDO apt-get update -qq
 # PyTorch side of `make bench` and the reference generators need it); without clang and its
 # libFuzzer runtime only `make fuzz` is missing (it says so)
 if ! $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
-    optional=(libopenblas0-pthread python3-torch python3-numpy python3-pil dataset-fashion-mnist
+    optional=(libopenblas0-pthread libtcmalloc-minimal4 python3-torch python3-numpy python3-pil dataset-fashion-mnist
               libopenmpi-dev openmpi-bin clang libclang-rt-14-dev libomp-dev)
     required=()
     for p in "${missing[@]}"; do [[ " ${optional[*]} " == *" $p "* ]] || required+=("$p"); done

@@ -18,7 +18,11 @@ the interpreter once (execv) when it had to change any, and returns the torch mo
       pays a wake-up per region. Fastest on the quiet 2-core machine in fp32 and bf16; on a busy
       machine passive is faster (docs/PERFORMANCE.md "Method");
   ATEN_CPU_CAPABILITY=avx512 where the CPU has AVX-512 F/BW/VL/DQ: Debian's torch 1.13 picks its
-      AVX2 kernels otherwise, although the AVX-512 ones are built in (a few % faster when quiet).
+      AVX2 kernels otherwise, although the AVX-512 ones are built in (a few % faster when quiet);
+  LD_PRELOAD=libtcmalloc_minimal.so.4 (gperftools' tcmalloc, libtcmalloc-minimal4) when it is
+      installed and LD_PRELOAD is unset, as PyTorch's CPU performance guides advise: under glibc's
+      malloc every step maps its large activations afresh and the kernel zeroes those pages again;
+      tcmalloc keeps them. It halves the training steps on the 2-core machines (docs/PERFORMANCE.md).
 
 Any other variable the caller already set is left alone, so alternatives can be measured by
 setting them (GOMP_SPINCOUNT set by our own binaries' restart, engine/parallel.cpp, counts as
@@ -27,6 +31,7 @@ unset); RANKCLIP_TORCH_ENV=default skips all of this (Debian's defaults, threads
 BLAS is the netlib reference one, which is no fair anchor.
 """
 import ctypes
+import ctypes.util
 import os
 import re
 import sys
@@ -91,6 +96,9 @@ def tuned_env(threads, flags):
             raise_core["OPENBLAS_CORETYPE"] = core
             if "OPENBLAS_CORETYPE" in os.environ:
                 raise_core["RANKCLIP_OPENBLAS_CORETYPE_WAS"] = os.environ["OPENBLAS_CORETYPE"]
+    tcmalloc = ctypes.util.find_library("tcmalloc_minimal")
+    if tcmalloc:
+        want["LD_PRELOAD"] = tcmalloc
     keep = {k: v for k, v in want.items() if k not in os.environ or (k == "GOMP_SPINCOUNT" and ours_spin)}
     return {**keep, **raise_core}
 
@@ -160,6 +168,8 @@ def describe(torch):
             out["onednn_isa"] = _DNNL_ISA.get(isa, hex(isa))
         except (OSError, AttributeError):
             pass  # a oneDNN linked into libtorch, without the symbol exported
+    out["allocator"] = next((name for key, name in (("tcmalloc", "tcmalloc"), ("jemalloc", "jemalloc"))
+                             if any(key in p for p in libs)), "glibc")
     out["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "default")
     out["gomp_spincount"] = os.environ.get("GOMP_SPINCOUNT", "default")
     _described = out

@@ -494,7 +494,7 @@ int main(int argc, char** argv) {
             Timing t = time_it([&] { run_variant(v, p, in, C, onednn); });
             bool bf = (v >= 7 && v <= 10) || v == 14;
             std::string label = std::string(variant_name(v)) + (onednn ? " [" + onednn->impl + "]" : "");
-            report_flops(label.c_str(), t, flops, bf ? measured_amx_peak_gflops() : measured_fp32_peak_gflops());
+            report_flops(label.c_str(), t, flops, bf ? measured_bf16_peak_gflops() : measured_fp32_peak_gflops());
         }
     }
     std::printf("the engine uses: onednn f32 (4) and onednn bf16 (8) — engine/cpu/cpu_matmul.cpp\n");

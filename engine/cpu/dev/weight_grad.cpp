@@ -262,7 +262,7 @@ int main(int argc, char** argv) {
                               {2048, 256, 256, "small text out dW 256x256, M 2048"}};
     // bf16 against the AMX peak where there is one, else twice the fp32 FMA peak (vdpbf16ps: two
     // products per fp32 lane)
-    const double bf16_peak = amx_available() ? measured_amx_peak_gflops() : 2 * measured_fp32_peak_gflops();
+    const double bf16_peak = measured_bf16_peak_gflops();
     for (const Problem& p : shapes) {
         std::printf("%s\n", p.what);
         Inputs in = make_inputs(p, 11);
