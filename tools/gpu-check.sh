@@ -319,9 +319,10 @@ if [[ -e "$deps/lib/RUNTIME" && -e "$deps/lib/libarchive.so" ]]; then
         done
         # libarchive itself (the soname our programs load), unless the system has its own; and
         # oneDNN, SLEEF and oneDNN's libOpenCL (the CPU GEMM and vector math), which nothing on a
-        # device image has
+        # device image has, and tcmalloc for the PyTorch twins (tools/torch_env.py finds it on
+        # LD_LIBRARY_PATH)
         soname=$(head -1 "$deps/lib/RUNTIME" | awk '{print $1}')
-        for name in "$soname" libdnnl.so.2 libsleef.so.3 libOpenCL.so.1; do
+        for name in "$soname" libdnnl.so.2 libsleef.so.3 libOpenCL.so.1 libtcmalloc_minimal.so.4; do
             if ! { ldconfig -p || /sbin/ldconfig -p; } 2>/dev/null | awk -v n="$name" '$1 == n {f = 1} END {exit !f}'; then
                 stage_runtime_lib "$name" && deps_run_report+=("$name")
             fi

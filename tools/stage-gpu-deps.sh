@@ -19,6 +19,7 @@
 #                              lib/libicudata.so.N.xz (7 MiB) to fit the carry limit.
 #   include/oneapi/dnnl, dnnl*.h, sleef.h; lib/libdnnl.so.2.xz (oneDNN, the CPU GEMM; 40 MiB packed
 #                              to 7), lib/libsleef.so.3 (+ libsleef.so), libOpenCL.so.1 (oneDNN loads it)
+#   lib/libtcmalloc_minimal.so.4  the allocator the PyTorch twins run on (tools/torch_env.py)
 #   lib/RUNTIME                those libraries (libarchive first), one a line: soname and staged
 #                              file. tools/gpu-check.sh puts the ones the device lacks on
 #                              LD_LIBRARY_PATH (and -rpath-link), unpacking the .xz one if needed
@@ -191,6 +192,15 @@ if ((!minimal)); then
         grep -q "^$name " "$dest/lib/RUNTIME" || { stage_so "$path" "$name"; engine_libs+=("$name"); }
     done < <(ldd "$(readlink -f "$syslib/libdnnl.so")" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}')
     say "oneDNN and SLEEF staged: ${engine_libs[*]}"
+    # tcmalloc, which tools/torch_env.py preloads into the PyTorch twins (the device's PyTorch
+    # comes without it); optional: without it the twins run on glibc's malloc and say so
+    so=$(readlink -f "$syslib/libtcmalloc_minimal.so.4" 2>/dev/null || true)
+    if [[ -n "$so" && -e "$so" ]]; then
+        stage_so "$so" libtcmalloc_minimal.so.4
+        engine_libs+=(libtcmalloc_minimal.so.4)
+    else
+        say "note: $syslib/libtcmalloc_minimal.so.4 not found (apt-get install libtcmalloc-minimal4): the device's twins will run on glibc's malloc"
+    fi
 fi
 
 # ---- a manifest: where each part came from, and libarchive's run-time needs ----
@@ -198,7 +208,7 @@ fi
     echo "# .gpu-deps, staged $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(. /etc/os-release && echo "$PRETTY_NAME") by tools/stage-gpu-deps.sh"
     echo "# compiler that built the prebuilt libraries: $(g++ --version | head -1)"
     for pkg in libeigen3-dev libgtest-dev libgmock-dev googletest libstb-dev zlib1g-dev libarchive-dev libdnnl-dev \
-               libsleef-dev; do
+               libsleef-dev libtcmalloc-minimal4; do
         v=$(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null || true)
         [[ -n "$v" ]] && echo "$pkg $v"
     done

@@ -96,7 +96,10 @@ def tuned_env(threads, flags):
             raise_core["OPENBLAS_CORETYPE"] = core
             if "OPENBLAS_CORETYPE" in os.environ:
                 raise_core["RANKCLIP_OPENBLAS_CORETYPE_WAS"] = os.environ["OPENBLAS_CORETYPE"]
-    tcmalloc = ctypes.util.find_library("tcmalloc_minimal")
+    tcmalloc = ctypes.util.find_library("tcmalloc_minimal") or next(
+        (path for path in (os.path.join(d, "libtcmalloc_minimal.so.4")  # a staged copy (tools/gpu-check.sh)
+                           for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d)
+         if os.path.exists(path)), None)
     if tcmalloc:
         want["LD_PRELOAD"] = tcmalloc
     keep = {k: v for k, v in want.items() if k not in os.environ or (k == "GOMP_SPINCOUNT" and ours_spin)}

@@ -12,6 +12,7 @@
 
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cpu/vec.h"
+#include "engine/ops.h"
 
 namespace rankclip {
 
@@ -267,12 +268,16 @@ void CpuBackend::layer_norm_backward(const Tensor& gy, const Tensor& x, const Te
         T* gxs = static_cast<T*>(gx.raw_data());
         bool want_w = gw.defined(), want_b = gb.defined();
         int64_t blocks = (N + kLayerNormBlockRows - 1) / kLayerNormBlockRows;
-        // (blocks, C) partial sums of gy * xhat and gy
-        std::vector<A> part_w(want_w ? size_t(blocks * C) : 0), part_b(want_b ? size_t(blocks * C) : 0);
+        // (blocks, C) partial sums of gy * xhat and gy, from the caching allocator: as a
+        // std::vector (0.4 MB each at (8192, 768)) they were fresh, zeroed pages every call
+        const DType acc_dtype = sizeof(A) == sizeof(double) ? DType::F64 : DType::F32;
+        Tensor part_w = want_w ? zeros({blocks, C}, acc_dtype) : Tensor(), part_b = want_b ? zeros({blocks, C}, acc_dtype) : Tensor();
+        A* pw = want_w ? static_cast<A*>(part_w.raw_data()) : nullptr;
+        A* pb = want_b ? static_cast<A*>(part_b.raw_data()) : nullptr;
 #pragma omp parallel for schedule(static) if (N * C > kRowsParallelMin)
         for (int64_t blk = 0; blk < blocks; blk++) {
-            A* sw = want_w ? part_w.data() + blk * C : nullptr;
-            A* sb = want_b ? part_b.data() + blk * C : nullptr;
+            A* sw = want_w ? pw + blk * C : nullptr;
+            A* sb = want_b ? pb + blk * C : nullptr;
             for (int64_t n = blk * kLayerNormBlockRows; n < std::min(N, (blk + 1) * kLayerNormBlockRows); n++)
                 layer_norm_backward_row(gys + n * C, xs + n * C, ws, ms[n], rs[n], gxs + n * C, C, sw, sb);
         }
@@ -283,8 +288,8 @@ void CpuBackend::layer_norm_backward(const Tensor& gy, const Tensor& x, const Te
         for (int64_t c = 0; c < C; c++) {
             double tw = 0, tb = 0;
             for (int64_t blk = 0; blk < blocks; blk++) {
-                if (gws) tw += double(part_w[blk * C + c]);
-                if (gbs) tb += double(part_b[blk * C + c]);
+                if (gws) tw += double(pw[blk * C + c]);
+                if (gbs) tb += double(pb[blk * C + c]);
             }
             if (gws) store(gws + c, tw);
             if (gbs) store(gbs + c, tb);
