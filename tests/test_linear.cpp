@@ -4,10 +4,12 @@
 // inputs and a non-contiguous input; empty inner (K = 0) and outer dimensions; the F64 gradient
 // check; bf16 under autocast against the composite on bf16-rounded inputs; the bf16 output and
 // weight and bias gradients (the CPU's inner-product path) against F64 and against the backend's
-// default paths (matmul + add, matmul + reduce_cols); the CPU GEMMs giving the same bits twice
+// default paths (matmul + add, matmul + reduce_cols); the fp32 weight and bias gradients on both
+// of the CPU's paths (inner product, matmul) against F64; the CPU GEMMs giving the same bits twice
 // (oneDNN, F32 and BF16); and the errors bad shapes raise.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "engine/autocast.h"
@@ -168,6 +170,43 @@ TEST(Linear, CpuBf16LinearMatchesTheDefaultPath) {
         cpu.linear_weight_grad(g, x, gw_again, gb_again);
         EXPECT_TRUE(same_bits(gw, gw_again)) << "dW twice";
         if (bias) EXPECT_TRUE(same_bits(gb, gb_again)) << "db twice";
+    }
+}
+
+// The CPU backend's fp32 weight and bias gradients on both of its paths (the inner product's
+// backward weights where gw has no more rows than columns, the matmul + reduce_cols elsewhere)
+// against F64 and against Backend's default path, on odd shapes; each twice: the same bits.
+TEST(Linear, CpuF32WeightGradientsMatchF64OnBothPaths) {
+    Backend& cpu = backend_for(Device::cpu());
+    struct Case {
+        int64_t M, N, K;
+    };
+    for (const Case& c : {Case{1, 1, 1}, Case{8320, 128, 512}, Case{4161, 33, 70}, Case{257, 70, 33},
+                          Case{130, 96, 96}, Case{2049, 17, 300}}) {
+        for (bool bias : {true, false}) {
+            SCOPED_TRACE(std::to_string(c.M) + "x" + std::to_string(c.N) + "x" + std::to_string(c.K) +
+                         (bias ? " bias" : ""));
+            Tensor g64 = randn64({c.M, c.N}, 61), x64 = randn64({c.M, c.K}, 62);
+            Tensor g = g64.to(DType::F32), x = x64.to(DType::F32);
+            auto grads = [&](bool default_path) {
+                Tensor gw = empty({c.N, c.K}), gb = bias ? empty({c.N}) : Tensor();
+                if (default_path) cpu.Backend::linear_weight_grad(g, x, gw, gb);
+                else cpu.linear_weight_grad(g, x, gw, gb);
+                return std::make_pair(gw, gb);
+            };
+            auto [gw, gb] = grads(false);
+            auto [gw_default, gb_default] = grads(true);
+            auto [gw_again, gb_again] = grads(false);
+            // fp32 sums of M unit-scale products: errors grow like sqrt(M) ulps of the sum's size
+            const double atol = 1e-5 * std::sqrt(double(c.M));
+            expect_close(gw.to(DType::F64), matmul(g64.t(), x64), 1e-5, atol, "dW");
+            expect_close(gw.to(DType::F64), gw_default.to(DType::F64), 1e-5, atol, "dW against the default path");
+            EXPECT_TRUE(same_bits(gw, gw_again)) << "dW twice";
+            if (bias) {
+                expect_close(gb.to(DType::F64), sum_to(g64, {c.N}), 1e-5, atol, "db");
+                EXPECT_TRUE(same_bits(gb, gb_again)) << "db twice";
+            }
+        }
     }
 }
 

@@ -12,7 +12,8 @@
 // Transposed operands never get copied: the transpose flags become strides of oneDNN's memory
 // descriptors. CpuBackend::linear hands the bias to the same primitive, which adds it as it
 // writes the output. On CPUs without AMX a bf16 layer runs on oneDNN's inner product instead
-// (forward, and the weight and bias gradients in one primitive; below). Primitives are
+// (forward, and the weight and bias gradients in one primitive; below), and so do the fp32
+// weight and bias gradients of layers with no more outputs than inputs. Primitives are
 // built once per (shape, flags, bias, dtype, thread count) and cached.
 // Results are bit-identical run to run for a given thread count (oneDNN's CPU matmul and inner
 // product split work in a fixed way and have no atomics).
@@ -179,8 +180,9 @@ bool onednn_gemm(const Tensor& a, const Tensor& b, const Tensor& bias, Tensor& o
 // gemm.cpp): in bf16 the forward is 5-13% faster than the matmul primitive on the CLIP layers,
 // and the weight gradient is as fast as the matmul's alone with the bias sum nearly free, where
 // the separate column sum, a second pass over g, cost 5-28% of the pair. fp32 keeps the matmul
-// primitive (the inner product is slower on some layers there), and so do CPUs with AMX, where
-// the matmul runs on the tiles and the inner product has not been measured.
+// primitive for the forward and for most weight gradients (weight_grad_on_inner_product below),
+// and so do CPUs with AMX, where the matmul runs on the tiles and the inner product has not been
+// measured.
 
 struct InnerProductKey {
     bool backward;  // backward weights (else forward)
@@ -261,6 +263,17 @@ bool inner_product_applies(DType dtype) {
     return dtype == DType::BF16 && !amx;
 }
 
+// Whether a layer's weight and bias gradients gw (N, K), gb (N) run on the inner product's
+// backward weights: where the forward does, and in fp32 when gw has no more rows than columns
+// (N <= K: the attention output projections, c_proj), where oneDNN's matmul primitive on g^T is
+// slow; measured on the AMD machine (engine/cpu/dev/weight_grad.cpp, 2026-12-05): tiny's c_proj
+// 2.86 against 4.49 ms with the column sum, small's c_proj and out projections 5-8% faster, while
+// the N > K layers (qkv, c_fc) are 2-14% slower on it. A fixed rule, not a timing at run time:
+// which kernel runs must not depend on the machine's load, or the bits would.
+bool weight_grad_on_inner_product(DType dtype, int64_t N, int64_t K) {
+    return inner_product_applies(dtype) || (dtype == DType::F32 && N <= K);
+}
+
 }  // namespace
 
 void CpuBackend::matmul(const Tensor& a, const Tensor& b, Tensor& out, bool ta, bool tb) {
@@ -301,7 +314,8 @@ void CpuBackend::linear(const Tensor& x, const Tensor& w, const Tensor& bias, Te
 }
 
 void CpuBackend::linear_weight_grad(const Tensor& g, const Tensor& x, Tensor& gw, Tensor& gb) {
-    if (inner_product_applies(g.dtype()) && onednn_inner_product(true, x, gw, gb, g)) return;
+    if (weight_grad_on_inner_product(g.dtype(), gw.size(0), gw.size(1)) && onednn_inner_product(true, x, gw, gb, g))
+        return;
     Backend::linear_weight_grad(g, x, gw, gb);  // matmul (g^T as a flag), then reduce_cols
 }
 
