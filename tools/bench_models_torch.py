@@ -26,7 +26,7 @@ child process of its own (this script again, for that case alone), as bench_mode
 Method: one untimed warm-up step, then timed steps until at least 10 steps and 0.3 s, or at
 least 3 steps and 1.5 s; the median is reported. Run it with /usr/bin/python3 (Debian's
 python3-torch); tools/torch_env.py sets PyTorch's configuration (BLAS threads and kernels, ATen's
-AVX-512 kernels, the OpenMP wait policy) and every line records it.
+AVX-512 kernels, the OpenMP wait policy, tcmalloc) and every line records it.
 
 Usage: bench_models_torch.py [--threads N] [--quick] [--device cpu|cuda] [--configs tiny,small]
                              [--batch N] [--losses clip,rankclip|none] [--precisions fp32,bf16]

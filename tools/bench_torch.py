@@ -4,7 +4,8 @@
 Runs the same cases, with the same shapes and the same method, and prints the same JSON lines
 with "impl": "pytorch", so tools/bench_compare.py can put the two side by side. Run it with
 /usr/bin/python3 (Debian's python3-torch); tools/torch_env.py sets PyTorch's configuration (BLAS
-threads and kernels, ATen's AVX-512 kernels, the OpenMP wait policy) and every line records it.
+threads and kernels, ATen's AVX-512 kernels, the OpenMP wait policy, tcmalloc) and every line
+records it.
 Method: one untimed warm-up call, then timed calls until at least 10 calls and 0.3 s, or at
 least 3 calls and 1.5 s; the median is reported.
 Byte and flop counts are the formulas of bench_engine.cpp (see the comments there).

@@ -14,9 +14,10 @@
 # The PyTorch twins are the anchor, so they run PyTorch at its best on the machine, not at
 # Debian's defaults: tools/torch_env.py (imported by both) sizes OpenBLAS's threads to torch's,
 # forces OpenBLAS's AVX-512/AVX2 kernels only if its CPU detection fell short, shortens the
-# OpenMP workers' spin (GOMP_SPINCOUNT=30000) and selects ATen's AVX-512 kernels where the CPU has
-# them, re-running the script once so that the libraries see them at load time; each line records
-# the result (blas, blas_core, aten_cpu, onednn_isa, ...). Set any of those variables to override
+# OpenMP workers' spin (GOMP_SPINCOUNT=30000), selects ATen's AVX-512 kernels where the CPU has
+# them and preloads tcmalloc where it is installed, re-running the script once so that the
+# libraries see them at load time; each line records the result (blas, blas_core, aten_cpu,
+# onednn_isa, allocator, ...). Set any of those variables to override
 # it (on a busy machine OMP_WAIT_POLICY=passive is faster), or RANKCLIP_TORCH_ENV=default for
 # Debian's defaults (docs/PERFORMANCE.md "Method").
 #
