@@ -168,29 +168,36 @@ Timing time_it(F&& f, int min_runs = 10, double min_seconds = 0.2) {
 // ---------------------------------------------------------------------------------------------
 // rooflines, measured here with the playground's thread count
 
+// GFLOP/s of `Chains` independent chains of one 512-bit instruction per thread, summed over the
+// threads: acc = step(acc), each doing `flops` floating-point operations.
+template <int Chains, typename Step>
+double chained_peak_gflops(Step step, double flops) {
+    const long iters = 20000000;
+    double total = 0;
+#pragma omp parallel reduction(+ : total)
+    {
+        __m512 acc[Chains];
+        for (int i = 0; i < Chains; i++) acc[i] = _mm512_set1_ps(0.001f * float(i));
+        auto t0 = std::chrono::steady_clock::now();
+        for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 16
+            for (int i = 0; i < Chains; i++) acc[i] = step(acc[i]);
+        }
+        double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        float sink = 0;
+        for (int i = 0; i < Chains; i++) sink += _mm512_reduce_add_ps(acc[i]);
+        if (sink == 1234.5f) std::printf(" ");
+        total += double(iters) * Chains * flops / s / 1e9;
+    }
+    return total;
+}
+
 // The fp32 FMA peak in GFLOP/s: 12 independent chains of 16-wide FMAs per thread (enough to
 // cover the FMA latency on two ports).
 inline double measured_fp32_peak_gflops() {
     static double peak = [] {
-        const long iters = 20000000;
-        double total = 0;
-#pragma omp parallel reduction(+ : total)
-        {
-            __m512 acc[12];
-            for (int i = 0; i < 12; i++) acc[i] = _mm512_set1_ps(0.001f * float(i));
-            const __m512 b = _mm512_set1_ps(0.9999f), c = _mm512_set1_ps(1e-4f);
-            auto t0 = std::chrono::steady_clock::now();
-            for (long it = 0; it < iters; it++) {
-#pragma GCC unroll 12
-                for (int i = 0; i < 12; i++) acc[i] = _mm512_fmadd_ps(acc[i], b, c);
-            }
-            double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            float sink = 0;
-            for (int i = 0; i < 12; i++) sink += _mm512_reduce_add_ps(acc[i]);
-            if (sink == 1234.5f) std::printf(" ");
-            total += double(iters) * 12 * 32 / s / 1e9;
-        }
-        return total;
+        const __m512 b = _mm512_set1_ps(0.9999f), c = _mm512_set1_ps(1e-4f);
+        return chained_peak_gflops<12>([&](__m512 acc) { return _mm512_fmadd_ps(acc, b, c); }, 32);
     }();
     return peak;
 }
@@ -263,25 +270,8 @@ inline double measured_amx_peak_gflops() { return 0.0; }
 #if defined(__AVX512BF16__)
 inline double measured_avx512_bf16_peak_gflops() {
     static double peak = [] {
-        const long iters = 20000000;
-        double total = 0;
-#pragma omp parallel reduction(+ : total)
-        {
-            __m512 acc[16];
-            for (int i = 0; i < 16; i++) acc[i] = _mm512_set1_ps(0.001f * float(i));
-            const __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3800);
-            auto t0 = std::chrono::steady_clock::now();
-            for (long it = 0; it < iters; it++) {
-#pragma GCC unroll 16
-                for (int i = 0; i < 16; i++) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
-            }
-            double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            float sink = 0;
-            for (int i = 0; i < 16; i++) sink += _mm512_reduce_add_ps(acc[i]);
-            if (sink == 1234.5f) std::printf(" ");
-            total += double(iters) * 16 * 64 / s / 1e9;
-        }
-        return total;
+        const __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3800);
+        return chained_peak_gflops<16>([&](__m512 acc) { return _mm512_dpbf16_ps(acc, a, b); }, 64);
     }();
     return peak;
 }
