@@ -152,6 +152,10 @@ def main():
             print("warning: PyTorch ran on a reference BLAS (install libopenblas0-pthread): not a fair anchor, "
                   "GEMM-bound ratios overstate our speed")
             break
+    if any(r.get("impl") == "pytorch" and r.get("device") == "cpu" and r.get("allocator") == "glibc"
+           for r in records):
+        print("warning: PyTorch ran on glibc's malloc (install libtcmalloc-minimal4): not a fair anchor, "
+              "its training steps take about twice as long there")
     for device, rs in ratios.items():
         print(f"{device}: geometric mean of ours/PyTorch speed over {len(rs)} cases: {geomean(rs):.2f}x "
               "(> 1: we are faster)")

@@ -173,6 +173,9 @@ def describe(torch):
             pass  # a oneDNN linked into libtorch, without the symbol exported
     out["allocator"] = next((name for key, name in (("tcmalloc", "tcmalloc"), ("jemalloc", "jemalloc"))
                              if any(key in p for p in libs)), "glibc")
+    if out["allocator"] == "glibc" and out["torch_env"] != "default":
+        print("bench: warning: PyTorch runs on glibc's malloc, which about doubles its training step: not a "
+              "fair anchor; install libtcmalloc-minimal4 (tools/install-deps.sh)", file=sys.stderr)
     out["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "default")
     out["gomp_spincount"] = os.environ.get("GOMP_SPINCOUNT", "default")
     _described = out
