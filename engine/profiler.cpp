@@ -21,12 +21,13 @@ static std::atomic<bool> g_active{false};
 static std::mutex g_mutex;                       // guards g_table and g_wrappers
 static std::map<std::string, Entry> g_table;
 
-static void record(const std::string& op, double seconds) {
+static void record(const std::string& op, double seconds, double flops) {
     std::lock_guard<std::mutex> lock(g_mutex);
     Entry& e = g_table[op];
     e.op = op;
     e.calls++;
     e.seconds += seconds;
+    e.flops += flops;
 }
 
 static const char* dt(const Tensor& t) { return dtype_name(t.dtype()); }
@@ -106,17 +107,17 @@ public:
         const int64_t k = trans_a ? a.size(1) : a.size(2);
         timed(str_cat("matmul ", dt(a), " ", dims({out.size(0), out.size(1), out.size(2), k}), trans_a ? " tA" : "",
                       trans_b ? " tB" : ""),
-              [&] { inner_.matmul(a, b, out, trans_a, trans_b); });
+              [&] { inner_.matmul(a, b, out, trans_a, trans_b); }, true, 2.0 * double(out.numel()) * double(k));
     }
     // out (M, N) = x (M, K) @ w (N, K)^T + bias
     void linear(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out) override {
         timed(str_cat("linear ", dt(x), " ", dims({x.size(0), w.size(0), x.size(1)})),
-              [&] { inner_.linear(x, w, bias, out); });
+              [&] { inner_.linear(x, w, bias, out); }, true, 2.0 * double(out.numel()) * double(x.size(1)));
     }
     // gw (N, K) = g (M, N)^T @ x (M, K), gb (N) = g's column sums
     void linear_weight_grad(const Tensor& g, const Tensor& x, Tensor& gw, Tensor& gb) override {
         timed(str_cat("linear_weight_grad ", dt(g), " ", dims({g.size(0), g.size(1), x.size(1)}), gb.defined() ? " bias" : ""),
-              [&] { inner_.linear_weight_grad(g, x, gw, gb); });
+              [&] { inner_.linear_weight_grad(g, x, gw, gb); }, true, 2.0 * double(g.numel()) * double(x.size(1)));
     }
 
     void softmax_rows(const Tensor& x, Tensor& out, bool log) override {
@@ -184,13 +185,14 @@ public:
     void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse, bool causal,
                    double scale) override {
         timed(str_cat("attention ", dt(q), " ", attention_dims(q, k), causal ? " causal" : ""),
-              [&] { inner_.attention(q, k, v, out, lse, causal, scale); });
+              [&] { inner_.attention(q, k, v, out, lse, causal, scale); }, true, 2 * attention_product_flops(q, k));
     }
     void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                             const Tensor& lse, const Tensor& gout, Tensor& gq, Tensor& gk, Tensor& gv, bool causal,
                             double scale) override {
         timed(str_cat("attention_backward ", dt(q), " ", attention_dims(q, k), causal ? " causal" : ""),
-              [&] { inner_.attention_backward(q, k, v, out, lse, gout, gq, gk, gv, causal, scale); });
+              [&] { inner_.attention_backward(q, k, v, out, lse, gout, gq, gk, gv, causal, scale); }, true,
+              4 * attention_product_flops(q, k));
     }
 
 private:
@@ -204,27 +206,39 @@ private:
                                       : dims({q.size(0), q.size(1), q.size(2), k.size(2), q.size(3)});
     }
 
+    // One (Tq x D) by (D x Tk) product per head: 2 B H Tq Tk D. The forward runs two such
+    // products (S = Q K^T, O = P V), the backward four (dV, dP, dQ, dK), as PyTorch's composite
+    // attention does; a kernel that recomputes S, or skips the masked half, is billed the same.
+    static double attention_product_flops(const Tensor& q, const Tensor& k) {
+        return 2.0 * double(q.size(0) * q.size(1)) * double(q.size(2)) * double(k.size(2)) * double(q.size(3));
+    }
+
     // Records the call's own time: a kernel that goes through backend_for() itself (the default
     // reduce_cols copies its input first; a kernel allocates a workspace) has those calls in
-    // their own rows, not twice.
+    // their own rows, not twice. `flops`: the call's nominal floating-point work, if any.
     template <typename F>
-    void timed(const std::string& op, F&& run, bool drain = true) {
+    void timed(const std::string& op, F&& run, bool drain = true, double flops = 0) {
         if (drain) inner_.synchronize();  // work queued outside the table (none, normally) is not billed here
-        const double outer_nested = t_nested;
-        t_nested = 0;
+        const double outer_nested = t_nested, outer_flops = f_nested;
+        t_nested = 0, f_nested = 0;
         const auto t0 = Clock::now();
         run();
         if (drain) inner_.synchronize();
         const double total = seconds_since(t0), own = total - t_nested;
+        // the nested calls' work is theirs (an attention made of GEMM calls bills them, not itself)
+        const double own_flops = std::max(0.0, flops - f_nested);
         t_nested = outer_nested + total;
-        record(op, own);
+        f_nested = outer_flops + std::max(flops, f_nested);
+        record(op, own, own_flops);
     }
     static thread_local double t_nested;  // seconds of the timed calls inside the one running
+    static thread_local double f_nested;  // and their floating-point work
 
     Backend& inner_;
 };
 
 thread_local double ProfilingBackend::t_nested = 0;
+thread_local double ProfilingBackend::f_nested = 0;
 
 static std::map<Backend*, std::unique_ptr<ProfilingBackend>> g_wrappers;
 
@@ -268,14 +282,21 @@ std::string report(int64_t steps, double wall_seconds, size_t top) {
         f.op = e.op.substr(0, e.op.find(' '));
         f.calls += e.calls;
         f.seconds += e.seconds;
+        f.flops += e.flops;
     }
     std::string out;
     char line[256];
+    auto gflops = [](double flops, double seconds) { return seconds > 0 ? flops / seconds / 1e9 : 0.0; };
     auto row = [&](const Entry& e) {
         const double ms = e.seconds * per_step;
-        std::snprintf(line, sizeof line, "%9.3f %6.1f%% %9.1f  %s\n", ms, wall_ms > 0 ? 100 * ms / wall_ms : 0.0,
+        std::snprintf(line, sizeof line, "%9.3f %6.1f%% %9.1f  %s", ms, wall_ms > 0 ? 100 * ms / wall_ms : 0.0,
                       double(e.calls) / double(std::max<int64_t>(steps, 1)), e.op.c_str());
         out += line;
+        if (e.flops > 0) {
+            std::snprintf(line, sizeof line, "  [%.0f GFLOP/s]", gflops(e.flops, e.seconds));
+            out += line;
+        }
+        out += "\n";
     };
     std::snprintf(line, sizeof line, "profile: %lld step(s), %.3f ms per step with every kernel timed alone\n",
                   (long long)steps, wall_ms);
@@ -296,6 +317,15 @@ std::string report(int64_t steps, double wall_seconds, size_t top) {
                   kernels_ms, wall_ms > 0 ? 100 * kernels_ms / wall_ms : 0.0, wall_ms - kernels_ms,
                   wall_ms > 0 ? 100 * (wall_ms - kernels_ms) / wall_ms : 0.0);
     out += line;
+    double flops = 0, flop_seconds = 0;  // the rows with floating-point work
+    for (const Entry& e : rows)
+        if (e.flops > 0) flops += e.flops, flop_seconds += e.seconds;
+    if (flops > 0) {
+        std::snprintf(line, sizeof line, "%9.3f %6.1f%%             GEMMs and attention: %.2f GFLOP per step, %.0f GFLOP/s\n",
+                      flop_seconds * per_step, wall_ms > 0 ? 100 * flop_seconds * per_step / wall_ms : 0.0,
+                      flops / double(std::max<int64_t>(steps, 1)) / 1e9, gflops(flops, flop_seconds));
+        out += line;
+    }
     return out;
 }
 

@@ -26,6 +26,7 @@ struct Entry {
     std::string op;
     int64_t calls = 0;
     double seconds = 0;
+    double flops = 0;  // the calls' nominal floating-point operations: GEMMs and attention, else 0
 };
 
 void start();   // clears the table and starts timing every kernel
@@ -36,7 +37,10 @@ std::vector<Entry> entries();
 // The table for `steps` profiled steps that took `wall_seconds` in all: per step the calls and
 // milliseconds of the `top` most expensive rows, then a roll-up by kernel family (the row's first
 // word: matmul, attention, copy, ...), then the kernels' total against the wall time; the rest
-// of the wall time is the host's work between kernels (autograd, tensor bookkeeping).
+// of the wall time is the host's work between kernels (autograd, tensor bookkeeping). Rows with
+// floating-point work (GEMMs: 2 M N K; attention: 4 B H Tq Tk D forward, 8 backward, its
+// products as plain GEMMs, causal or not) end with their GFLOP/s, and a last line gives those
+// kernels' GFLOP per step and rate: what to hold against the machine's peak.
 std::string report(int64_t steps, double wall_seconds, size_t top = 30);
 
 // The profiling wrapper of `inner` while active() (backend_for calls this), else `inner`.
