@@ -171,8 +171,7 @@ def describe(torch):
             out["onednn_isa"] = _DNNL_ISA.get(isa, hex(isa))
         except (OSError, AttributeError):
             pass  # a oneDNN linked into libtorch, without the symbol exported
-    out["allocator"] = next((name for key, name in (("tcmalloc", "tcmalloc"), ("jemalloc", "jemalloc"))
-                             if any(key in p for p in libs)), "glibc")
+    out["allocator"] = next((name for name in ("tcmalloc", "jemalloc") if any(name in p for p in libs)), "glibc")
     if out["allocator"] == "glibc" and out["torch_env"] != "default":
         print("bench: warning: PyTorch runs on glibc's malloc, which about doubles its training step: not a "
               "fair anchor; install libtcmalloc-minimal4 (tools/install-deps.sh)", file=sys.stderr)
